@@ -1,0 +1,299 @@
+// Package binaries finds or builds the third-party programs the local stack runs: daprd,
+// Dapr's sentry and the consul agent, each pinned to one version.
+//
+// Lookup order for a tool: a binary of the right version on PATH (and, for daprd, in
+// ~/.dapr/bin where `dapr init` puts it), then the per-user build cache keyed by version, then
+// a build from the module proxy through the small Go module under tools/ that pins it.
+package binaries
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// Tool describes one pinned third-party binary and how to build it.
+type Tool struct {
+	Name    string   // executable name, e.g. "daprd"
+	Version string   // the pinned version, e.g. "1.16.5"
+	Module  string   // build module, relative to the repository root, e.g. "tools/dapr"
+	Package string   // Go package path of the command
+	Tags    []string // build tags
+	LDFlags string   // extra -ldflags (version stamping)
+	// VersionArgs prints the version; the output must contain Version. Without them, binaries
+	// on PATH are not considered.
+	VersionArgs []string
+	// ExtraDirs are searched after PATH (for example ~/.dapr/bin).
+	ExtraDirs []string
+	// ColdBuild is how long a build without a warm Go cache takes on a 2-core machine.
+	ColdBuild time.Duration
+}
+
+const (
+	// DaprVersion is the Dapr runtime (and sentry) version goplt runs.
+	DaprVersion = "1.16.5"
+	// ConsulVersion is the consul agent version goplt runs.
+	ConsulVersion = "1.22.0"
+)
+
+// Daprd is the Dapr sidecar. The allcomponents tag is needed for the Consul name resolver.
+func Daprd() Tool {
+	home, _ := os.UserHomeDir()
+	return Tool{
+		Name: "daprd", Version: DaprVersion, Module: "tools/dapr",
+		Package:     "github.com/dapr/dapr/cmd/daprd",
+		Tags:        []string{"allcomponents"},
+		LDFlags:     "-X github.com/dapr/dapr/pkg/buildinfo.version=" + DaprVersion,
+		VersionArgs: []string{"--version"},
+		ExtraDirs:   []string{filepath.Join(home, ".dapr", "bin")},
+		ColdBuild:   25 * time.Minute,
+	}
+}
+
+// Sentry is Dapr's certificate authority, which gives sidecars mTLS identities.
+// It has no version flag, so only the build cache (keyed by version) can vouch for one.
+func Sentry() Tool {
+	return Tool{
+		Name: "sentry", Version: DaprVersion, Module: "tools/dapr",
+		Package:   "github.com/dapr/dapr/cmd/sentry",
+		LDFlags:   "-X github.com/dapr/dapr/pkg/buildinfo.version=" + DaprVersion,
+		ColdBuild: 4 * time.Minute,
+	}
+}
+
+// Consul is the HashiCorp Consul agent used for name resolution.
+func Consul() Tool {
+	return Tool{
+		Name: "consul", Version: ConsulVersion, Module: "tools/consul",
+		Package:     "github.com/hashicorp/consul",
+		VersionArgs: []string{"version"},
+		ColdBuild:   15 * time.Minute,
+	}
+}
+
+// All returns every pinned tool, in the order `goplt deps` builds them.
+func All() []Tool { return []Tool{Daprd(), Sentry(), Consul()} }
+
+// ErrNotFound means no usable binary exists and none was built.
+var ErrNotFound = errors.New("not found")
+
+// Resolver finds and builds tools.
+type Resolver struct {
+	// CacheDir holds built binaries as <name>-<version>. Empty means DefaultCacheDir().
+	CacheDir string
+	// RepoRoot is the goplt repository root, where tools/ lives (needed only to build).
+	RepoRoot string
+	// Progress receives build progress lines (nil discards).
+	Progress io.Writer
+	// SkipPath ignores PATH and ExtraDirs (used by tests that want the cached build).
+	SkipPath bool
+}
+
+// DefaultCacheDir is $GOPLT_CACHE/bin if set, else the user cache folder's goplt/bin.
+func DefaultCacheDir() string {
+	if d := os.Getenv("GOPLT_CACHE"); d != "" {
+		return filepath.Join(d, "bin")
+	}
+	if d, err := os.UserCacheDir(); err == nil {
+		return filepath.Join(d, "goplt", "bin")
+	}
+	return filepath.Join(os.TempDir(), "goplt-cache", "bin")
+}
+
+func (r Resolver) cacheDir() string {
+	if r.CacheDir != "" {
+		return r.CacheDir
+	}
+	return DefaultCacheDir()
+}
+
+// CachePath is where a build of t is kept.
+func (r Resolver) CachePath(t Tool) string {
+	return filepath.Join(r.cacheDir(), t.Name+"-"+t.Version)
+}
+
+// Find returns the path of a usable binary for t without building. It returns an error
+// wrapping ErrNotFound when there is none.
+func (r Resolver) Find(ctx context.Context, t Tool) (string, error) {
+	if !r.SkipPath && len(t.VersionArgs) > 0 {
+		var candidates []string
+		if p, err := exec.LookPath(t.Name); err == nil {
+			candidates = append(candidates, p)
+		}
+		for _, d := range t.ExtraDirs {
+			candidates = append(candidates, filepath.Join(d, t.Name))
+		}
+		for _, c := range candidates {
+			if isExecutable(c) && hasVersion(ctx, c, t) {
+				return c, nil
+			}
+		}
+	}
+	if p := r.CachePath(t); isExecutable(p) {
+		return p, nil
+	}
+	return "", fmt.Errorf("%s %s: %w (not on PATH at that version, not in %s)", t.Name, t.Version, ErrNotFound, r.cacheDir())
+}
+
+// Ensure returns a usable binary for t, building it into the cache if needed.
+func (r Resolver) Ensure(ctx context.Context, t Tool) (string, error) {
+	if p, err := r.Find(ctx, t); err == nil {
+		return p, nil
+	}
+	if err := os.MkdirAll(r.cacheDir(), 0o755); err != nil {
+		return "", fmt.Errorf("create build cache: %w", err)
+	}
+	// One build per tool at a time, across processes: a second caller waits, then finds it.
+	unlock, err := lockFile(filepath.Join(r.cacheDir(), "."+t.Name+"-"+t.Version+".lock"))
+	if err != nil {
+		return "", err
+	}
+	defer unlock()
+	if p := r.CachePath(t); isExecutable(p) {
+		return p, nil
+	}
+	if err := r.build(ctx, t); err != nil {
+		return "", err
+	}
+	return r.CachePath(t), nil
+}
+
+func (r Resolver) build(ctx context.Context, t Tool) error {
+	if r.RepoRoot == "" {
+		return fmt.Errorf("build %s: the goplt repository root is unknown (run goplt from inside the repository)", t.Name)
+	}
+	modDir := filepath.Join(r.RepoRoot, t.Module)
+	if _, err := os.Stat(filepath.Join(modDir, "go.mod")); err != nil {
+		return fmt.Errorf("build %s: build module %s is missing: %w", t.Name, modDir, err)
+	}
+	out := r.Progress
+	if out == nil {
+		out = io.Discard
+	}
+	total := countPackages(ctx, modDir, t)
+	fmt.Fprintf(out, "building %s %s from the Go module proxy (first time only; about %s cold on 2 cores, %d packages)\n",
+		t.Name, t.Version, t.ColdBuild.Round(time.Minute), total)
+
+	tmp := r.CachePath(t) + ".tmp"
+	args := []string{"build", "-v", "-trimpath", "-ldflags", strings.TrimSpace("-s -w " + t.LDFlags), "-o", tmp}
+	if len(t.Tags) > 0 {
+		args = append(args, "-tags", strings.Join(t.Tags, ","))
+	}
+	args = append(args, t.Package)
+	cmd := exec.CommandContext(ctx, "go", args...)
+	cmd.Dir = modDir
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		return err
+	}
+	cmd.Stdout = cmd.Stderr
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("build %s: start go: %w", t.Name, err)
+	}
+	var compiled atomic.Int64
+	var last atomic.Value
+	last.Store("")
+	var errLines []string
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			line := sc.Text()
+			// With -v, go prints each package path as it compiles it; anything else is an error.
+			if strings.Contains(line, " ") || strings.HasPrefix(line, "#") {
+				errLines = append(errLines, line)
+				continue
+			}
+			compiled.Add(1)
+			last.Store(line)
+		}
+	}()
+	tick := time.NewTicker(20 * time.Second)
+	defer tick.Stop()
+	wait := make(chan error, 1)
+	go func() { <-done; wait <- cmd.Wait() }()
+	for {
+		select {
+		case <-tick.C:
+			fmt.Fprintf(out, "  %s: %s elapsed, %d/%d packages compiled (last: %s)\n",
+				t.Name, time.Since(start).Round(time.Second), compiled.Load(), total, last.Load())
+		case err := <-wait:
+			if err != nil {
+				_ = os.Remove(tmp)
+				tailStart := max(0, len(errLines)-20)
+				return fmt.Errorf("build %s %s failed after %s: %w\n  %s\n  (build module: %s; fix the error above, or put a %s %s binary on PATH)",
+					t.Name, t.Version, time.Since(start).Round(time.Second), err,
+					strings.Join(errLines[tailStart:], "\n  "), modDir, t.Name, t.Version)
+			}
+			if err := os.Rename(tmp, r.CachePath(t)); err != nil {
+				return fmt.Errorf("build %s: %w", t.Name, err)
+			}
+			fmt.Fprintf(out, "built %s %s in %s -> %s\n", t.Name, t.Version, time.Since(start).Round(time.Second), r.CachePath(t))
+			return nil
+		}
+	}
+}
+
+// countPackages estimates the build's size for the progress display (0 when unknown).
+func countPackages(ctx context.Context, modDir string, t Tool) int {
+	args := []string{"list", "-deps"}
+	if len(t.Tags) > 0 {
+		args = append(args, "-tags", strings.Join(t.Tags, ","))
+	}
+	cmd := exec.CommandContext(ctx, "go", append(args, t.Package)...)
+	cmd.Dir = modDir
+	out, err := cmd.Output()
+	if err != nil {
+		return 0
+	}
+	return strings.Count(string(out), "\n")
+}
+
+func isExecutable(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && st.Mode().IsRegular() && st.Mode()&0o111 != 0
+}
+
+// hasVersion runs the binary's version command and checks that it names t.Version.
+func hasVersion(ctx context.Context, path string, t Tool) bool {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, path, t.VersionArgs...).CombinedOutput()
+	if err != nil {
+		return false
+	}
+	for _, f := range strings.Fields(string(out)) {
+		if strings.TrimPrefix(f, "v") == t.Version {
+			return true
+		}
+	}
+	return false
+}
+
+// lockFile takes an exclusive advisory lock, waiting for it; the kernel releases it if the
+// process dies, so no stale lock can remain.
+func lockFile(path string) (func(), error) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("lock %s: %w", path, err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("lock %s: %w", path, err)
+	}
+	return func() {
+		_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+		f.Close()
+	}, nil
+}

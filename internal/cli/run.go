@@ -1,0 +1,96 @@
+package cli
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+
+	"github.com/spf13/cobra"
+
+	"github.com/goplt/goplt/internal/binaries"
+	"github.com/goplt/goplt/internal/infra"
+	"github.com/goplt/goplt/internal/runner"
+	"github.com/goplt/goplt/internal/runplan"
+)
+
+func newRunCmd(e *env) *cobra.Command {
+	var planPath string
+	var only []string
+	var noColor bool
+	cmd := &cobra.Command{
+		Use:   "run",
+		Short: "Run the platform locally: the stack, then every app with its Dapr sidecar",
+		Long: `run starts the local stack (unless one is already running), then the apps of the run
+plan with their daprd sidecars, in dependency order, each gated on the readiness of what
+it depends on (its /readyz, its sidecar, and a passing Consul health check). Logs are
+prefixed by app. Ctrl-C stops everything this command started.`,
+		Args: cobra.NoArgs,
+	}
+	ports := portFlags(cmd)
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		ctx := cmd.Context()
+		if e.root == "" {
+			return fmt.Errorf("run goplt from inside the goplt repository (no go.mod of github.com/goplt/goplt above %s)", mustWd())
+		}
+		if planPath == "" {
+			planPath = filepath.Join(e.root, "deploy", "local", "runplan.yaml")
+		}
+		plan, err := runplan.Load(planPath)
+		if err != nil {
+			return err
+		}
+		for _, id := range only {
+			if _, ok := plan.App(id); !ok {
+				return usageError{fmt.Errorf("--only %s: no such app in %s", id, planPath)}
+			}
+		}
+		daprd, err := e.resolver().Ensure(ctx, binaries.Daprd())
+		if err != nil {
+			return err
+		}
+		cfg, err := e.stackConfig(ctx, *ports, false)
+		if err != nil {
+			return err
+		}
+		stack, err := infra.Up(ctx, cfg)
+		if err != nil {
+			return err
+		}
+		defer stack.Stop()
+		group, err := runner.Start(ctx, runner.Options{
+			Root: e.root, Plan: plan, Infra: stack.Endpoints(), Daprd: daprd,
+			WorkDir: filepath.Join(e.home, "run", "apps"), Output: e.stdout,
+			Color: !noColor && isTerminal(os.Stdout), Only: only,
+		})
+		if err != nil {
+			return err
+		}
+		defer group.Stop()
+		fmt.Fprintln(e.stdout, "goplt: all apps ready; Ctrl-C stops everything")
+		if c := group.App("console"); c != nil && group.App("notes") != nil {
+			fmt.Fprintf(e.stdout, "goplt: try the sample through the console sidecar:\n"+
+				"  curl -s -H 'dapr-api-token: %s' -H 'content-type: application/json' -d '{\"text\":\"hello\"}' %s/v1.0/invoke/notes/method/notes\n",
+				c.DaprAPIToken, c.DaprHTTP())
+		}
+		if err := group.Wait(ctx); err != nil {
+			return err
+		}
+		fmt.Fprintln(e.stderr, "goplt: stopping")
+		return nil
+	}
+	cmd.Flags().StringVar(&planPath, "plan", "", "run plan (default <repo>/deploy/local/runplan.yaml)")
+	cmd.Flags().StringSliceVar(&only, "only", nil, "start only these app ids (and what they depend on)")
+	cmd.Flags().BoolVar(&noColor, "no-color", false, "do not colour log prefixes")
+	return cmd
+}
+
+func isTerminal(f *os.File) bool {
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0 && os.Getenv("NO_COLOR") == ""
+}
+
+func mustWd() string {
+	wd, _ := os.Getwd()
+	return strconv.Quote(wd)
+}

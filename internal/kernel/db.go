@@ -1,0 +1,86 @@
+package kernel
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"io/fs"
+	"log/slog"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/pgx/v5/stdlib"
+	"github.com/pressly/goose/v3"
+	"github.com/pressly/goose/v3/lock"
+)
+
+// openPool connects to the database with every connection's search_path set to the module's
+// schema, creating the schema if it is missing. Modules write unqualified table names.
+func openPool(ctx context.Context, url, schema string) (*pgxpool.Pool, error) {
+	pcfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, fmt.Errorf("database url: %w", err)
+	}
+	ident := pgx.Identifier{schema}.Sanitize()
+	pcfg.ConnConfig.RuntimeParams["search_path"] = schema
+	pcfg.ConnConfig.RuntimeParams["application_name"] = schema
+	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	// The database may still be starting: retry until the bound.
+	var conn *pgx.Conn
+	for {
+		conn, err = pgx.ConnectConfig(cctx, pcfg.ConnConfig.Copy())
+		if err == nil {
+			break
+		}
+		select {
+		case <-cctx.Done():
+			return nil, fmt.Errorf("connect to the database: %w", err)
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+	_, err = conn.Exec(cctx, "CREATE SCHEMA IF NOT EXISTS "+ident)
+	conn.Close(cctx)
+	if err != nil {
+		return nil, fmt.Errorf("create schema %s: %w", schema, err)
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
+	if err != nil {
+		return nil, fmt.Errorf("database pool: %w", err)
+	}
+	return pool, nil
+}
+
+// migrate applies the module's pending migrations in version order, each recorded in the
+// schema's goose_db_version table. A session-level advisory lock (one per schema) makes
+// concurrent starts of several replicas safe: one migrates, the others wait and find nothing
+// to do.
+func migrate(ctx context.Context, pool *pgxpool.Pool, schema string, fsys fs.FS, log *slog.Logger) error {
+	h := fnv.New64a()
+	_, _ = h.Write([]byte("goplt-migrate:" + schema))
+	locker, err := lock.NewPostgresSessionLocker(lock.WithLockID(int64(h.Sum64() >> 1)))
+	if err != nil {
+		return err
+	}
+	db := stdlib.OpenDBFromPool(pool)
+	defer db.Close()
+	p, err := goose.NewProvider(goose.DialectPostgres, db, fsys,
+		goose.WithSessionLocker(locker), goose.WithDisableGlobalRegistry(true))
+	if err != nil {
+		return fmt.Errorf("migrations of schema %s: %w", schema, err)
+	}
+	results, err := p.Up(ctx)
+	if err != nil {
+		var partial *goose.PartialError
+		if errors.As(err, &partial) && partial.Failed != nil {
+			return fmt.Errorf("migration %s of schema %s failed: %w", partial.Failed.Source.Path, schema, partial.Err)
+		}
+		return fmt.Errorf("migrations of schema %s: %w", schema, err)
+	}
+	for _, r := range results {
+		log.Info("migration applied", "file", r.Source.Path, "duration_ms", r.Duration.Milliseconds())
+	}
+	return nil
+}

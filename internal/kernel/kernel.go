@@ -1,0 +1,224 @@
+// Package kernel is what every goplt app is built on: configuration, JSON logging with app and
+// request ids, /healthz and /readyz, graceful shutdown, a Dapr client to the app's own sidecar,
+// a PostgreSQL pool confined to the app's schema with ordered migrations, event publishing and
+// subscription handlers, and the check that only the app's own sidecar may call it.
+//
+// An app's main is one line: kernel.Main(mymodule.New()).
+package kernel
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	dapr "github.com/dapr/go-sdk/client"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// Kernel is handed to a module's Init: it collects the module's declarations and gives access
+// to the app's dependencies.
+type Kernel struct {
+	cfg    Config
+	module Module
+	log    *slog.Logger
+
+	routes     []Route
+	subs       []Subscription
+	perms      []PermissionDecl
+	migrations fs.FS
+
+	db      *pgxpool.Pool
+	daprMu  sync.RWMutex
+	dapr    dapr.Client
+	ready   atomic.Bool
+	stopped atomic.Bool
+}
+
+// Config returns the app's configuration.
+func (k *Kernel) Config() Config { return k.cfg }
+
+// Log returns the app's logger. Log with the request's context (InfoContext and so on) to
+// include its request id.
+func (k *Kernel) Log() *slog.Logger { return k.log }
+
+// DB returns the pool confined to the module's schema (nil when the app has no database).
+// It is connected after Init returns, so use it in handlers and Start, not in Init.
+func (k *Kernel) DB() *pgxpool.Pool { return k.db }
+
+// Dapr returns the client to the app's own sidecar, or an error while it is not connected yet.
+func (k *Kernel) Dapr() (dapr.Client, error) {
+	k.daprMu.RLock()
+	defer k.daprMu.RUnlock()
+	if k.dapr == nil {
+		return nil, errors.New("the Dapr sidecar is not connected yet")
+	}
+	return k.dapr, nil
+}
+
+// Main runs the module until SIGINT or SIGTERM and exits the process: status 0 after a clean
+// stop, 1 on a failure (already logged), 2 on bad configuration.
+func Main(m Module) {
+	// The SDK logs to stdout with the standard logger; the kernel logs what matters as JSON.
+	dapr.SetLogger(nil)
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	err := Run(ctx, m, os.Args[1:], os.Getenv, os.Stdout)
+	stop()
+	var cfgErr *ConfigError
+	switch {
+	case errors.As(err, &cfgErr):
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	case err != nil:
+		os.Exit(1)
+	}
+}
+
+// ConfigError is a configuration problem found before the app started.
+type ConfigError struct{ Err error }
+
+func (e *ConfigError) Error() string { return e.Err.Error() }
+func (e *ConfigError) Unwrap() error { return e.Err }
+
+// Run runs the module until ctx ends. Logs go to logOut as JSON lines.
+func Run(ctx context.Context, m Module, args []string, getenv func(string) string, logOut io.Writer) error {
+	cfg, err := LoadConfig(args, getenv)
+	if err != nil {
+		return &ConfigError{err}
+	}
+	if err := cfg.Validate(); err != nil {
+		return &ConfigError{err}
+	}
+	if cfg.DBSchema == "" {
+		cfg.DBSchema = m.Name()
+	}
+	k := &Kernel{cfg: cfg, module: m, log: newLogger(logOut, cfg)}
+	if err := k.run(ctx); err != nil {
+		k.log.Error("app stopped with an error", "err", err)
+		return err
+	}
+	return nil
+}
+
+func (k *Kernel) run(ctx context.Context) error {
+	if err := k.module.Init(k); err != nil {
+		return fmt.Errorf("init %s: %w", k.module.Name(), err)
+	}
+	if err := k.validate(); err != nil {
+		return err
+	}
+	if k.cfg.DatabaseURL != "" {
+		pool, err := openPool(ctx, k.cfg.DatabaseURL, k.cfg.DBSchema)
+		if err != nil {
+			return err
+		}
+		k.db = pool
+		defer pool.Close()
+		if k.migrations != nil {
+			if err := migrate(ctx, pool, k.cfg.DBSchema, k.migrations, k.log); err != nil {
+				return err
+			}
+		}
+	} else if k.migrations != nil {
+		return errors.New("the module has migrations but GOPLT_DATABASE_URL is not set")
+	}
+
+	ln, err := net.Listen("tcp", net.JoinHostPort(k.cfg.ListenHost, strconv.Itoa(k.cfg.Port)))
+	if err != nil {
+		return fmt.Errorf("listen on %s:%d: %w", k.cfg.ListenHost, k.cfg.Port, err)
+	}
+	srv := &http.Server{
+		Handler:           k.handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(k.log.Handler(), slog.LevelWarn),
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	k.log.Info("listening", "addr", ln.Addr().String(), "routes", len(k.routes), "subscriptions", len(k.subs))
+
+	runCtx, cancelRun := context.WithCancel(ctx)
+	defer cancelRun()
+	daprDone := make(chan struct{})
+	go func() {
+		defer close(daprDone)
+		k.connectDapr(runCtx)
+	}()
+	if s, ok := k.module.(Starter); ok {
+		if err := s.Start(runCtx); err != nil {
+			_ = srv.Close()
+			return fmt.Errorf("start %s: %w", k.module.Name(), err)
+		}
+	}
+	k.ready.Store(true)
+
+	select {
+	case <-ctx.Done():
+	case err := <-serveErr:
+		return fmt.Errorf("http server: %w", err)
+	}
+	k.log.Info("stopping")
+	k.stopped.Store(true)
+	k.ready.Store(false)
+	sctx, cancel := context.WithTimeout(context.Background(), k.cfg.ShutdownTimeout)
+	defer cancel()
+	var errs []error
+	if err := srv.Shutdown(sctx); err != nil {
+		errs = append(errs, fmt.Errorf("drain http: %w", err))
+	}
+	if s, ok := k.module.(Stopper); ok {
+		if err := s.Stop(sctx); err != nil {
+			errs = append(errs, fmt.Errorf("stop %s: %w", k.module.Name(), err))
+		}
+	}
+	cancelRun()
+	<-daprDone
+	k.daprMu.Lock()
+	if k.dapr != nil {
+		k.dapr.Close()
+	}
+	k.daprMu.Unlock()
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	k.log.Info("stopped")
+	return nil
+}
+
+// connectDapr dials the sidecar until it answers: the sidecar may start after the app.
+func (k *Kernel) connectDapr(ctx context.Context) {
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(k.cfg.DaprGRPCPort))
+	for attempt := 0; ; attempt++ {
+		c, err := dapr.NewClientWithAddressContext(ctx, addr)
+		if err == nil {
+			if k.cfg.DaprAPIToken != "" {
+				c.WithAuthToken(k.cfg.DaprAPIToken)
+			}
+			k.daprMu.Lock()
+			k.dapr = c
+			k.daprMu.Unlock()
+			k.log.Info("connected to the sidecar", "addr", addr)
+			return
+		}
+		if attempt%10 == 9 {
+			k.log.Warn("sidecar not reachable yet", "addr", addr, "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}

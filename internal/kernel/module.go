@@ -1,0 +1,150 @@
+package kernel
+
+import (
+	"context"
+	"fmt"
+	"io/fs"
+	"net/http"
+	"regexp"
+	"strings"
+)
+
+// Module is the contract every goplt app implements.
+//
+// Lifecycle, run by Main/Run:
+//  1. Name identifies the module; it prefixes its permissions and names its database schema.
+//  2. Init declares the module's routes, event subscriptions, migrations and permissions on
+//     the Kernel. It does no I/O: the database and the sidecar may not be reachable yet.
+//  3. The kernel validates the declarations, connects the database (creating the module's
+//     schema), applies migrations in order, and starts serving HTTP behind the app-token check.
+//  4. If the module is a Starter, Start runs; its ctx ends when the app stops.
+//  5. Once started and the sidecar is connected, /readyz answers 200.
+//  6. On SIGTERM or SIGINT: /readyz answers 503, in-flight requests finish, then Stop runs
+//     if the module is a Stopper, then the database and sidecar connections close.
+type Module interface {
+	Name() string
+	Init(k *Kernel) error
+}
+
+// Starter is implemented by modules with background work to start after migrations.
+type Starter interface {
+	Start(ctx context.Context) error
+}
+
+// Stopper is implemented by modules that must release something on shutdown.
+type Stopper interface {
+	Stop(ctx context.Context) error
+}
+
+// Access says who may call a route: a permission, or nobody checks (public).
+type Access struct {
+	Permission string
+	Public     bool
+}
+
+// Permission requires the named permission (`<module>.<resource>.<action>`).
+func Permission(name string) Access { return Access{Permission: name} }
+
+// Public marks a route that needs no permission.
+func Public() Access { return Access{Public: true} }
+
+// Route is a declared HTTP route.
+type Route struct {
+	Pattern string // net/http pattern, "METHOD /path/{param}"
+	Access  Access
+	Handler http.Handler
+}
+
+// Subscription is a declared event subscription: Dapr delivers Topic's events to Path.
+type Subscription struct {
+	Topic   string
+	Path    string
+	Handler EventHandler
+}
+
+// PermissionDecl is a permission the module defines.
+type PermissionDecl struct {
+	Name        string
+	Description string
+}
+
+var permRE = regexp.MustCompile(`^[a-z][a-z0-9]*(\.[a-z][a-z0-9_]*){2}$`)
+
+// Handle declares a route. Every route needs a declared permission or Public().
+func (k *Kernel) Handle(pattern string, access Access, h http.Handler) {
+	k.routes = append(k.routes, Route{Pattern: pattern, Access: access, Handler: h})
+}
+
+// HandleFunc is Handle for a function.
+func (k *Kernel) HandleFunc(pattern string, access Access, h func(http.ResponseWriter, *http.Request)) {
+	k.Handle(pattern, access, http.HandlerFunc(h))
+}
+
+// Subscribe declares that events on topic arrive at path (the subscription itself is a Dapr
+// resource generated from the manifest).
+func (k *Kernel) Subscribe(topic, path string, h EventHandler) {
+	k.subs = append(k.subs, Subscription{Topic: topic, Path: path, Handler: h})
+}
+
+// Migrations sets the module's SQL migrations (goose format: NNN_name.sql with
+// `-- +goose Up` sections), applied in order at start.
+func (k *Kernel) Migrations(fsys fs.FS) { k.migrations = fsys }
+
+// DefinePermission declares a permission the module's routes may require.
+func (k *Kernel) DefinePermission(name, description string) {
+	k.perms = append(k.perms, PermissionDecl{Name: name, Description: description})
+}
+
+// Routes returns the declared routes.
+func (k *Kernel) Routes() []Route { return k.routes }
+
+// Subscriptions returns the declared subscriptions.
+func (k *Kernel) Subscriptions() []Subscription { return k.subs }
+
+// validate checks the declarations made in Init, reporting every problem.
+func (k *Kernel) validate() error {
+	var errs []string
+	perms := map[string]bool{}
+	for _, p := range k.perms {
+		switch {
+		case !permRE.MatchString(p.Name):
+			errs = append(errs, fmt.Sprintf("permission %q: want <module>.<resource>.<action> in lower case", p.Name))
+		case !strings.HasPrefix(p.Name, k.module.Name()+"."):
+			errs = append(errs, fmt.Sprintf("permission %q: must start with the module name %q", p.Name, k.module.Name()+"."))
+		case perms[p.Name]:
+			errs = append(errs, fmt.Sprintf("permission %q declared twice", p.Name))
+		}
+		perms[p.Name] = true
+	}
+	patterns := map[string]bool{}
+	for _, r := range k.routes {
+		if patterns[r.Pattern] {
+			errs = append(errs, fmt.Sprintf("route %q declared twice", r.Pattern))
+		}
+		patterns[r.Pattern] = true
+		switch {
+		case r.Access.Public && r.Access.Permission != "":
+			errs = append(errs, fmt.Sprintf("route %q: public and permission %q at once", r.Pattern, r.Access.Permission))
+		case !r.Access.Public && r.Access.Permission == "":
+			errs = append(errs, fmt.Sprintf("route %q: needs kernel.Permission(...) or kernel.Public()", r.Pattern))
+		case r.Access.Permission != "" && !perms[r.Access.Permission]:
+			errs = append(errs, fmt.Sprintf("route %q: permission %q is not declared with DefinePermission", r.Pattern, r.Access.Permission))
+		}
+		if r.Handler == nil {
+			errs = append(errs, fmt.Sprintf("route %q: nil handler", r.Pattern))
+		}
+	}
+	for _, s := range k.subs {
+		if s.Topic == "" || !strings.HasPrefix(s.Path, "/") || s.Handler == nil {
+			errs = append(errs, fmt.Sprintf("subscription %q -> %q: needs a topic, a path starting with / and a handler", s.Topic, s.Path))
+		}
+		if patterns["POST "+s.Path] {
+			errs = append(errs, fmt.Sprintf("subscription path %q is also a route", s.Path))
+		}
+		patterns["POST "+s.Path] = true
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("module %s: invalid declarations:\n  %s", k.module.Name(), strings.Join(errs, "\n  "))
+	}
+	return nil
+}

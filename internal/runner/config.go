@@ -1,0 +1,72 @@
+package runner
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+
+	"gopkg.in/yaml.v3"
+)
+
+// renderConfig copies the app's Dapr Configuration into dir, adapted to the ports this run
+// chose: when the sidecar registers itself in Consul without its own health checks, it gets a
+// 1-second check on its real port instead of the resolver's default 15-second one, so
+// dependents do not wait up to 15 s for the first passing check. It reports whether the
+// sidecar self-registers.
+func renderConfig(src, dir string, a *App) (string, bool, error) {
+	b, err := os.ReadFile(src)
+	if err != nil {
+		return "", false, fmt.Errorf("read Dapr configuration: %w", err)
+	}
+	var doc map[string]any
+	if err := yaml.Unmarshal(b, &doc); err != nil {
+		return "", false, fmt.Errorf("%s: %w", src, err)
+	}
+	if kind, _ := doc["kind"].(string); kind != "Configuration" {
+		return "", false, fmt.Errorf("%s: kind is %q, want Configuration", src, kind)
+	}
+	selfRegister := false
+	if nr := dig(doc, "spec", "nameResolution"); nr != nil {
+		if comp, _ := nr["component"].(string); comp == "consul" {
+			conf, _ := nr["configuration"].(map[string]any)
+			if conf == nil {
+				conf = map[string]any{}
+				nr["configuration"] = conf
+			}
+			selfRegister, _ = conf["selfRegister"].(bool)
+			if selfRegister && !a.Spec.HasApp() {
+				return "", false, fmt.Errorf("%s: selfRegister is true but %s has no app (Consul registration needs an app port): set selfRegister: false", src, a.Spec.ID)
+			}
+			if _, has := conf["checks"]; selfRegister && !has {
+				host := "127.0.0.1:" + strconv.Itoa(a.HTTPPort)
+				conf["checks"] = []any{map[string]any{
+					"name":     "Dapr Health Status",
+					"checkID":  "daprHealth:" + a.Spec.ID + "-127.0.0.1-" + strconv.Itoa(a.HTTPPort),
+					"interval": "1s",
+					"http":     "http://" + host + "/v1.0/healthz?appid=" + a.Spec.ID,
+				}}
+			}
+		}
+	}
+	out, err := yaml.Marshal(doc)
+	if err != nil {
+		return "", false, err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", false, err
+	}
+	dst := filepath.Join(dir, a.Spec.ID+".yaml")
+	return dst, selfRegister, os.WriteFile(dst, out, 0o644)
+}
+
+func dig(m map[string]any, keys ...string) map[string]any {
+	for _, k := range keys {
+		next, ok := m[k].(map[string]any)
+		if !ok {
+			return nil
+		}
+		m = next
+	}
+	return m
+}

@@ -1,0 +1,533 @@
+// Package runner starts the apps of a run plan with their Dapr sidecars on loopback, in
+// dependency order, each gated on the readiness of what it depends on; it prefixes and colours
+// their logs, restarts or stops per policy when something dies (saying which and why), and
+// stops everything cleanly.
+package runner
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	consul "github.com/hashicorp/consul/api"
+
+	"github.com/goplt/goplt/internal/infra"
+	"github.com/goplt/goplt/internal/proc"
+	"github.com/goplt/goplt/internal/runplan"
+)
+
+// Options configure a run.
+type Options struct {
+	Root    string // repository root; relative paths in the plan are resolved against it
+	Plan    *runplan.Plan
+	Infra   infra.Endpoints
+	Daprd   string // daprd binary
+	WorkDir string // rendered configurations and built app binaries go here
+	Output  io.Writer
+	Color   bool
+	// ReadyTimeout bounds the wait for one app to become ready; zero means 2 minutes.
+	ReadyTimeout time.Duration
+	// Only starts just these app ids (and what they depend on); empty means all.
+	Only []string
+}
+
+// App is a started app and its sidecar.
+type App struct {
+	Spec     runplan.App
+	AppPort  int
+	HTTPPort int // sidecar HTTP API
+	GRPCPort int // sidecar gRPC API
+	// InternalGRPCPort is the sidecar-to-sidecar port registered in Consul.
+	InternalGRPCPort int
+	MetricsPort      int
+	// DaprAPIToken authenticates the app (and tests) to its sidecar.
+	DaprAPIToken string
+	// AppAPIToken authenticates the sidecar to the app.
+	AppAPIToken string
+
+	mu      sync.Mutex
+	app     *proc.Process
+	sidecar *proc.Process
+	ready   chan struct{}
+}
+
+// Sidecar returns the sidecar process (for tests that kill it).
+func (a *App) Sidecar() *proc.Process { a.mu.Lock(); defer a.mu.Unlock(); return a.sidecar }
+
+// Process returns the app process (nil for a sidecar-only entry).
+func (a *App) Process() *proc.Process { a.mu.Lock(); defer a.mu.Unlock(); return a.app }
+
+// DaprHTTP is the base URL of the sidecar's HTTP API.
+func (a *App) DaprHTTP() string { return "http://127.0.0.1:" + strconv.Itoa(a.HTTPPort) }
+
+// Group is a running set of apps.
+type Group struct {
+	opts     Options
+	apps     map[string]*App
+	order    []string
+	bins     map[string]string
+	out      *prefixer
+	failed   chan error
+	stopping chan struct{}
+	stopOnce sync.Once
+	wg       sync.WaitGroup
+}
+
+// App returns a started app by id.
+func (g *Group) App(id string) *App { return g.apps[id] }
+
+// Start builds what the plan needs, then starts every app and sidecar in dependency order. It
+// returns once all are ready, or with an error (after stopping what it started).
+func Start(ctx context.Context, opts Options) (*Group, error) {
+	if opts.ReadyTimeout == 0 {
+		opts.ReadyTimeout = 2 * time.Minute
+	}
+	if opts.Output == nil {
+		opts.Output = io.Discard
+	}
+	order, err := opts.Plan.Order()
+	if err != nil {
+		return nil, err
+	}
+	order = selectApps(opts.Plan, order, opts.Only)
+	g := &Group{
+		opts: opts, apps: map[string]*App{}, order: order,
+		out:      newPrefixer(opts.Output, opts.Color, order),
+		failed:   make(chan error, len(order)*2),
+		stopping: make(chan struct{}),
+	}
+	if err := os.MkdirAll(opts.WorkDir, 0o755); err != nil {
+		return nil, err
+	}
+	if g.bins, err = g.buildApps(ctx); err != nil {
+		return nil, err
+	}
+	for _, id := range order {
+		spec, _ := opts.Plan.App(id)
+		a, err := newApp(spec)
+		if err != nil {
+			return nil, err
+		}
+		g.apps[id] = a
+	}
+
+	// Each app starts as soon as everything it depends on is ready.
+	errs := make(chan error, len(order))
+	for _, id := range order {
+		a := g.apps[id]
+		go func() {
+			for _, d := range a.Spec.DependsOn {
+				select {
+				case <-g.apps[d].ready:
+				case <-g.stopping:
+					errs <- nil
+					return
+				}
+			}
+			err := g.startApp(ctx, a)
+			if err == nil {
+				close(a.ready)
+			}
+			errs <- err
+		}()
+	}
+	var all []error
+	for range order {
+		if err := <-errs; err != nil {
+			all = append(all, err)
+			g.stopOnce.Do(func() { close(g.stopping) }) // dependents waiting for this one give up
+		}
+	}
+	if err := errors.Join(all...); err != nil {
+		g.Stop()
+		return nil, err
+	}
+	return g, nil
+}
+
+// selectApps keeps the apps in only and their dependencies, preserving order.
+func selectApps(p *runplan.Plan, order, only []string) []string {
+	if len(only) == 0 {
+		return order
+	}
+	keep := map[string]bool{}
+	var add func(string)
+	add = func(id string) {
+		if keep[id] {
+			return
+		}
+		keep[id] = true
+		a, _ := p.App(id)
+		for _, d := range a.DependsOn {
+			add(d)
+		}
+	}
+	for _, id := range only {
+		add(id)
+	}
+	var out []string
+	for _, id := range order {
+		if keep[id] {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+func newApp(spec runplan.App) (*App, error) {
+	ports, err := infra.FreeTCPPorts(5)
+	if err != nil {
+		return nil, err
+	}
+	a := &App{
+		Spec: spec, AppPort: ports[0], HTTPPort: ports[1], GRPCPort: ports[2],
+		InternalGRPCPort: ports[3], MetricsPort: ports[4],
+		DaprAPIToken: token(), AppAPIToken: token(),
+		ready: make(chan struct{}),
+	}
+	if spec.AppPort != 0 {
+		a.AppPort = spec.AppPort
+	}
+	return a, nil
+}
+
+func token() string {
+	b := make([]byte, 24)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// buildApps compiles every Go package the plan names, in one `go build` so shared packages
+// compile once.
+func (g *Group) buildApps(ctx context.Context) (map[string]string, error) {
+	bins := map[string]string{}
+	var pkgs []string
+	binDir := filepath.Join(g.opts.WorkDir, "bin")
+	for _, id := range g.order {
+		a, _ := g.opts.Plan.App(id)
+		if a.Build == "" {
+			continue
+		}
+		pkgs = append(pkgs, a.Build)
+		bins[id] = filepath.Join(binDir, filepath.Base(a.Build))
+	}
+	if len(pkgs) == 0 {
+		return bins, nil
+	}
+	if err := os.MkdirAll(binDir, 0o755); err != nil {
+		return nil, err
+	}
+	args := append([]string{"build", "-o", binDir + "/"}, pkgs...)
+	cmd := exec.CommandContext(ctx, "go", args...)
+	cmd.Dir = g.opts.Root
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("build apps (%s): %w\n%s", strings.Join(pkgs, " "), err, out)
+	}
+	return bins, nil
+}
+
+func (g *Group) path(p string) string {
+	if filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(g.opts.Root, p)
+}
+
+func (g *Group) startApp(ctx context.Context, a *App) error {
+	cfgPath, selfRegister, err := renderConfig(g.path(a.Spec.Config), filepath.Join(g.opts.WorkDir, "config"), a)
+	if err != nil {
+		return fmt.Errorf("app %s: %w", a.Spec.ID, err)
+	}
+	if a.Spec.HasApp() {
+		p, err := g.spawnApp(a)
+		if err != nil {
+			return err
+		}
+		a.mu.Lock()
+		a.app = p
+		a.mu.Unlock()
+	}
+	p, err := g.spawnSidecar(a, cfgPath)
+	if err != nil {
+		return err
+	}
+	a.mu.Lock()
+	a.sidecar = p
+	a.mu.Unlock()
+
+	if err := g.waitReady(ctx, a, selfRegister); err != nil {
+		return err
+	}
+	fmt.Fprintf(g.opts.Output, "goplt: %s ready (app :%d, sidecar http :%d grpc :%d)\n", a.Spec.ID, a.AppPort, a.HTTPPort, a.GRPCPort)
+	g.wg.Add(1)
+	go g.supervise(ctx, a, cfgPath)
+	return nil
+}
+
+func (g *Group) spawnApp(a *App) (*proc.Process, error) {
+	var path string
+	var args []string
+	if bin, ok := g.bins[a.Spec.ID]; ok {
+		path = bin
+	} else {
+		path, args = a.Spec.Command[0], a.Spec.Command[1:]
+	}
+	env := append(os.Environ(),
+		"APP_ID="+a.Spec.ID,
+		"APP_PORT="+strconv.Itoa(a.AppPort),
+		"DAPR_HTTP_PORT="+strconv.Itoa(a.HTTPPort),
+		"DAPR_GRPC_PORT="+strconv.Itoa(a.GRPCPort),
+		"DAPR_API_TOKEN="+a.DaprAPIToken,
+		"APP_API_TOKEN="+a.AppAPIToken,
+		"GOPLT_DATABASE_URL="+g.opts.Infra.PostgresURL,
+	)
+	for k, v := range a.Spec.Env {
+		env = append(env, k+"="+v)
+	}
+	return proc.Start(proc.Spec{
+		Name: a.Spec.ID, Path: path, Args: args, Env: env, Dir: g.opts.Root,
+		Output: g.out.writer(a.Spec.ID, a.Spec.ID),
+	})
+}
+
+func (g *Group) spawnSidecar(a *App, cfgPath string) (*proc.Process, error) {
+	anchors, err := g.opts.Infra.TrustAnchors()
+	if err != nil {
+		return nil, err
+	}
+	args := []string{
+		"--app-id", a.Spec.ID,
+		"--dapr-http-port", strconv.Itoa(a.HTTPPort),
+		"--dapr-grpc-port", strconv.Itoa(a.GRPCPort),
+		"--dapr-internal-grpc-port", strconv.Itoa(a.InternalGRPCPort),
+		"--dapr-listen-addresses", "127.0.0.1",
+		"--metrics-port", strconv.Itoa(a.MetricsPort),
+		"--config", cfgPath,
+		"--enable-mtls",
+		"--sentry-address", g.opts.Infra.SentryAddress,
+		"--control-plane-trust-domain", g.opts.Infra.TrustDomain,
+		"--log-level", "warn",
+	}
+	if a.Spec.HasApp() {
+		args = append(args, "--app-port", strconv.Itoa(a.AppPort), "--app-protocol", "http",
+			"--app-channel-address", "127.0.0.1")
+	}
+	for _, r := range a.Spec.Resources {
+		args = append(args, "--resources-path", g.path(r))
+	}
+	env := append(os.Environ(),
+		"DAPR_TRUST_ANCHORS="+anchors,
+		"DAPR_API_TOKEN="+a.DaprAPIToken,
+		"APP_API_TOKEN="+a.AppAPIToken,
+		"DAPR_HOST_IP=127.0.0.1",
+		"CONSUL_HTTP_ADDR="+g.opts.Infra.ConsulHTTP,
+		// Read by the components through envRef (components/local/*.yaml).
+		"GOPLT_KAFKA_BROKERS="+strings.Join(g.opts.Infra.KafkaBrokers, ","),
+		"GOPLT_POSTGRES_URL="+g.opts.Infra.PostgresURL,
+	)
+	return proc.Start(proc.Spec{
+		Name: a.Spec.ID + " sidecar", Path: g.opts.Daprd, Args: args, Env: env, Dir: g.opts.Root,
+		Output: g.out.writer(a.Spec.ID, a.Spec.ID+".dapr"),
+	})
+}
+
+// waitReady waits for the app's health path, the sidecar's health and, for a sidecar that
+// registers itself, a passing Consul health check (until then callers get "no healthy
+// services found").
+func (g *Group) waitReady(ctx context.Context, a *App, selfRegister bool) error {
+	ctx, cancel := context.WithTimeout(ctx, g.opts.ReadyTimeout)
+	defer cancel()
+	health := a.Spec.HealthPath
+	if health == "" {
+		health = "/readyz"
+	}
+	checks := []struct {
+		what  string
+		probe func(context.Context) error
+	}{
+		{"sidecar health", func(ctx context.Context) error { return httpOK(ctx, a.DaprHTTP()+"/v1.0/healthz", nil) }},
+	}
+	if a.Spec.HasApp() {
+		checks = append([]struct {
+			what  string
+			probe func(context.Context) error
+		}{{"app " + health, func(ctx context.Context) error {
+			return httpOK(ctx, "http://127.0.0.1:"+strconv.Itoa(a.AppPort)+health, nil)
+		}}}, checks...)
+	}
+	if selfRegister {
+		cl, err := consul.NewClient(&consul.Config{Address: g.opts.Infra.ConsulHTTP})
+		if err != nil {
+			return err
+		}
+		checks = append(checks, struct {
+			what  string
+			probe func(context.Context) error
+		}{"consul health", func(ctx context.Context) error {
+			entries, _, err := cl.Health().Service(a.Spec.ID, "", true, (&consul.QueryOptions{}).WithContext(ctx))
+			if err != nil {
+				return err
+			}
+			if len(entries) == 0 {
+				return fmt.Errorf("no passing instance of %s registered in consul yet", a.Spec.ID)
+			}
+			return nil
+		}})
+	}
+	for _, c := range checks {
+		var last error
+		for {
+			for _, p := range []*proc.Process{a.Process(), a.Sidecar()} {
+				if p != nil && p.Exited() {
+					return fmt.Errorf("app %s did not become ready: %s", a.Spec.ID, p.Describe())
+				}
+			}
+			pctx, pcancel := context.WithTimeout(ctx, 2*time.Second)
+			last = c.probe(pctx)
+			pcancel()
+			if last == nil {
+				break
+			}
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("app %s: %s not ready after %s: %v", a.Spec.ID, c.what, g.opts.ReadyTimeout, last)
+			case <-g.stopping:
+				return fmt.Errorf("app %s: start abandoned", a.Spec.ID)
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+	}
+	return nil
+}
+
+func httpOK(ctx context.Context, url string, header http.Header) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	for k, v := range header {
+		req.Header[k] = v
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return fmt.Errorf("%s answered %s", url, resp.Status)
+	}
+	return nil
+}
+
+// supervise watches an app and its sidecar: a process that dies is restarted per the app's
+// policy, or the whole group fails.
+func (g *Group) supervise(ctx context.Context, a *App, cfgPath string) {
+	defer g.wg.Done()
+	restarts := 0
+	maxRestarts := a.Spec.MaxRestarts
+	if maxRestarts == 0 {
+		maxRestarts = 3
+	}
+	for {
+		a.mu.Lock()
+		app, sidecar := a.app, a.sidecar
+		a.mu.Unlock()
+		var appDone <-chan struct{}
+		if app != nil {
+			appDone = app.Done()
+		}
+		var died *proc.Process
+		select {
+		case <-g.stopping:
+			return
+		case <-appDone:
+			died = app
+		case <-sidecar.Done():
+			died = sidecar
+		}
+		select {
+		case <-g.stopping:
+			return
+		default:
+		}
+		fmt.Fprintf(g.opts.Output, "goplt: %s\n", died.Describe())
+		if a.Spec.Restart == "never" || restarts >= maxRestarts {
+			g.failed <- fmt.Errorf("%s died and restart policy %q allows no more restarts (%d made)", died.Name(), policy(a.Spec.Restart), restarts)
+			return
+		}
+		restarts++
+		backoff := time.Duration(1<<(restarts-1)) * time.Second
+		fmt.Fprintf(g.opts.Output, "goplt: restarting %s in %s (restart %d of %d)\n", died.Name(), backoff, restarts, maxRestarts)
+		select {
+		case <-g.stopping:
+			return
+		case <-time.After(backoff):
+		}
+		var p *proc.Process
+		var err error
+		if died == app {
+			p, err = g.spawnApp(a)
+		} else {
+			p, err = g.spawnSidecar(a, cfgPath)
+		}
+		if err != nil {
+			g.failed <- fmt.Errorf("restart %s: %w", died.Name(), err)
+			return
+		}
+		a.mu.Lock()
+		if died == app {
+			a.app = p
+		} else {
+			a.sidecar = p
+		}
+		a.mu.Unlock()
+	}
+}
+
+func policy(p string) string {
+	if p == "" {
+		return "on-failure"
+	}
+	return p
+}
+
+// Wait blocks until ctx ends (nil) or an app fails beyond its restart policy (the error).
+func (g *Group) Wait(ctx context.Context) error {
+	select {
+	case <-ctx.Done():
+		return nil
+	case err := <-g.failed:
+		return err
+	}
+}
+
+// Stop stops every app and sidecar, dependents first, and waits for them to exit.
+func (g *Group) Stop() {
+	g.stopOnce.Do(func() { close(g.stopping) })
+	for i := len(g.order) - 1; i >= 0; i-- {
+		a := g.apps[g.order[i]]
+		if a == nil {
+			continue
+		}
+		// The app first, so it can finish requests through its sidecar; then the sidecar.
+		if p := a.Process(); p != nil {
+			p.Stop(10 * time.Second)
+		}
+		if p := a.Sidecar(); p != nil {
+			p.Stop(10 * time.Second)
+		}
+	}
+	g.wg.Wait()
+}
