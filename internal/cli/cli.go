@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/goplt/goplt/internal/binaries"
+	"github.com/goplt/goplt/internal/repo"
 )
 
 // Exit codes that scripts can rely on.
@@ -92,7 +93,7 @@ Exit codes: 0 success, 1 failure, 2 usage error, 3 unhealthy (status, doctor).`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
-			e.root = findRoot()
+			e.root, _ = repo.RootFromWd() // "" outside a checkout: commands that need it say so
 			if e.home == "" {
 				e.home = os.Getenv("GOPLT_HOME")
 			}
@@ -115,25 +116,6 @@ Exit codes: 0 success, 1 failure, 2 usage error, 3 unhealthy (status, doctor).`,
 	root.PersistentFlags().StringVar(&e.home, "home", "", "folder for the local stack's data, logs and state (env GOPLT_HOME; default <repo>/.goplt)")
 	root.AddCommand(newInfraCmd(e), newRunCmd(e), newDepsCmd(e), newDoctorCmd(e), newVersionCmd(e))
 	return root
-}
-
-// findRoot walks up from the working directory to the goplt repository's go.mod.
-func findRoot() string {
-	dir, err := os.Getwd()
-	if err != nil {
-		return ""
-	}
-	for {
-		if b, err := os.ReadFile(filepath.Join(dir, "go.mod")); err == nil &&
-			strings.Contains(string(b), "module github.com/goplt/goplt\n") {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return ""
-		}
-		dir = parent
-	}
 }
 
 func (e *env) resolver() binaries.Resolver {

@@ -31,6 +31,8 @@ type Config struct {
 	Consul string // consul agent
 	Sentry string // Dapr sentry
 	Self   string // the goplt executable, which runs the Kafka broker (`goplt infra kafka-broker`)
+	// PostgresBin is the folder holding postgres and initdb; empty means PostgresBinDir().
+	PostgresBin string
 	// Detach lets the stack outlive this process (goplt infra up).
 	Detach bool
 	// Progress receives one line per step (nil discards).

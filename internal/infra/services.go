@@ -188,9 +188,14 @@ func probesFor(st State) map[string]func(context.Context) error {
 // postgresService runs a private cluster in <home>/data/postgres on its own port and socket
 // folder. PostgreSQL refuses to run as root, so as root it runs as the "postgres" user.
 func postgresService(cfg Config) (service, error) {
-	bin, err := PostgresBinDir()
-	if err != nil {
-		return service{}, err
+	bin := cfg.PostgresBin
+	if bin == "" {
+		var err error
+		if bin, err = PostgresBinDir(); err != nil {
+			return service{}, err
+		}
+	} else if _, err := os.Stat(filepath.Join(bin, "postgres")); err != nil {
+		return service{}, fmt.Errorf("PostgreSQL server binary not found in %s: install PostgreSQL (Debian: `apt-get install postgresql`) or point to its bin folder", bin)
 	}
 	dataDir := filepath.Join(cfg.Home, "data", "postgres")
 	sockDir := filepath.Join(cfg.Home, "run", "postgres")

@@ -41,7 +41,7 @@ func openPool(ctx context.Context, url, schema string) (*pgxpool.Pool, error) {
 		case <-time.After(250 * time.Millisecond):
 		}
 	}
-	_, err = conn.Exec(cctx, "CREATE SCHEMA IF NOT EXISTS "+ident)
+	err = createSchema(cctx, conn, schema, ident)
 	conn.Close(cctx)
 	if err != nil {
 		return nil, fmt.Errorf("create schema %s: %w", schema, err)
@@ -53,14 +53,34 @@ func openPool(ctx context.Context, url, schema string) (*pgxpool.Pool, error) {
 	return pool, nil
 }
 
+// createSchema creates the schema if missing. CREATE SCHEMA IF NOT EXISTS races with itself
+// (unique violation) when replicas start together, so it runs under a transaction-scoped
+// advisory lock.
+func createSchema(ctx context.Context, conn *pgx.Conn, schema, ident string) error {
+	return pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", schemaLockID("schema", schema)); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, "CREATE SCHEMA IF NOT EXISTS "+ident)
+		return err
+	})
+}
+
+// schemaLockID derives a stable advisory-lock id for one purpose on one schema.
+func schemaLockID(purpose, schema string) int64 {
+	h := fnv.New64a()
+	_, _ = h.Write([]byte("goplt-" + purpose + ":" + schema))
+	return int64(h.Sum64() >> 1)
+}
+
 // migrate applies the module's pending migrations in version order, each recorded in the
 // schema's goose_db_version table. A session-level advisory lock (one per schema) makes
 // concurrent starts of several replicas safe: one migrates, the others wait and find nothing
 // to do.
 func migrate(ctx context.Context, pool *pgxpool.Pool, schema string, fsys fs.FS, log *slog.Logger) error {
-	h := fnv.New64a()
-	_, _ = h.Write([]byte("goplt-migrate:" + schema))
-	locker, err := lock.NewPostgresSessionLocker(lock.WithLockID(int64(h.Sum64() >> 1)))
+	locker, err := lock.NewPostgresSessionLocker(
+		lock.WithLockID(schemaLockID("migrate", schema)),
+		lock.WithLockTimeout(1, 300)) // poll each second, for up to 5 minutes
 	if err != nil {
 		return err
 	}

@@ -281,3 +281,6 @@ func (w *lineWriter) WriteLine(s string) {
 	defer w.mu.Unlock()
 	_, _ = io.WriteString(w.out, s+"\n")
 }
+
+// Signal sends sig to the process (not its group).
+func (p *Process) Signal(sig os.Signal) error { return p.cmd.Process.Signal(sig) }

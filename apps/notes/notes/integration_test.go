@@ -1,0 +1,256 @@
+package notes_test
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	consul "github.com/hashicorp/consul/api"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/goplt/goplt/apps/notes/notes"
+	"github.com/goplt/goplt/internal/runner"
+	"github.com/goplt/goplt/internal/runplan"
+	"github.com/goplt/goplt/internal/stacktest"
+)
+
+// One real stack for the package: PostgreSQL, Kafka broker, Consul, Sentry, and the notes app
+// with its sidecar, a "console" sidecar that notes' access control allows, and an "intruder"
+// sidecar that it does not.
+var (
+	stack *stacktest.Stack
+	group *runner.Group
+)
+
+func TestMain(m *testing.M) {
+	flag.Parse()
+	if testing.Short() || os.Getenv("GOPLT_SKIP_INTEGRATION") != "" {
+		fmt.Println("skipping integration tests (-short)")
+		os.Exit(m.Run())
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	var err error
+	stack, err = stacktest.Start(ctx)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "start stack:", err)
+		os.Exit(1)
+	}
+	plan, err := runplan.Load(filepath.Join(stack.Root, "deploy", "local", "runplan.yaml"))
+	if err == nil {
+		plan.Apps = append(plan.Apps, runplan.App{ID: "intruder", Config: "deploy/local/config/console.yaml", DependsOn: []string{"notes"}})
+		group, err = stack.Run(ctx, plan)
+	}
+	cancel()
+	if err != nil {
+		stack.Close()
+		fmt.Fprintln(os.Stderr, "start apps:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	group.Stop()
+	stack.Close()
+	os.Exit(code)
+}
+
+func needStack(t *testing.T) {
+	t.Helper()
+	if stack == nil {
+		t.Skip("integration test: needs the real stack (run without -short)")
+	}
+}
+
+// invoke calls method on app id through the sidecar of caller (Dapr service invocation).
+func invoke(t *testing.T, caller, method, path string, body string) (int, []byte) {
+	t.Helper()
+	c := group.App(caller)
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, err := http.NewRequest(method, c.DaprHTTP()+"/v1.0/invoke/notes/method"+path, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("dapr-api-token", c.DaprAPIToken)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, b
+}
+
+func createNote(t *testing.T, text string) notes.Note {
+	t.Helper()
+	status, body := invoke(t, "console", http.MethodPost, "/notes", fmt.Sprintf(`{"text":%q}`, text))
+	if status != http.StatusCreated {
+		t.Fatalf("create note: %d %s", status, body)
+	}
+	var n notes.Note
+	if err := json.Unmarshal(body, &n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// The whole chain: console's sidecar resolves notes through Consul, calls notes' sidecar over
+// mTLS, the app writes to its schema and publishes through the Kafka component; the event comes
+// back through the declarative subscription and is recorded.
+func TestInvokeStoreAndEventRoundTrip(t *testing.T) {
+	needStack(t)
+	n := createNote(t, "hello through every link")
+
+	// The row is in the notes schema of the real database.
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, stack.Endpoints().PostgresURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var text string
+	if err := conn.QueryRow(ctx, `SELECT text FROM notes.notes WHERE id = $1`, n.ID).Scan(&text); err != nil {
+		t.Fatalf("note not in the notes schema: %v", err)
+	}
+	if text != "hello through every link" {
+		t.Fatalf("stored text = %q", text)
+	}
+
+	// The event went through the broker and came back to the subscriber.
+	deadline := time.Now().Add(45 * time.Second)
+	for {
+		status, body := invoke(t, "console", http.MethodGet, "/notes/"+n.ID, "")
+		if status != http.StatusOK {
+			t.Fatalf("get note: %d %s", status, body)
+		}
+		var got notes.Note
+		if err := json.Unmarshal(body, &got); err != nil {
+			t.Fatal(err)
+		}
+		if got.Delivered {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the note's event never came back through Kafka")
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	var eventID string
+	if err := conn.QueryRow(ctx, `SELECT event_id FROM notes.received_events WHERE note_id = $1`, n.ID).Scan(&eventID); err != nil {
+		t.Fatal(err)
+	}
+	if eventID != "note-"+n.ID {
+		t.Errorf("event id = %q, want the publisher's id note-%s", eventID, n.ID)
+	}
+}
+
+// notes registered itself in Consul, with the sidecar port callers resolve to.
+func TestConsulRegistration(t *testing.T) {
+	needStack(t)
+	cl, err := consul.NewClient(&consul.Config{Address: stack.Endpoints().ConsulHTTP})
+	if err != nil {
+		t.Fatal(err)
+	}
+	entries, _, err := cl.Health().Service("notes", "", true, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != 1 {
+		t.Fatalf("passing notes instances in consul = %d, want 1", len(entries))
+	}
+	want := fmt.Sprint(group.App("notes").InternalGRPCPort)
+	if got := entries[0].Service.Meta["DAPR_PORT"]; got != want {
+		t.Errorf("registered DAPR_PORT = %q, want notes' internal gRPC port %s", got, want)
+	}
+}
+
+// A sidecar whose app notes' access control does not allow is refused, and the refusal names
+// the caller's SPIFFE identity, which exists only through the mTLS certificate Sentry issued.
+func TestAccessControlRefusesOtherApp(t *testing.T) {
+	needStack(t)
+	status, body := invoke(t, "intruder", http.MethodPost, "/notes", `{"text":"should not land"}`)
+	if status != http.StatusForbidden {
+		t.Fatalf("intruder got %d %s, want 403", status, body)
+	}
+	if !strings.Contains(string(body), "spiffe://public/ns/default/intruder") {
+		t.Errorf("refusal does not name the mTLS identity of the caller: %s", body)
+	}
+}
+
+// Nothing but notes' own sidecar can drive the app: a direct call without the app API token
+// is refused, as is a call to a sidecar without its Dapr API token.
+func TestTokensKeepOtherProcessesOut(t *testing.T) {
+	needStack(t)
+	notesApp := group.App("notes")
+	resp, err := http.Post(fmt.Sprintf("http://127.0.0.1:%d/notes", notesApp.AppPort), "application/json", strings.NewReader(`{"text":"x"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(string(b), `"not_from_sidecar"`) {
+		t.Errorf("direct call to the app: %d %s, want 401 not_from_sidecar", resp.StatusCode, b)
+	}
+	resp, err = http.Post(group.App("console").DaprHTTP()+"/v1.0/invoke/notes/method/notes", "application/json", strings.NewReader(`{"text":"x"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("call to a sidecar without its API token: %d, want 401", resp.StatusCode)
+	}
+}
+
+// Bad input through the whole chain gets a 4xx with a stable code, and nothing is written.
+func TestBadInputIsRefused(t *testing.T) {
+	needStack(t)
+	for _, c := range []struct{ body, code string }{
+		{`{"text":""}`, "invalid_text"},
+		{`{"text":"a","extra":1}`, "invalid_json"},
+		{`{"text":`, "invalid_json"},
+		{`{"text":"` + strings.Repeat("a", 70<<10) + `"}`, "body_too_large"},
+	} {
+		status, body := invoke(t, "console", http.MethodPost, "/notes", c.body)
+		if status < 400 || status > 499 || !strings.Contains(string(body), `"`+c.code+`"`) {
+			t.Errorf("body %.40q: %d %s, want 4xx %s", c.body, status, body, c.code)
+		}
+	}
+	status, body := invoke(t, "console", http.MethodGet, "/notes/00000000-0000-0000-0000-000000000000", "")
+	if status != http.StatusNotFound || !strings.Contains(string(body), "note_not_found") {
+		t.Errorf("unknown note: %d %s", status, body)
+	}
+}
+
+// When the app dies, the runner says so and restarts it (restart policy on-failure), and calls
+// work again.
+func TestCrashedAppIsRestarted(t *testing.T) {
+	needStack(t)
+	a := group.App("notes")
+	old := a.Process()
+	if err := old.Signal(os.Kill); err != nil {
+		t.Fatal(err)
+	}
+	<-old.Done()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		if p := a.Process(); p != old && p != nil {
+			status, _ := invoke(t, "console", http.MethodGet, "/notes/00000000-0000-0000-0000-000000000000", "")
+			if status == http.StatusNotFound {
+				return // the restarted app answered
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("notes was not restarted within 60s")
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+}

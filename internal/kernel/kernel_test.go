@@ -1,0 +1,191 @@
+package kernel
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+)
+
+type testModule struct {
+	name string
+	init func(k *Kernel)
+}
+
+func (m testModule) Name() string         { return m.name }
+func (m testModule) Init(k *Kernel) error { m.init(k); return nil }
+
+func newTestKernel(t *testing.T, init func(k *Kernel)) *Kernel {
+	t.Helper()
+	k := &Kernel{
+		cfg:    Config{AppID: "demo", AppAPIToken: "secret"},
+		module: testModule{name: "demo", init: init},
+		log:    newLogger(io.Discard, Config{AppID: "demo"}),
+	}
+	if err := k.module.Init(k); err != nil {
+		t.Fatal(err)
+	}
+	if err := k.validate(); err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+func do(h http.Handler, method, path, body string, hdr map[string]string) *httptest.ResponseRecorder {
+	req := httptest.NewRequest(method, path, strings.NewReader(body))
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	return rec
+}
+
+func TestSidecarTokenRequired(t *testing.T) {
+	k := newTestKernel(t, func(k *Kernel) {
+		k.DefinePermission("demo.thing.read", "")
+		k.HandleFunc("GET /things", Permission("demo.thing.read"), func(w http.ResponseWriter, r *http.Request) {
+			WriteJSON(w, 200, map[string]string{"ok": "yes"})
+		})
+	})
+	h := k.handler()
+	for name, c := range map[string]struct {
+		token string
+		want  int
+	}{"none": {"", 401}, "wrong": {"secreT", 401}, "prefix": {"secret2", 401}, "right": {"secret", 200}} {
+		rec := do(h, "GET", "/things", "", map[string]string{"dapr-api-token": c.token})
+		if rec.Code != c.want {
+			t.Errorf("%s token: status %d, want %d (%s)", name, rec.Code, c.want, rec.Body)
+		}
+	}
+	// Probes need no token, and /readyz is 503 until the app is started and connected.
+	if rec := do(h, "GET", "/healthz", "", nil); rec.Code != 200 {
+		t.Errorf("healthz: %d", rec.Code)
+	}
+	if rec := do(h, "GET", "/readyz", "", nil); rec.Code != 503 || !strings.Contains(rec.Body.String(), "sidecar") {
+		t.Errorf("readyz before start: %d %s", rec.Code, rec.Body)
+	}
+}
+
+func TestRequestID(t *testing.T) {
+	var seen string
+	k := newTestKernel(t, func(k *Kernel) {
+		k.HandleFunc("GET /id", Public(), func(w http.ResponseWriter, r *http.Request) { seen = RequestID(r.Context()) })
+	})
+	h := k.handler()
+	tok := map[string]string{"dapr-api-token": "secret", "X-Request-ID": "abc-123"}
+	if rec := do(h, "GET", "/id", "", tok); rec.Header().Get("X-Request-ID") != "abc-123" || seen != "abc-123" {
+		t.Errorf("valid id not kept: header %q, ctx %q", rec.Header().Get("X-Request-ID"), seen)
+	}
+	tok["X-Request-ID"] = "evil\nid<script>"
+	rec := do(h, "GET", "/id", "", tok)
+	if got := rec.Header().Get("X-Request-ID"); got == "" || strings.ContainsAny(got, "\n<") || got != seen {
+		t.Errorf("invalid id not replaced: %q (ctx %q)", got, seen)
+	}
+}
+
+func TestUnknownRouteAndPanicGiveJSONErrors(t *testing.T) {
+	k := newTestKernel(t, func(k *Kernel) {
+		k.HandleFunc("GET /boom", Public(), func(w http.ResponseWriter, r *http.Request) { panic("boom") })
+	})
+	h := k.handler()
+	tok := map[string]string{"dapr-api-token": "secret"}
+	if rec := do(h, "GET", "/nope", "", tok); rec.Code != 404 || !strings.Contains(rec.Body.String(), `"code":"not_found"`) {
+		t.Errorf("unknown route: %d %s", rec.Code, rec.Body)
+	}
+	if rec := do(h, "GET", "/boom", "", tok); rec.Code != 500 || !strings.Contains(rec.Body.String(), `"code":"internal"`) {
+		t.Errorf("panic: %d %s", rec.Code, rec.Body)
+	}
+}
+
+func TestEventStatuses(t *testing.T) {
+	results := map[string]error{"ok": nil, "poison": ErrDrop, "db": errors.New("db down")}
+	k := newTestKernel(t, func(k *Kernel) {
+		k.Subscribe("demo.thing.made", "/events/made", func(ctx context.Context, e Event) error {
+			var p struct{ Kind string }
+			if err := e.Decode(&p); err != nil {
+				return errors.Join(ErrDrop, err)
+			}
+			return results[p.Kind]
+		})
+	})
+	h := k.handler()
+	tok := map[string]string{"dapr-api-token": "secret", "Content-Type": "application/cloudevents+json"}
+	for _, c := range []struct {
+		body   string
+		status int
+		want   string
+	}{
+		{`{"id":"1","topic":"t","data":{"kind":"ok"}}`, 200, "SUCCESS"},
+		{`{"id":"2","topic":"t","data":{"kind":"poison"}}`, 200, "DROP"},
+		{`{"id":"3","topic":"t","data":{"kind":"db"}}`, 500, "RETRY"},
+		{`{"id":"4","topic":"t","data":"not an object"}`, 200, "DROP"},
+		{`not json`, 200, "DROP"},
+	} {
+		rec := do(h, "POST", "/events/made", c.body, tok)
+		if rec.Code != c.status || !strings.Contains(rec.Body.String(), c.want) {
+			t.Errorf("%s: %d %s, want %d %s", c.body, rec.Code, rec.Body, c.status, c.want)
+		}
+	}
+}
+
+func TestDeclarationRules(t *testing.T) {
+	noop := func(http.ResponseWriter, *http.Request) {}
+	cases := map[string]struct {
+		init func(k *Kernel)
+		want string
+	}{
+		"no access":       {func(k *Kernel) { k.HandleFunc("GET /a", Access{}, noop) }, `needs kernel.Permission(...) or kernel.Public()`},
+		"undeclared perm": {func(k *Kernel) { k.HandleFunc("GET /a", Permission("demo.a.read"), noop) }, `"demo.a.read" is not declared`},
+		"foreign perm":    {func(k *Kernel) { k.DefinePermission("blog.post.read", "") }, `must start with the module name "demo."`},
+		"bad perm name":   {func(k *Kernel) { k.DefinePermission("demo.Read", "") }, `want <module>.<resource>.<action>`},
+		"duplicate route": {func(k *Kernel) { k.HandleFunc("GET /a", Public(), noop); k.HandleFunc("GET /a", Public(), noop) }, `declared twice`},
+		"both":            {func(k *Kernel) { k.HandleFunc("GET /a", Access{Public: true, Permission: "x"}, noop) }, `public and permission`},
+	}
+	for name, c := range cases {
+		t.Run(name, func(t *testing.T) {
+			k := &Kernel{module: testModule{name: "demo", init: c.init}}
+			_ = k.module.Init(k)
+			err := k.validate()
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("error = %v, want %q", err, c.want)
+			}
+		})
+	}
+}
+
+func TestConfig(t *testing.T) {
+	env := map[string]string{"APP_ID": "demo", "APP_PORT": "8080", "APP_API_TOKEN": "t", "DAPR_GRPC_PORT": "50001"}
+	get := func(k string) string { return env[k] }
+	c, err := LoadConfig(nil, get)
+	if err != nil || c.Validate() != nil {
+		t.Fatalf("valid config: %v %v", err, c.Validate())
+	}
+	if c, _ := LoadConfig([]string{"--port", "9090"}, get); c.Port != 9090 {
+		t.Errorf("flag does not override env: %d", c.Port)
+	}
+	env["APP_PORT"] = "eighty"
+	delete(env, "APP_API_TOKEN")
+	c, _ = LoadConfig(nil, get)
+	err = c.Validate()
+	if err == nil || !strings.Contains(err.Error(), "APP_PORT must be a port") || !strings.Contains(err.Error(), "APP_API_TOKEN is empty") {
+		t.Errorf("want both problems reported, got %v", err)
+	}
+	if _, err := LoadConfig([]string{"--log-level", "loud"}, get); err == nil {
+		t.Error("bad log level accepted")
+	}
+	if _, err := LoadConfig([]string{"--bogus"}, get); err == nil {
+		t.Error("unknown flag accepted")
+	}
+}
+
+func TestRunRefusesBadConfig(t *testing.T) {
+	err := Run(context.Background(), testModule{name: "demo", init: func(*Kernel) {}}, nil, func(string) string { return "" }, io.Discard)
+	var ce *ConfigError
+	if !errors.As(err, &ce) {
+		t.Fatalf("want a ConfigError, got %v", err)
+	}
+}

@@ -1,0 +1,122 @@
+package kernel
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"testing/fstest"
+	"time"
+
+	"github.com/goplt/goplt/internal/stacktest"
+)
+
+var stack *stacktest.Stack
+
+func TestMain(m *testing.M) {
+	flag.Parse()
+	if !testing.Short() {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+		var err error
+		stack, err = stacktest.Start(ctx)
+		cancel()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "start stack:", err)
+			os.Exit(1)
+		}
+	}
+	code := m.Run()
+	if stack != nil {
+		stack.Close()
+	}
+	os.Exit(code)
+}
+
+func migrationsFS(files map[string]string) fstest.MapFS {
+	fsys := fstest.MapFS{}
+	for name, body := range files {
+		fsys[name] = &fstest.MapFile{Data: []byte(body)}
+	}
+	return fsys
+}
+
+// Concurrent starts of several replicas: one migrates, the others find nothing to do, and
+// every migration is recorded once.
+func TestMigrateConcurrently(t *testing.T) {
+	if stack == nil {
+		t.Skip("integration test: needs PostgreSQL")
+	}
+	ctx := context.Background()
+	fsys := migrationsFS(map[string]string{
+		"00001_a.sql": "-- +goose Up\nCREATE TABLE a (id int PRIMARY KEY);\nSELECT pg_sleep(0.3);\n",
+		"00002_b.sql": "-- +goose Up\nCREATE TABLE b (id int PRIMARY KEY REFERENCES a);\n",
+	})
+	log := newLogger(io.Discard, Config{})
+	var wg sync.WaitGroup
+	errs := make(chan error, 4)
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			pool, err := openPool(ctx, stack.Endpoints().PostgresURL, "concurrent")
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer pool.Close()
+			errs <- migrate(ctx, pool, "concurrent", fsys, log)
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatalf("concurrent migrate: %v", err)
+		}
+	}
+	pool, err := openPool(ctx, stack.Endpoints().PostgresURL, "concurrent")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	var n int
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM concurrent.goose_db_version WHERE version_id > 0`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != 2 {
+		t.Errorf("recorded migrations = %d, want 2", n)
+	}
+	// The tables live in the module's schema, not in public.
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM information_schema.tables WHERE table_schema = 'concurrent' AND table_name IN ('a','b')`).Scan(&n); err != nil || n != 2 {
+		t.Errorf("tables in schema concurrent = %d (%v), want 2", n, err)
+	}
+}
+
+// A failing migration is named in the error, and leaves nothing half-applied.
+func TestMigrationErrorNamesFile(t *testing.T) {
+	if stack == nil {
+		t.Skip("integration test: needs PostgreSQL")
+	}
+	ctx := context.Background()
+	pool, err := openPool(ctx, stack.Endpoints().PostgresURL, "broken")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	fsys := migrationsFS(map[string]string{
+		"00001_ok.sql":  "-- +goose Up\nCREATE TABLE ok (id int);\n",
+		"00002_bad.sql": "-- +goose Up\nCREATE TABLE half (id int);\nCREATE TABEL oops (id int);\n",
+	})
+	err = migrate(ctx, pool, "broken", fsys, newLogger(io.Discard, Config{}))
+	if err == nil || !strings.Contains(err.Error(), "migration 00002_bad.sql of schema broken failed") {
+		t.Fatalf("error = %v, want it to name 00002_bad.sql", err)
+	}
+	var exists bool
+	if err := pool.QueryRow(ctx, `SELECT to_regclass('broken.half') IS NOT NULL`).Scan(&exists); err != nil || exists {
+		t.Errorf("the failed migration left table half behind (exists=%v, err=%v)", exists, err)
+	}
+}

@@ -1,0 +1,104 @@
+// Package stacktest starts the real local stack (PostgreSQL, the Kafka-protocol broker,
+// Consul, Sentry) on free loopback ports in a temporary folder, and runs apps with real daprd
+// sidecars on it, for integration tests. Start it once per package, in TestMain.
+//
+// The third-party binaries must already be built (`make test` runs `goplt deps` first); the
+// harness never builds them, since a test would time out doing so.
+package stacktest
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+
+	"github.com/goplt/goplt/internal/binaries"
+	"github.com/goplt/goplt/internal/infra"
+	"github.com/goplt/goplt/internal/repo"
+	"github.com/goplt/goplt/internal/runner"
+	"github.com/goplt/goplt/internal/runplan"
+)
+
+// Stack is a running local stack for tests.
+type Stack struct {
+	Root  string // repository root
+	Home  string // temporary home of the stack
+	Daprd string
+	Infra *infra.Stack
+	// Output receives the apps' and sidecars' logs (os.Stderr when GOPLT_TEST_LOGS is set).
+	Output io.Writer
+}
+
+// Endpoints of the stack.
+func (s *Stack) Endpoints() infra.Endpoints { return s.Infra.Endpoints() }
+
+// Start starts the stack. Close it when done.
+func Start(ctx context.Context) (*Stack, error) {
+	root, err := repo.RootFromWd()
+	if err != nil {
+		return nil, err
+	}
+	r := binaries.Resolver{RepoRoot: root}
+	bins := map[string]string{}
+	for _, t := range binaries.All() {
+		p, err := r.Find(ctx, t)
+		if err != nil {
+			return nil, fmt.Errorf("%w: run `make deps` (or `go run ./tools/goplt deps`) to build it first", err)
+		}
+		bins[t.Name] = p
+	}
+	// PostgreSQL may run as another user (when tests run as root): the folder must be
+	// reachable by it, which os.MkdirTemp's 0700 is not.
+	home, err := os.MkdirTemp("", "goplt-stack-")
+	if err != nil {
+		return nil, err
+	}
+	if err := os.Chmod(home, 0o755); err != nil {
+		return nil, err
+	}
+	s := &Stack{Root: root, Home: home, Daprd: bins["daprd"], Output: io.Discard}
+	if os.Getenv("GOPLT_TEST_LOGS") != "" {
+		s.Output = os.Stderr
+	}
+	self := filepath.Join(home, "goplt")
+	build := exec.CommandContext(ctx, "go", "build", "-o", self, "./tools/goplt")
+	build.Dir = root
+	if out, err := build.CombinedOutput(); err != nil {
+		s.cleanup()
+		return nil, fmt.Errorf("build goplt for the broker: %w\n%s", err, out)
+	}
+	ports, err := infra.FreePorts(3)
+	if err != nil {
+		s.cleanup()
+		return nil, err
+	}
+	s.Infra, err = infra.Up(ctx, infra.Config{
+		Home: home, Ports: ports, Consul: bins["consul"], Sentry: bins["sentry"], Self: self,
+		Progress: s.Output,
+	})
+	if err != nil {
+		s.cleanup()
+		return nil, err
+	}
+	return s, nil
+}
+
+// Run starts the apps of plan (paths relative to the repository root) on the stack.
+func (s *Stack) Run(ctx context.Context, plan *runplan.Plan) (*runner.Group, error) {
+	return runner.Start(ctx, runner.Options{
+		Root: s.Root, Plan: plan, Infra: s.Endpoints(), Daprd: s.Daprd,
+		WorkDir: filepath.Join(s.Home, "apps"), Output: s.Output,
+	})
+}
+
+// Close stops the stack and removes its folder.
+func (s *Stack) Close() {
+	if s.Infra != nil {
+		s.Infra.Stop()
+	}
+	s.cleanup()
+}
+
+func (s *Stack) cleanup() { _ = os.RemoveAll(s.Home) }
