@@ -3,7 +3,7 @@ GO      ?= go
 BIN     := bin/goplt
 # Integration tests start real daprd, PostgreSQL, Kafka broker, Consul and Sentry processes.
 TESTFLAGS ?= -race -count=1 -timeout 20m
-STATICCHECK := honnef.co/go/tools/cmd/staticcheck@2025.1.1
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
 .PHONY: all build deps system-deps run test test-short lint generate check-generated infra-up infra-down infra-status clean
 

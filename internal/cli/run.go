@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -73,8 +74,23 @@ prefixed by app. Ctrl-C stops everything this command started.`,
 				"  curl -s -H 'dapr-api-token: %s' -H 'content-type: application/json' -d '{\"text\":\"hello\"}' %s/v1.0/invoke/notes/method/notes\n",
 				c.DaprAPIToken, c.DaprHTTP())
 		}
-		if err := group.Wait(ctx); err != nil {
+		// A dead database or broker under running apps is a failure to report, not to sit on.
+		waitCtx, cancel := context.WithCancelCause(ctx)
+		defer cancel(nil)
+		for _, p := range stack.Processes() {
+			go func() {
+				select {
+				case <-p.Done():
+					cancel(fmt.Errorf("infrastructure process died: %s", p.Describe()))
+				case <-waitCtx.Done():
+				}
+			}()
+		}
+		if err := group.Wait(waitCtx); err != nil {
 			return err
+		}
+		if ctx.Err() == nil {
+			return context.Cause(waitCtx)
 		}
 		fmt.Fprintln(e.stderr, "goplt: stopping")
 		return nil

@@ -1,0 +1,67 @@
+package runner
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/goplt/goplt/internal/runplan"
+)
+
+func TestRenderConfigAddsFastHealthCheck(t *testing.T) {
+	dir := t.TempDir()
+	src := filepath.Join(dir, "in.yaml")
+	_ = os.WriteFile(src, []byte(`apiVersion: dapr.io/v1alpha1
+kind: Configuration
+metadata: {name: blog}
+spec:
+  nameResolution:
+    component: consul
+    configuration: {selfRegister: true, useCache: true}
+`), 0o644)
+	a := &App{Spec: runplan.App{ID: "blog", Build: "./apps/blog"}, HTTPPort: 41234}
+	out, self, err := renderConfig(src, filepath.Join(dir, "out"), a)
+	if err != nil || !self {
+		t.Fatalf("render: self=%v err=%v", self, err)
+	}
+	b, _ := os.ReadFile(out)
+	var doc struct {
+		Spec struct {
+			NameResolution struct {
+				Configuration struct {
+					UseCache bool `yaml:"useCache"`
+					Checks   []struct {
+						Interval string `yaml:"interval"`
+						HTTP     string `yaml:"http"`
+					} `yaml:"checks"`
+				} `yaml:"configuration"`
+			} `yaml:"nameResolution"`
+		} `yaml:"spec"`
+	}
+	if err := yaml.Unmarshal(b, &doc); err != nil {
+		t.Fatal(err)
+	}
+	c := doc.Spec.NameResolution.Configuration
+	if !c.UseCache || len(c.Checks) != 1 || c.Checks[0].Interval != "1s" || c.Checks[0].HTTP != "http://127.0.0.1:41234/v1.0/healthz?appid=blog" {
+		t.Errorf("rendered configuration:\n%s", b)
+	}
+}
+
+func TestRenderConfigRejects(t *testing.T) {
+	dir := t.TempDir()
+	for name, c := range map[string]struct{ doc, want string }{
+		"wrong kind":           {"kind: Component\n", `kind is "Component", want Configuration`},
+		"not yaml":             {"kind: [\n", "did not find expected node content"},
+		"register without app": {"kind: Configuration\nspec:\n  nameResolution:\n    component: consul\n    configuration: {selfRegister: true}\n", "set selfRegister: false"},
+	} {
+		src := filepath.Join(dir, strings.ReplaceAll(name, " ", "-")+".yaml")
+		_ = os.WriteFile(src, []byte(c.doc), 0o644)
+		_, _, err := renderConfig(src, dir, &App{Spec: runplan.App{ID: "caller"}})
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: error = %v, want %q", name, err, c.want)
+		}
+	}
+}
