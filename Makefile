@@ -28,7 +28,7 @@ deps: build system-deps
 run: deps
 	$(BIN) run
 
-test: deps
+test: deps check-generated
 	$(GO) vet ./...
 	$(GO) test $(TESTFLAGS) ./...
 
@@ -40,8 +40,13 @@ lint:
 	$(GO) vet ./...
 	$(GO) run $(STATICCHECK) ./...
 
-generate:
-	$(GO) generate ./...
+# Compile manifests/ into components/local and deploy/local.
+generate: build
+	$(BIN) generate
+
+# Fails when a generated file is out of step with manifests/.
+check-generated: build
+	$(BIN) generate --check
 
 infra-up: deps
 	$(BIN) infra up

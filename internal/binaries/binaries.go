@@ -179,9 +179,11 @@ func (r Resolver) build(ctx context.Context, t Tool) error {
 	if out == nil {
 		out = io.Discard
 	}
+	fmt.Fprintf(out, "building %s %s from the Go module proxy (first time only; about %s cold on 2 cores)\n",
+		t.Name, t.Version, t.ColdBuild.Round(time.Minute))
+	fmt.Fprintf(out, "  %s: resolving and downloading its modules...\n", t.Name)
 	total := countPackages(ctx, modDir, t)
-	fmt.Fprintf(out, "building %s %s from the Go module proxy (first time only; about %s cold on 2 cores, %d packages)\n",
-		t.Name, t.Version, t.ColdBuild.Round(time.Minute), total)
+	fmt.Fprintf(out, "  %s: compiling %d packages\n", t.Name, total)
 
 	tmp := r.CachePath(t) + ".tmp"
 	args := []string{"build", "-v", "-trimpath", "-ldflags", strings.TrimSpace("-s -w " + t.LDFlags), "-o", tmp}

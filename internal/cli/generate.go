@@ -1,0 +1,167 @@
+package cli
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+
+	"github.com/spf13/cobra"
+
+	"github.com/goplt/goplt/internal/compile"
+	"github.com/goplt/goplt/internal/manifest"
+)
+
+// generatedDirs are the folders goplt generate owns files in (only files with the header).
+var generatedDirs = []string{compile.LocalComponents, compile.LocalDeploy}
+
+func (e *env) loadManifests(dir string) (*manifest.Set, error) {
+	if e.root == "" {
+		return nil, errors.New("run goplt from inside the goplt repository")
+	}
+	if dir == "" {
+		dir = filepath.Join(e.root, "manifests")
+	}
+	set, err := manifest.LoadDir(dir, e.root)
+	var ps manifest.Problems
+	if errors.As(err, &ps) {
+		for _, p := range ps {
+			fmt.Fprintln(e.stderr, p)
+		}
+		return nil, &exitError{code: ExitFailure, msg: fmt.Sprintf("%d problem(s) in the manifests", len(ps))}
+	}
+	return set, err
+}
+
+func newValidateCmd(e *env) *cobra.Command {
+	var dir string
+	cmd := &cobra.Command{
+		Use:   "validate",
+		Short: "Check every manifest against its schema and the platform's rules; print all problems (file:line:col)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			set, err := e.loadManifests(dir)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(e.stdout, "ok: platform and %d module(s) valid\n", len(set.Modules))
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&dir, "manifests", "", "manifests folder (default <repo>/manifests)")
+	return cmd
+}
+
+func newGenerateCmd(e *env) *cobra.Command {
+	var dir string
+	var check bool
+	cmd := &cobra.Command{
+		Use:   "generate",
+		Short: "Compile the manifests into Dapr resources, sidecar configurations, the run plan and dapr.yaml",
+		Long: `generate validates manifests/ and writes what they compile to: components/local/ (Dapr
+components, subscriptions, resiliency) and deploy/local/ (one sidecar configuration per app,
+runplan.yaml for goplt run, dapr.yaml for dapr run -f). Output is deterministic; only files
+whose content changed are rewritten, and generated files no longer produced are removed.
+With --check nothing is written and the command fails (exit 1) if anything is stale.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			set, err := e.loadManifests(dir)
+			if err != nil {
+				return err
+			}
+			arts, err := compile.Local(set)
+			if err != nil {
+				return err
+			}
+			changes, err := planWrites(e.root, arts)
+			if err != nil {
+				return err
+			}
+			if check {
+				if len(changes) == 0 {
+					fmt.Fprintf(e.stdout, "ok: %d generated files up to date\n", len(arts))
+					return nil
+				}
+				for _, c := range changes {
+					fmt.Fprintf(e.stdout, "%-8s %s\n", c.what, c.path)
+				}
+				return &exitError{code: ExitFailure, msg: fmt.Sprintf("%d generated file(s) out of date with manifests/: run `make generate`", len(changes))}
+			}
+			for _, c := range changes {
+				if err := c.apply(e.root); err != nil {
+					return err
+				}
+				fmt.Fprintf(e.stdout, "%-8s %s\n", c.what, c.path)
+			}
+			fmt.Fprintf(e.stdout, "%d generated files, %d changed\n", len(arts), len(changes))
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&dir, "manifests", "", "manifests folder (default <repo>/manifests)")
+	cmd.Flags().BoolVar(&check, "check", false, "write nothing; fail if any generated file is stale")
+	return cmd
+}
+
+type change struct {
+	what string // "create", "update", "remove"
+	path string
+	data []byte
+}
+
+func (c change) apply(root string) error {
+	full := filepath.Join(root, c.path)
+	if c.what == "remove" {
+		return os.Remove(full)
+	}
+	if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+		return err
+	}
+	tmp := full + ".tmp"
+	if err := os.WriteFile(tmp, c.data, 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, full)
+}
+
+// planWrites compares the artifacts with the tree: new, changed, and generated files that are
+// no longer produced. Hand-written files in the generated folders are never touched.
+func planWrites(root string, arts []compile.Artifact) ([]change, error) {
+	want := map[string]bool{}
+	var out []change
+	for _, a := range arts {
+		want[filepath.ToSlash(a.Path)] = true
+		old, err := os.ReadFile(filepath.Join(root, a.Path))
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			out = append(out, change{"create", a.Path, a.Data})
+		case err != nil:
+			return nil, err
+		case !bytes.Equal(old, a.Data):
+			out = append(out, change{"update", a.Path, a.Data})
+		}
+	}
+	for _, d := range generatedDirs {
+		err := filepath.WalkDir(filepath.Join(root, d), func(p string, de fs.DirEntry, err error) error {
+			if err != nil || de.IsDir() {
+				return err
+			}
+			rel, _ := filepath.Rel(root, p)
+			if want[filepath.ToSlash(rel)] {
+				return nil
+			}
+			b, err := os.ReadFile(p)
+			if err == nil && bytes.HasPrefix(b, []byte(compile.Header)) {
+				out = append(out, change{what: "remove", path: rel})
+			}
+			return err
+		})
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return nil, err
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].path < out[j].path })
+	return out, nil
+}

@@ -1,0 +1,153 @@
+package manifest
+
+// Module is a module.yaml document (apiVersion goplt/v1, kind Module). See
+// schemas/module.schema.json and docs/manifest.md.
+type Module struct {
+	APIVersion string     `yaml:"apiVersion"`
+	Kind       string     `yaml:"kind"`
+	Metadata   Metadata   `yaml:"metadata"`
+	Spec       ModuleSpec `yaml:"spec"`
+
+	doc *document
+}
+
+// Metadata identifies a module.
+type Metadata struct {
+	Name        string `yaml:"name"`
+	Version     string `yaml:"version"`
+	Description string `yaml:"description"`
+}
+
+// ModuleSpec is what a module declares.
+type ModuleSpec struct {
+	App         App          `yaml:"app"`
+	DependsOn   []Dependency `yaml:"dependsOn"`
+	Database    *Database    `yaml:"database"`
+	Permissions []Permission `yaml:"permissions"`
+	Roles       []Role       `yaml:"roles"`
+	Routes      []Route      `yaml:"routes"`
+	Events      Events       `yaml:"events"`
+	Secrets     []string     `yaml:"secrets"`
+	State       []string     `yaml:"state"`
+	Resiliency  *Resiliency  `yaml:"resiliency"`
+}
+
+// App says how the module's app runs.
+type App struct {
+	ID         string   `yaml:"id"`
+	Build      string   `yaml:"build"`
+	Command    []string `yaml:"command"`
+	Port       int      `yaml:"port"`
+	HealthPath string   `yaml:"healthPath"`
+	Restart    string   `yaml:"restart"`
+}
+
+// Dependency is another module this one calls, with a semver constraint.
+type Dependency struct {
+	Name    string `yaml:"name"`
+	Version string `yaml:"version"`
+}
+
+// Database is the module's own schema and its migrations.
+type Database struct {
+	Schema     string `yaml:"schema"`
+	Migrations string `yaml:"migrations"`
+}
+
+// Permission is a permission the module defines.
+type Permission struct {
+	Name        string `yaml:"name"`
+	Description string `yaml:"description"`
+}
+
+// Role grants permissions.
+type Role struct {
+	Name        string   `yaml:"name"`
+	Description string   `yaml:"description"`
+	Permissions []string `yaml:"permissions"`
+}
+
+// Route is an HTTP route the gateway forwards to the module.
+type Route struct {
+	Method     string `yaml:"method"`
+	Path       string `yaml:"path"`
+	Permission string `yaml:"permission"`
+	Public     bool   `yaml:"public"`
+	Audit      bool   `yaml:"audit"`
+	BodyLimit  int    `yaml:"bodyLimit"`
+	RateLimit  string `yaml:"rateLimit"`
+}
+
+// Events are the topics a module publishes and subscribes to.
+type Events struct {
+	Publishes  []Publication  `yaml:"publishes"`
+	Subscribes []Subscription `yaml:"subscribes"`
+}
+
+// Publication is a topic the module publishes, with its payload schema.
+type Publication struct {
+	Topic  string `yaml:"topic"`
+	Schema string `yaml:"schema"`
+}
+
+// Subscription is a topic delivered to one of the module's routes.
+type Subscription struct {
+	Topic           string `yaml:"topic"`
+	Route           string `yaml:"route"`
+	DeadLetterTopic string `yaml:"deadLetterTopic"`
+	External        bool   `yaml:"external"`
+}
+
+// DeadLetter is the subscription's dead-letter topic (default <topic>.deadletter).
+func (s Subscription) DeadLetter() string {
+	if s.DeadLetterTopic != "" {
+		return s.DeadLetterTopic
+	}
+	return s.Topic + ".deadletter"
+}
+
+// Resiliency overrides the defaults for calls to this module.
+type Resiliency struct {
+	Timeout                string `yaml:"timeout"`
+	Retries                *int   `yaml:"retries"`
+	CircuitBreakerFailures int    `yaml:"circuitBreakerFailures"`
+}
+
+// Platform is platform.yaml (kind Platform).
+type Platform struct {
+	APIVersion string       `yaml:"apiVersion"`
+	Kind       string       `yaml:"kind"`
+	Metadata   struct{ Name string } `yaml:"metadata"`
+	Spec       PlatformSpec `yaml:"spec"`
+
+	doc *document
+}
+
+// PlatformSpec holds the profiles.
+type PlatformSpec struct {
+	Gateway  string             `yaml:"gateway"`
+	Profiles map[string]Profile `yaml:"profiles"`
+}
+
+// Profile says which Dapr components implement each building block.
+type Profile struct {
+	PubSub              Component       `yaml:"pubsub"`
+	State               *Component      `yaml:"state"`
+	Secrets             *Component      `yaml:"secrets"`
+	NameResolution      *NameResolution `yaml:"nameResolution"`
+	TracingSamplingRate string          `yaml:"tracingSamplingRate"`
+	DevCallers          []string        `yaml:"devCallers"`
+}
+
+// Component is a Dapr component type with its metadata (values, envRef or secretKeyRef).
+type Component struct {
+	Type     string         `yaml:"type"`
+	Version  string         `yaml:"version"`
+	Metadata map[string]any `yaml:"metadata"`
+}
+
+// NameResolution is the Dapr name-resolution component and its configuration.
+type NameResolution struct {
+	Component     string         `yaml:"component"`
+	Configuration map[string]any `yaml:"configuration"`
+}

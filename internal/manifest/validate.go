@@ -1,0 +1,372 @@
+package manifest
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"sort"
+	"strings"
+
+	"github.com/Masterminds/semver/v3"
+	"github.com/santhosh-tekuri/jsonschema/v6"
+)
+
+var (
+	permRE = regexp.MustCompile(`^([a-z][a-z0-9]*)\.[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$`)
+	roleRE = regexp.MustCompile(`^([a-z][a-z0-9]*)\.[a-z][a-z0-9_-]*$`)
+)
+
+// validateSet applies the rules that span fields and files. It reports every problem.
+func validateSet(set *Set) Problems {
+	var ps Problems
+	add := func(pos Position, rule, fix, format string, args ...any) {
+		ps = append(ps, Problem{Pos: pos, Rule: rule, Msg: fmt.Sprintf(format, args...), Fix: fix})
+	}
+	byName := map[string]*Module{}
+	appIDs := map[string]*Module{}
+	ports := map[int]*Module{}
+	schemas := map[string]*Module{}
+	versions := map[string]*semver.Version{}
+	for _, m := range set.Modules {
+		name := m.Metadata.Name
+		if prev, ok := byName[name]; ok {
+			add(m.PosOf("/metadata/name"), "module-unique", "rename one of them", "module %q is also defined in %s", name, prev.File())
+			continue
+		}
+		byName[name] = m
+		if v, err := semver.StrictNewVersion(m.Metadata.Version); err != nil {
+			add(m.PosOf("/metadata/version"), "semver", "use MAJOR.MINOR.PATCH, e.g. 1.0.0", "version %q is not a semantic version: %v", m.Metadata.Version, err)
+		} else {
+			versions[name] = v
+		}
+		if prev, ok := appIDs[m.Spec.App.ID]; ok {
+			add(m.PosOf("/spec/app/id"), "app-id-unique", "give each module its own app id", "app id %q is also used by module %s (%s)", m.Spec.App.ID, prev.Metadata.Name, prev.File())
+		}
+		appIDs[m.Spec.App.ID] = m
+		if p := m.Spec.App.Port; p != 0 {
+			if prev, ok := ports[p]; ok {
+				add(m.PosOf("/spec/app/port"), "port-unique", "use another port, or 0 to let goplt choose", "port %d is also used by module %s", p, prev.Metadata.Name)
+			}
+			ports[p] = m
+		}
+		if m.Spec.App.Build != "" && len(m.Spec.App.Command) > 0 {
+			add(m.PosOf("/spec/app/build"), "app-run", "keep one of build and command", "app has both build and command")
+		}
+		if m.Spec.App.Build == "" && len(m.Spec.App.Command) == 0 {
+			add(m.PosOf("/spec/app"), "app-run", "add build: ./apps/<name> (a Go package) or command: [...]", "app says neither how to build nor how to run it")
+		}
+		if db := m.Spec.Database; db != nil {
+			if prev, ok := schemas[db.Schema]; ok {
+				add(m.PosOf("/spec/database/schema"), "schema-unique", "each module owns its own schema", "database schema %q is also used by module %s", db.Schema, prev.Metadata.Name)
+			}
+			schemas[db.Schema] = m
+			if db.Migrations != "" {
+				if st, err := os.Stat(filepath.Join(set.Root, db.Migrations)); err != nil || !st.IsDir() {
+					add(m.PosOf("/spec/database/migrations"), "migrations-folder", "create the folder or fix the path (relative to the repository root)", "migrations folder %s does not exist", db.Migrations)
+				}
+			}
+		}
+	}
+
+	// Dependencies: exist, satisfy the constraint, no cycles.
+	for _, m := range set.Modules {
+		for i, d := range m.Spec.DependsOn {
+			ptr := fmt.Sprintf("/spec/dependsOn/%d", i)
+			c, err := semver.NewConstraint(d.Version)
+			if err != nil {
+				add(m.PosOf(ptr+"/version"), "semver", `write a constraint such as ">=1.0.0 <2.0.0"`, "version constraint %q does not parse: %v", d.Version, err)
+				continue
+			}
+			dep, ok := byName[d.Name]
+			switch {
+			case d.Name == m.Metadata.Name:
+				add(m.PosOf(ptr+"/name"), "dependency-self", "remove it", "module %s depends on itself", d.Name)
+			case !ok:
+				add(m.PosOf(ptr+"/name"), "dependency-missing", "add manifests/"+d.Name+".yaml or remove the dependency", "module %s depends on %q, which no manifest defines", m.Metadata.Name, d.Name)
+			case versions[d.Name] != nil && !c.Check(versions[d.Name]):
+				add(m.PosOf(ptr+"/version"), "dependency-version", "widen the constraint or change "+dep.File(), "%s %s does not satisfy %q", d.Name, versions[d.Name], d.Version)
+			}
+		}
+	}
+	if cycle := findCycle(set.Modules); len(cycle) > 0 {
+		m := byName[cycle[0]]
+		add(m.PosOf("/spec/dependsOn"), "dependency-cycle", "break the cycle: modules must form a DAG (use events for the reverse direction)", "dependency cycle: %s", strings.Join(cycle, " -> "))
+	}
+
+	// Permissions and roles.
+	allPerms := map[string]*Module{}
+	for _, m := range set.Modules {
+		for i, p := range m.Spec.Permissions {
+			ptr := fmt.Sprintf("/spec/permissions/%d/name", i)
+			sub := permRE.FindStringSubmatch(p.Name)
+			switch {
+			case sub == nil:
+				add(m.PosOf(ptr), "permission-name", "name it <module>.<resource>.<action>, e.g. "+m.Metadata.Name+".post.create", "permission %q is not <module>.<resource>.<action>", p.Name)
+			case sub[1] != m.Metadata.Name:
+				add(m.PosOf(ptr), "permission-prefix", "start it with "+m.Metadata.Name+".", "permission %q does not start with the module name %q", p.Name, m.Metadata.Name)
+			}
+			if prev, ok := allPerms[p.Name]; ok {
+				add(m.PosOf(ptr), "permission-unique", "remove the repetition", "permission %q is already declared by module %s", p.Name, prev.Metadata.Name)
+			}
+			allPerms[p.Name] = m
+		}
+	}
+	roles := map[string]bool{}
+	for _, m := range set.Modules {
+		for i, r := range m.Spec.Roles {
+			ptr := fmt.Sprintf("/spec/roles/%d", i)
+			sub := roleRE.FindStringSubmatch(r.Name)
+			if sub == nil || sub[1] != m.Metadata.Name {
+				add(m.PosOf(ptr+"/name"), "role-name", "name it "+m.Metadata.Name+".<role>", "role %q is not %s.<role>", r.Name, m.Metadata.Name)
+			}
+			if roles[r.Name] {
+				add(m.PosOf(ptr+"/name"), "role-unique", "remove the repetition", "role %q is declared twice", r.Name)
+			}
+			roles[r.Name] = true
+			for j, p := range r.Permissions {
+				if _, ok := allPerms[p]; !ok {
+					add(m.PosOf(fmt.Sprintf("%s/permissions/%d", ptr, j)), "role-permission", "declare it under permissions, or fix the name", "role %s grants %q, which no module declares", r.Name, p)
+				}
+			}
+		}
+	}
+
+	// Routes: access declared, no overlaps across the whole system.
+	type placed struct {
+		m   *Module
+		i   int
+		pat []string
+	}
+	var routes []placed
+	for _, m := range set.Modules {
+		for i, r := range m.Spec.Routes {
+			ptr := fmt.Sprintf("/spec/routes/%d", i)
+			switch {
+			case r.Public && r.Permission != "":
+				add(m.PosOf(ptr), "route-access", "a public route needs no permission: remove one", "route %s %s is public and requires %q", r.Method, r.Path, r.Permission)
+			case !r.Public && r.Permission == "":
+				add(m.PosOf(ptr), "route-access", "add permission: <a declared permission>, or public: true", "route %s %s has neither a permission nor public: true", r.Method, r.Path)
+			case r.Permission != "" && allPerms[r.Permission] != m:
+				add(m.PosOf(ptr+"/permission"), "route-permission", "declare it in this module's permissions", "route %s %s requires %q, which module %s does not declare", r.Method, r.Path, r.Permission, m.Metadata.Name)
+			}
+			segs, err := splitPattern(r.Path)
+			if err != nil {
+				add(m.PosOf(ptr+"/path"), "route-path", "use /literal/{param} segments, with {rest...} only last", "route path %q: %v", r.Path, err)
+				continue
+			}
+			for _, o := range routes {
+				or := o.m.Spec.Routes[o.i]
+				if or.Method == r.Method && overlap(o.pat, segs) {
+					add(m.PosOf(ptr+"/path"), "route-overlap", "make the paths distinct (a literal segment where the other has a parameter is still ambiguous)",
+						"route %s %s overlaps %s %s of module %s (%s): one request could match both", r.Method, r.Path, or.Method, or.Path, o.m.Metadata.Name, o.m.PosOf(fmt.Sprintf("/spec/routes/%d/path", o.i)))
+				}
+			}
+			routes = append(routes, placed{m, i, segs})
+		}
+	}
+
+	// Events: one publisher per topic, subscriptions have publishers, schemas exist and parse.
+	publishers := map[string]*Module{}
+	for _, m := range set.Modules {
+		for i, p := range m.Spec.Events.Publishes {
+			ptr := fmt.Sprintf("/spec/events/publishes/%d", i)
+			if prev, ok := publishers[p.Topic]; ok {
+				add(m.PosOf(ptr+"/topic"), "topic-one-publisher", "one module owns a topic: publish under your own name", "topic %q is already published by module %s", p.Topic, prev.Metadata.Name)
+			}
+			publishers[p.Topic] = m
+			if !strings.HasPrefix(p.Topic, m.Metadata.Name+".") {
+				add(m.PosOf(ptr+"/topic"), "topic-prefix", "name it "+m.Metadata.Name+".<entity>.<event>", "published topic %q does not start with the module name", p.Topic)
+			}
+			if err := checkJSONSchemaFile(filepath.Join(set.Root, p.Schema)); err != nil {
+				add(m.PosOf(ptr+"/schema"), "event-schema", "point to a JSON Schema file relative to the repository root", "event schema %s: %v", p.Schema, err)
+			}
+		}
+	}
+	for _, m := range set.Modules {
+		paths := map[string]bool{}
+		for _, r := range m.Spec.Routes {
+			paths[r.Path] = true
+		}
+		for i, s := range m.Spec.Events.Subscribes {
+			ptr := fmt.Sprintf("/spec/events/subscribes/%d", i)
+			if _, ok := publishers[s.Topic]; !ok && !s.External {
+				add(m.PosOf(ptr+"/topic"), "topic-no-publisher", "fix the topic name, add the publishing module, or set external: true", "no module publishes topic %q", s.Topic)
+			}
+			if paths[s.Route] {
+				add(m.PosOf(ptr+"/route"), "subscription-route", "use a distinct path such as /events/...", "subscription route %s is also an HTTP route or another subscription's", s.Route)
+			}
+			paths[s.Route] = true
+		}
+	}
+
+	if set.Platform != nil {
+		ps = append(ps, validatePlatform(set, appIDs)...)
+	}
+	return ps
+}
+
+func validatePlatform(set *Set, appIDs map[string]*Module) Problems {
+	var ps Problems
+	p := set.Platform
+	if g := p.Spec.Gateway; g != "" && appIDs[g] == nil {
+		ps = append(ps, Problem{Pos: p.PosOf("/spec/gateway"), Rule: "gateway-app", Msg: fmt.Sprintf("gateway %q is not the app id of any module", g), Fix: "name the gateway module's app id, or remove the field"})
+	}
+	for name, prof := range p.Spec.Profiles {
+		for i, c := range prof.DevCallers {
+			if appIDs[c] != nil {
+				ps = append(ps, Problem{Pos: p.PosOf(fmt.Sprintf("/spec/profiles/%s/devCallers/%d", name, i)), Rule: "dev-caller", Msg: fmt.Sprintf("dev caller %q is also a module's app id", c), Fix: "use another id"})
+			}
+		}
+	}
+	return ps
+}
+
+// findCycle returns one dependency cycle (first module repeated at the end), or nil.
+func findCycle(mods []*Module) []string {
+	deps := map[string][]string{}
+	for _, m := range mods {
+		for _, d := range m.Spec.DependsOn {
+			deps[m.Metadata.Name] = append(deps[m.Metadata.Name], d.Name)
+		}
+	}
+	state := map[string]int{}
+	var stack []string
+	var cycle []string
+	var visit func(string) bool
+	visit = func(n string) bool {
+		switch state[n] {
+		case 1:
+			i := slices.Index(stack, n)
+			cycle = append(slices.Clone(stack[i:]), n)
+			return true
+		case 2:
+			return false
+		}
+		state[n] = 1
+		stack = append(stack, n)
+		ds := slices.Clone(deps[n])
+		sort.Strings(ds)
+		for _, d := range ds {
+			if visit(d) {
+				return true
+			}
+		}
+		stack = stack[:len(stack)-1]
+		state[n] = 2
+		return false
+	}
+	names := make([]string, 0, len(mods))
+	for _, m := range mods {
+		names = append(names, m.Metadata.Name)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		if visit(n) {
+			return cycle
+		}
+	}
+	return nil
+}
+
+// Order returns the modules' names in dependency order (dependencies first, ties by name).
+// The set must be valid (no cycles).
+func (s *Set) Order() []string {
+	done := map[string]bool{}
+	var out []string
+	var visit func(m *Module)
+	visit = func(m *Module) {
+		if done[m.Metadata.Name] {
+			return
+		}
+		done[m.Metadata.Name] = true
+		ds := make([]string, 0, len(m.Spec.DependsOn))
+		for _, d := range m.Spec.DependsOn {
+			ds = append(ds, d.Name)
+		}
+		sort.Strings(ds)
+		for _, d := range ds {
+			if dm := s.Module(d); dm != nil {
+				visit(dm)
+			}
+		}
+		out = append(out, m.Metadata.Name)
+	}
+	for _, m := range s.Modules {
+		visit(m)
+	}
+	return out
+}
+
+// splitPattern splits a route path into segments; "{x}" matches one segment and "{x...}"
+// (last only) the rest.
+func splitPattern(p string) ([]string, error) {
+	if p == "/" {
+		return []string{""}, nil
+	}
+	segs := strings.Split(strings.TrimPrefix(p, "/"), "/")
+	for i, s := range segs {
+		switch {
+		case s == "":
+			return nil, fmt.Errorf("empty segment")
+		case s == "." || s == "..":
+			return nil, fmt.Errorf("dot segment %q", s)
+		case strings.HasPrefix(s, "{") && strings.HasSuffix(s, "...}"):
+			if i != len(segs)-1 {
+				return nil, fmt.Errorf("%s must be the last segment", s)
+			}
+			segs[i] = "*"
+		case strings.HasPrefix(s, "{") && strings.HasSuffix(s, "}"):
+			segs[i] = "{}"
+		case strings.ContainsAny(s, "{}"):
+			return nil, fmt.Errorf("segment %q mixes literal text and a parameter", s)
+		}
+	}
+	return segs, nil
+}
+
+// overlap reports whether some request path matches both patterns.
+func overlap(a, b []string) bool {
+	for i := 0; ; i++ {
+		aEnd, bEnd := i >= len(a), i >= len(b)
+		switch {
+		case aEnd && bEnd:
+			return true
+		case !aEnd && a[i] == "*", !bEnd && b[i] == "*":
+			return true
+		case aEnd || bEnd:
+			return false
+		case a[i] != b[i] && a[i] != "{}" && b[i] != "{}":
+			return false
+		}
+	}
+}
+
+// checkJSONSchemaFile checks that a payload schema exists and compiles as a JSON Schema.
+func checkJSONSchemaFile(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("cannot read it (%v)", unwrapPathErr(err))
+	}
+	defer f.Close()
+	doc, err := jsonschema.UnmarshalJSON(f)
+	if err != nil {
+		return fmt.Errorf("not JSON: %v", err)
+	}
+	c := jsonschema.NewCompiler()
+	if err := c.AddResource("event.json", doc); err != nil {
+		return err
+	}
+	if _, err := c.Compile("event.json"); err != nil {
+		return fmt.Errorf("not a valid JSON Schema: %v", err)
+	}
+	return nil
+}
+
+func unwrapPathErr(err error) error {
+	if pe, ok := err.(*os.PathError); ok {
+		return pe.Err
+	}
+	return err
+}
