@@ -3,6 +3,7 @@ GO      ?= go
 BIN     := bin/goplt
 # Integration tests start real daprd, PostgreSQL, Kafka broker, Consul and Sentry processes.
 TESTFLAGS ?= -race -count=1 -timeout 20m
+FUZZTIME ?= 20s
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
 .PHONY: all build deps system-deps run test test-short lint generate check-generated infra-up infra-down infra-status clean
@@ -31,6 +32,7 @@ run: deps
 test: deps check-generated
 	$(GO) vet ./...
 	$(GO) test $(TESTFLAGS) ./...
+	$(GO) test -run '^$$' -fuzz FuzzLoad -fuzztime $(FUZZTIME) ./internal/manifest/
 
 test-short:
 	$(GO) test -short -race -count=1 ./...

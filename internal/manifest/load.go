@@ -18,6 +18,7 @@ import (
 	"sync"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
+	"github.com/santhosh-tekuri/jsonschema/v6/kind"
 	"golang.org/x/text/language"
 	"golang.org/x/text/message"
 	"gopkg.in/yaml.v3"
@@ -267,6 +268,12 @@ func toValue(doc *document, n *yaml.Node, ptr string, depth int, ps *Problems) a
 				*ps = append(*ps, Problem{Pos: Position{File: doc.file, Line: k.Line, Col: k.Column}, Rule: "yaml", Msg: "keys must be plain strings (no merge keys or complex keys)"})
 				continue
 			}
+			if _, dup := m[k.Value]; dup {
+				first := doc.pos[ptr+"/"+escapePointer(k.Value)]
+				*ps = append(*ps, Problem{Pos: Position{File: doc.file, Line: k.Line, Col: k.Column}, Rule: "yaml",
+					Msg: fmt.Sprintf("mapping key %q already defined at line %d", k.Value, first.Line), Fix: "remove or rename the repeated key"})
+				continue
+			}
 			child := ptr + "/" + escapePointer(k.Value)
 			doc.pos[child] = Position{File: doc.file, Line: k.Line, Col: k.Column}
 			m[k.Value] = toValue(doc, v, child, depth+1, ps)
@@ -376,6 +383,10 @@ func validateSchema(doc *document, schemaName string, value any) Problems {
 			ptr += "/" + escapePointer(s)
 		}
 		msg := e.ErrorKind.LocalizedString(printer)
+		where := ptr
+		if ap, ok := e.ErrorKind.(*kind.AdditionalProperties); ok && len(ap.Properties) > 0 {
+			where = ptr + "/" + escapePointer(ap.Properties[0]) // point at the unknown key itself
+		}
 		if ptr != "" {
 			msg = "at " + strings.TrimPrefix(strings.ReplaceAll(ptr, "/", "."), ".") + ": " + msg
 		}
@@ -384,7 +395,7 @@ func validateSchema(doc *document, schemaName string, value any) Problems {
 			return
 		}
 		seen[key] = true
-		ps = append(ps, Problem{Pos: doc.at(ptr), Rule: "schema", Msg: msg, Fix: "see " + "schemas/" + schemaName + " and docs/manifest.md"})
+		ps = append(ps, Problem{Pos: doc.at(where), Rule: "schema", Msg: msg, Fix: "see " + "schemas/" + schemaName + " and docs/manifest.md"})
 	}
 	walk(ve)
 	return ps

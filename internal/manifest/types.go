@@ -115,10 +115,10 @@ type Resiliency struct {
 
 // Platform is platform.yaml (kind Platform).
 type Platform struct {
-	APIVersion string       `yaml:"apiVersion"`
-	Kind       string       `yaml:"kind"`
+	APIVersion string                `yaml:"apiVersion"`
+	Kind       string                `yaml:"kind"`
 	Metadata   struct{ Name string } `yaml:"metadata"`
-	Spec       PlatformSpec `yaml:"spec"`
+	Spec       PlatformSpec          `yaml:"spec"`
 
 	doc *document
 }

@@ -1,0 +1,164 @@
+package compile
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/goplt/goplt/internal/manifest"
+	"github.com/goplt/goplt/internal/repo"
+	"github.com/goplt/goplt/internal/runplan"
+)
+
+// The repository's own manifests compile to exactly the committed files (the golden files):
+// the same check as `goplt generate --check`, from the test suite.
+func TestRepositoryOutputIsCommitted(t *testing.T) {
+	root, err := repo.RootFromWd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	set, err := manifest.LoadDir(filepath.Join(root, "manifests"), root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	arts, err := Local(set)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range arts {
+		b, err := os.ReadFile(filepath.Join(root, a.Path))
+		if err != nil || !bytes.Equal(b, a.Data) {
+			t.Errorf("%s is stale (run make generate): %v", a.Path, err)
+		}
+	}
+}
+
+const platform = `apiVersion: goplt/v1
+kind: Platform
+metadata: {name: t}
+spec:
+  gateway: gateway
+  profiles:
+    local:
+      pubsub: {type: pubsub.kafka, metadata: {brokers: {envRef: GOPLT_KAFKA_BROKERS}, authType: none}}
+      nameResolution: {component: consul, configuration: {useCache: true}}
+      devCallers: [console]
+`
+
+func module(name, deps, extra string) string {
+	return "apiVersion: goplt/v1\nkind: Module\nmetadata: {name: " + name + ", version: 1.0.0}\nspec:\n  app: {id: " + name + ", build: ./apps/" + name + "}\n" + deps + extra
+}
+
+func diamond(t *testing.T) *manifest.Set {
+	t.Helper()
+	root := t.TempDir()
+	_ = os.MkdirAll(filepath.Join(root, "schemas"), 0o755)
+	_ = os.WriteFile(filepath.Join(root, "schemas", "e.json"), []byte(`{"type":"object"}`), 0o644)
+	dep := func(names ...string) string {
+		s := "  dependsOn:\n"
+		for _, n := range names {
+			s += "    - {name: " + n + ", version: \"^1\"}\n"
+		}
+		return s
+	}
+	files := map[string][]byte{
+		"manifests/platform.yaml": []byte(platform),
+		"manifests/identity.yaml": []byte(module("identity", "", "  events:\n    publishes:\n      - {topic: identity.user.created, schema: schemas/e.json}\n")),
+		"manifests/blog.yaml":     []byte(module("blog", dep("identity"), "  events:\n    subscribes:\n      - {topic: identity.user.created, route: /events/user}\n")),
+		"manifests/billing.yaml":  []byte(module("billing", dep("identity"), "  secrets: [stripe-key]\n")),
+		"manifests/gateway.yaml":  []byte(module("gateway", dep("blog", "billing"), "")),
+	}
+	set, err := manifest.Load(files, root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return set
+}
+
+func find(t *testing.T, arts []Artifact, p string) []byte {
+	t.Helper()
+	for _, a := range arts {
+		if a.Path == p {
+			return a.Data
+		}
+	}
+	t.Fatalf("%s not generated", p)
+	return nil
+}
+
+func TestDiamond(t *testing.T) {
+	set := diamond(t)
+	arts, err := Local(set)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, _ := Local(set)
+	for i := range arts {
+		if arts[i].Path != again[i].Path || !bytes.Equal(arts[i].Data, again[i].Data) {
+			t.Fatalf("output not deterministic: %s", arts[i].Path)
+		}
+		if !bytes.HasPrefix(arts[i].Data, []byte(Header)) {
+			t.Errorf("%s lacks the generated header", arts[i].Path)
+		}
+	}
+
+	// identity may be invoked by those that depend on it, the gateway and the dev caller only.
+	var cfg struct {
+		Spec struct {
+			AccessControl struct {
+				DefaultAction string `yaml:"defaultAction"`
+				Policies      []struct {
+					AppID string `yaml:"appId"`
+				} `yaml:"policies"`
+			} `yaml:"accessControl"`
+		} `yaml:"spec"`
+	}
+	if err := yaml.Unmarshal(find(t, arts, "deploy/local/config/identity.yaml"), &cfg); err != nil {
+		t.Fatal(err)
+	}
+	var callers []string
+	for _, p := range cfg.Spec.AccessControl.Policies {
+		callers = append(callers, p.AppID)
+	}
+	if got := strings.Join(callers, ","); got != "billing,blog,console,gateway" || cfg.Spec.AccessControl.DefaultAction != "deny" {
+		t.Errorf("identity callers = %s (default %s)", got, cfg.Spec.AccessControl.DefaultAction)
+	}
+	if err := yaml.Unmarshal(find(t, arts, "deploy/local/config/gateway.yaml"), &cfg); err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Spec.AccessControl.Policies) != 1 || cfg.Spec.AccessControl.Policies[0].AppID != "console" {
+		t.Errorf("gateway should be callable by the dev caller only: %+v", cfg.Spec.AccessControl.Policies)
+	}
+
+	// Least privilege: pub/sub only for the apps that use events; secrets only where declared.
+	var comp struct {
+		Scopes []string `yaml:"scopes"`
+	}
+	_ = yaml.Unmarshal(find(t, arts, "components/local/pubsub.yaml"), &comp)
+	if got := strings.Join(comp.Scopes, ","); got != "blog,identity" {
+		t.Errorf("pubsub scopes = %s", got)
+	}
+	if !bytes.Contains(find(t, arts, "deploy/local/config/billing.yaml"), []byte("allowedSecrets:\n          - stripe-key")) {
+		t.Errorf("billing's secret scope missing:\n%s", find(t, arts, "deploy/local/config/billing.yaml"))
+	}
+	sub := string(find(t, arts, "components/local/subscription-blog-identity-user-created.yaml"))
+	for _, want := range []string{"topic: identity.user.created", "default: /events/user", "deadLetterTopic: identity.user.created.deadletter", "scopes:\n  - blog"} {
+		if !strings.Contains(sub, want) {
+			t.Errorf("subscription lacks %q:\n%s", want, sub)
+		}
+	}
+
+	// The run plan starts dependencies first and parses as a plan.
+	plan, err := runplan.Parse("runplan.yaml", find(t, arts, "deploy/local/runplan.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	order, _ := plan.Order()
+	if got := strings.Join(order, ","); got != "identity,billing,blog,gateway,console" {
+		t.Errorf("run order = %s", got)
+	}
+}

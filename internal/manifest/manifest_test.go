@@ -1,0 +1,266 @@
+package manifest
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+const platformYAML = `apiVersion: goplt/v1
+kind: Platform
+metadata:
+  name: test
+spec:
+  gateway: gateway
+  profiles:
+    local:
+      pubsub:
+        type: pubsub.kafka
+        metadata:
+          brokers: {envRef: GOPLT_KAFKA_BROKERS}
+      devCallers: [console]
+`
+
+// A valid base set with a diamond: gateway -> blog, billing -> identity.
+var baseModules = map[string]string{
+	"identity": `apiVersion: goplt/v1
+kind: Module
+metadata: {name: identity, version: 1.4.0}
+spec:
+  app: {id: identity, build: ./apps/identity}
+  database: {schema: identity, migrations: apps/identity/migrations}
+  permissions:
+    - {name: identity.user.read}
+  roles:
+    - {name: identity.admin, permissions: [identity.user.read]}
+  routes:
+    - {method: GET, path: "/api/v1/users/{id}", permission: identity.user.read}
+  events:
+    publishes:
+      - {topic: identity.user.created, schema: schemas/events/identity.user.created.v1.json}
+`,
+	"blog": `apiVersion: goplt/v1
+kind: Module
+metadata: {name: blog, version: 1.0.0}
+spec:
+  app: {id: blog, build: ./apps/blog}
+  dependsOn:
+    - {name: identity, version: ">=1.0.0 <2.0.0"}
+  permissions:
+    - {name: blog.post.create}
+  routes:
+    - {method: POST, path: /api/v1/blog/posts, permission: blog.post.create}
+    - {method: GET, path: "/api/v1/blog/posts/{id}", public: true}
+  events:
+    subscribes:
+      - {topic: identity.user.created, route: /events/user-created}
+`,
+	"billing": `apiVersion: goplt/v1
+kind: Module
+metadata: {name: billing, version: 0.3.0}
+spec:
+  app: {id: billing, build: ./apps/billing}
+  dependsOn:
+    - {name: identity, version: "^1.2"}
+`,
+	"gateway": `apiVersion: goplt/v1
+kind: Module
+metadata: {name: gateway, version: 1.0.0}
+spec:
+  app: {id: gateway, build: ./apps/gateway, port: 8080}
+  dependsOn:
+    - {name: blog, version: ">=1.0.0"}
+    - {name: billing, version: ">=0.1.0"}
+`,
+}
+
+func testRoot(t *testing.T) string {
+	t.Helper()
+	root := t.TempDir()
+	for _, d := range []string{"manifests", "apps/identity/migrations", "schemas/events"} {
+		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_ = os.WriteFile(filepath.Join(root, "schemas/events/identity.user.created.v1.json"), []byte(`{"type":"object"}`), 0o644)
+	return root
+}
+
+func files(mods map[string]string) map[string][]byte {
+	out := map[string][]byte{"manifests/platform.yaml": []byte(platformYAML)}
+	for name, doc := range mods {
+		out["manifests/"+name+".yaml"] = []byte(doc)
+	}
+	return out
+}
+
+func with(name, doc string) map[string]string {
+	out := map[string]string{}
+	for k, v := range baseModules {
+		out[k] = v
+	}
+	out[name] = doc
+	return out
+}
+
+// posOf finds where marker starts in file (1-based line and column).
+func posOf(t *testing.T, file, doc, marker string) string {
+	t.Helper()
+	for i, line := range strings.Split(doc, "\n") {
+		if c := strings.Index(line, marker); c >= 0 {
+			return fmt.Sprintf("%s:%d:%d", file, i+1, c+1)
+		}
+	}
+	t.Fatalf("marker %q not in %s", marker, file)
+	return ""
+}
+
+func TestValidSetLoads(t *testing.T) {
+	set, err := Load(files(baseModules), testRoot(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(set.Order(), ","); got != "identity,billing,blog,gateway" {
+		t.Errorf("order = %s", got)
+	}
+}
+
+func TestRules(t *testing.T) {
+	edit := func(name, from, to string) map[string]string {
+		doc := baseModules[name]
+		if !strings.Contains(doc, from) {
+			panic("fixture lacks " + from)
+		}
+		return with(name, strings.Replace(doc, from, to, 1))
+	}
+	cases := []struct {
+		name   string
+		mods   map[string]string
+		file   string // module whose file the problem is in
+		marker string // text at the reported position
+		want   string // message and rule
+	}{
+		{"unknown key", edit("blog", "  app: {id: blog", "  colour: red\n  app: {id: blog"), "blog", "colour:",
+			"at spec: additional properties 'colour' not allowed [schema]"},
+		{"wrong type", edit("billing", "version: 0.3.0", "version: [0, 3]"), "billing", "version: [0, 3]",
+			"at metadata.version: got array, want string [schema]"},
+		{"semver", edit("billing", "version: 0.3.0", `version: "0.3"`), "billing", `version: "0.3"`,
+			`version "0.3" is not a semantic version`},
+		{"bad constraint", edit("blog", `">=1.0.0 <2.0.0"`, `"around one"`), "blog", `version: "around one"`,
+			`version constraint "around one" does not parse`},
+		{"missing dependency", edit("blog", "name: identity, version", "name: identty, version"), "blog", "name: identty",
+			`module blog depends on "identty", which no manifest defines [dependency-missing]`},
+		{"unsatisfied dependency", edit("billing", `"^1.2"`, `"^1.5"`), "billing", `version: "^1.5"`,
+			`identity 1.4.0 does not satisfy "^1.5" [dependency-version]`},
+		{"cycle", edit("identity", "  database:", "  dependsOn:\n    - {name: gateway, version: \">=1.0.0\"}\n  database:"), "billing", "dependsOn:",
+			"dependency cycle: billing -> identity -> gateway -> billing [dependency-cycle]"},
+		{"permission name", edit("blog", "name: blog.post.create}", "name: blog.create}"), "blog", "name: blog.create}",
+			`permission "blog.create" is not <module>.<resource>.<action> [permission-name]`},
+		{"permission prefix", edit("blog", "name: blog.post.create}", "name: news.post.create}"), "blog", "name: news.post.create}",
+			`permission "news.post.create" does not start with the module name "blog" [permission-prefix]`},
+		{"role grants undeclared", edit("identity", "permissions: [identity.user.read]", "permissions: [identity.user.delete]"), "identity", "identity.user.delete",
+			`role identity.admin grants "identity.user.delete", which no module declares [role-permission]`},
+		{"route without access", edit("blog", ", public: true}", "}"), "blog", `{method: GET, path: "/api/v1/blog`,
+			"route GET /api/v1/blog/posts/{id} has neither a permission nor public: true [route-access]"},
+		{"route overlap", edit("blog", "/api/v1/blog/posts/{id}", "/api/v1/users/me"), "identity", `path: "/api/v1/users/{id}"`,
+			"route GET /api/v1/users/{id} overlaps GET /api/v1/users/me of module blog (manifests/blog.yaml:12:21): one request could match both [route-overlap]"},
+		{"topic without publisher", edit("blog", "topic: identity.user.created", "topic: identity.user.removed"), "blog", "topic: identity.user.removed",
+			`no module publishes topic "identity.user.removed" [topic-no-publisher]`},
+		{"two publishers", edit("blog", "  events:\n    subscribes:", "  events:\n    publishes:\n      - {topic: identity.user.created, schema: schemas/events/identity.user.created.v1.json}\n    subscribes:"), "identity", "topic: identity.user.created",
+			`topic "identity.user.created" is already published by module blog [topic-one-publisher]`},
+		{"missing event schema", edit("identity", "identity.user.created.v1.json", "identity.user.gone.v1.json"), "identity", "schema: schemas/events/identity.user.gone",
+			"event schema schemas/events/identity.user.gone.v1.json: cannot read it (no such file or directory) [event-schema]"},
+		{"app id clash", edit("billing", "id: billing,", "id: blog,"), "blog", "id: blog,",
+			`app id "blog" is also used by module`},
+		{"port clash", edit("billing", "build: ./apps/billing}", "build: ./apps/billing, port: 8080}"), "gateway", "port: 8080",
+			"port 8080 is also used by module"},
+		{"migrations folder", edit("identity", "apps/identity/migrations", "apps/identity/missing"), "identity", "migrations: apps/identity/missing",
+			"migrations folder apps/identity/missing does not exist [migrations-folder]"},
+		{"tabs", edit("billing", "spec:\n  app", "spec:\n\tapp"), "billing", "\tapp",
+			"found character that cannot start any token [yaml]"},
+		{"duplicate key", edit("billing", "  app: {id: billing", "  app: {id: x}\n  app: {id: billing"), "billing", "app: {id: billing",
+			`mapping key "app" already defined at line 5 [yaml]`},
+		{"alias", edit("billing", "metadata: {name: billing, version: 0.3.0}", "metadata: &m {name: billing, version: 0.3.0}\nx: *m"), "billing", "*m",
+			"YAML aliases (*name) are not allowed in manifests [yaml]"},
+		{"deep nesting", edit("billing", "kind: Module", "kind: Module\nx: "+strings.Repeat("[", 40)+strings.Repeat("]", 40)), "billing", "x: [[[",
+			"nesting deeper than 32 levels [yaml]"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			root := testRoot(t)
+			_, err := Load(files(c.mods), root)
+			var ps Problems
+			if !errors.As(err, &ps) {
+				t.Fatalf("want Problems, got %v", err)
+			}
+			file := "manifests/" + c.file + ".yaml"
+			doc := c.mods[c.file]
+			where := posOf(t, file, doc, c.marker)
+			found := false
+			for _, p := range ps {
+				s := p.String()
+				if strings.Contains(s, c.want) {
+					found = true
+					// yaml.v3 reports syntax errors (tabs) by line only; the nesting error is at the
+					// innermost bracket: compare those by line.
+					got := p.Pos.String()
+					if c.name == "tabs" || c.name == "deep nesting" {
+						where = where[:strings.LastIndexByte(where, ':')]
+						got = got[:strings.LastIndexByte(got, ':')]
+					}
+					if got != where {
+						t.Errorf("problem at %s, want %s", p.Pos, where)
+					}
+					if p.Fix == "" {
+						t.Errorf("problem has no fix: %s", s)
+					}
+				}
+			}
+			if !found {
+				t.Errorf("no problem contains %q; got:\n%v", c.want, ps)
+			}
+		})
+	}
+}
+
+// All problems of a run are reported, not only the first.
+func TestAllProblemsReported(t *testing.T) {
+	mods := with("billing", strings.Replace(strings.Replace(baseModules["billing"], "0.3.0", `"0.3"`, 1), `"^1.2"`, `"^9"`, 1))
+	mods["blog"] = strings.Replace(baseModules["blog"], ", public: true}", "}", 1)
+	_, err := Load(files(mods), testRoot(t))
+	var ps Problems
+	if !errors.As(err, &ps) || len(ps) < 3 {
+		t.Fatalf("want at least 3 problems, got %v", err)
+	}
+}
+
+func TestOversizeFileRefused(t *testing.T) {
+	root := testRoot(t)
+	big := "apiVersion: goplt/v1\n# " + strings.Repeat("x", MaxFileSize) + "\n"
+	if err := os.WriteFile(filepath.Join(root, "manifests", "big.yaml"), []byte(big), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := LoadDir(filepath.Join(root, "manifests"), root)
+	if err == nil || !strings.Contains(err.Error(), "manifests are limited to") {
+		t.Fatalf("error = %v", err)
+	}
+}
+
+func FuzzLoad(f *testing.F) {
+	for _, d := range baseModules {
+		f.Add([]byte(d))
+	}
+	f.Add([]byte("a: &a [*a, *a]"))
+	f.Add([]byte("\t- x"))
+	root := f.TempDir()
+	f.Fuzz(func(t *testing.T, data []byte) {
+		fs := map[string][]byte{"manifests/platform.yaml": []byte(platformYAML), "manifests/x.yaml": data}
+		set, err := Load(fs, root)
+		if err == nil && set == nil {
+			t.Fatal("nil set without error")
+		}
+	})
+}
