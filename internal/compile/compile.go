@@ -122,13 +122,8 @@ func component(name string, c manifest.Component, scopes []string) resource {
 	if version == "" {
 		version = "v1"
 	}
-	keys := make([]string, 0, len(c.Metadata))
-	for k := range c.Metadata {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
 	var items []metadataItem
-	for _, k := range keys {
+	for _, k := range sortedKeys(c.Metadata) {
 		it := metadataItem{Name: k}
 		switch v := c.Metadata[k].(type) {
 		case map[string]any:

@@ -2,15 +2,11 @@ package kernel
 
 import (
 	"context"
-	"flag"
-	"fmt"
 	"io"
-	"os"
 	"strings"
 	"sync"
 	"testing"
 	"testing/fstest"
-	"time"
 
 	"github.com/goplt/goplt/internal/stacktest"
 )
@@ -18,22 +14,10 @@ import (
 var stack *stacktest.Stack
 
 func TestMain(m *testing.M) {
-	flag.Parse()
-	if !testing.Short() {
-		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-		var err error
-		stack, err = stacktest.Start(ctx)
-		cancel()
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "start stack:", err)
-			os.Exit(1)
-		}
-	}
-	code := m.Run()
-	if stack != nil {
-		stack.Close()
-	}
-	os.Exit(code)
+	stacktest.Main(m, func(_ context.Context, s *stacktest.Stack) (func(), error) {
+		stack = s
+		return nil, nil
+	})
 }
 
 func migrationsFS(files map[string]string) fstest.MapFS {

@@ -2,9 +2,6 @@ package runner_test
 
 import (
 	"context"
-	"flag"
-	"fmt"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -17,22 +14,10 @@ import (
 var stack *stacktest.Stack
 
 func TestMain(m *testing.M) {
-	flag.Parse()
-	if !testing.Short() {
-		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-		var err error
-		stack, err = stacktest.Start(ctx)
-		cancel()
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "start stack:", err)
-			os.Exit(1)
-		}
-	}
-	code := m.Run()
-	if stack != nil {
-		stack.Close()
-	}
-	os.Exit(code)
+	stacktest.Main(m, func(_ context.Context, s *stacktest.Stack) (func(), error) {
+		stack = s
+		return nil, nil
+	})
 }
 
 func start(t *testing.T, timeout time.Duration, apps ...runplan.App) (*runner.Group, error) {

@@ -8,11 +8,14 @@ package stacktest
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"testing"
+	"time"
 
 	"github.com/goplt/goplt/internal/binaries"
 	"github.com/goplt/goplt/internal/infra"
@@ -102,3 +105,33 @@ func (s *Stack) Close() {
 }
 
 func (s *Stack) cleanup() { _ = os.RemoveAll(s.Home) }
+
+// Main runs a test package against one shared stack: it starts the stack (unless -short),
+// calls setup with it (to keep it in a package variable and start apps; the returned cleanup,
+// if any, runs after the tests), runs the tests, stops everything and exits.
+func Main(m *testing.M, setup func(ctx context.Context, s *Stack) (cleanup func(), err error)) {
+	flag.Parse()
+	if testing.Short() {
+		os.Exit(m.Run())
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	s, err := Start(ctx)
+	if err != nil {
+		cancel()
+		fmt.Fprintln(os.Stderr, "start stack:", err)
+		os.Exit(1)
+	}
+	cleanup, err := setup(ctx, s)
+	cancel()
+	if err != nil {
+		s.Close()
+		fmt.Fprintln(os.Stderr, "set up the stack:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	if cleanup != nil {
+		cleanup()
+	}
+	s.Close()
+	os.Exit(code)
+}

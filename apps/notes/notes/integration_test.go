@@ -3,7 +3,6 @@ package notes_test
 import (
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -31,33 +30,19 @@ var (
 )
 
 func TestMain(m *testing.M) {
-	flag.Parse()
-	if testing.Short() || os.Getenv("GOPLT_SKIP_INTEGRATION") != "" {
-		fmt.Println("skipping integration tests (-short)")
-		os.Exit(m.Run())
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	var err error
-	stack, err = stacktest.Start(ctx)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "start stack:", err)
-		os.Exit(1)
-	}
-	plan, err := runplan.Load(filepath.Join(stack.Root, "deploy", "local", "runplan.yaml"))
-	if err == nil {
+	stacktest.Main(m, func(ctx context.Context, s *stacktest.Stack) (func(), error) {
+		plan, err := runplan.Load(filepath.Join(s.Root, "deploy", "local", "runplan.yaml"))
+		if err != nil {
+			return nil, err
+		}
 		plan.Apps = append(plan.Apps, runplan.App{ID: "intruder", Config: "deploy/local/config/console.yaml", DependsOn: []string{"notes"}})
-		group, err = stack.Run(ctx, plan)
-	}
-	cancel()
-	if err != nil {
-		stack.Close()
-		fmt.Fprintln(os.Stderr, "start apps:", err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	group.Stop()
-	stack.Close()
-	os.Exit(code)
+		g, err := s.Run(ctx, plan)
+		if err != nil {
+			return nil, err
+		}
+		stack, group = s, g
+		return g.Stop, nil
+	})
 }
 
 func needStack(t *testing.T) {
