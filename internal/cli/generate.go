@@ -15,8 +15,9 @@ import (
 	"github.com/goplt/goplt/internal/manifest"
 )
 
-// generatedDirs are the folders goplt generate owns files in (only files with the header).
-var generatedDirs = []string{compile.LocalComponents, compile.LocalDeploy}
+// generatedDirs are the folders goplt generate may remove stale files from (only files that
+// carry its header or marker).
+var generatedDirs = []string{compile.LocalComponents, "deploy", "apps"}
 
 func (e *env) loadManifests(dir string) (*manifest.Set, error) {
 	if e.root == "" {
@@ -153,7 +154,7 @@ func planWrites(root string, arts []compile.Artifact) ([]change, error) {
 				return nil
 			}
 			b, err := os.ReadFile(p)
-			if err == nil && bytes.HasPrefix(b, []byte(compile.Header)) {
+			if err == nil && compile.IsGenerated(b) {
 				out = append(out, change{what: "remove", path: rel})
 			}
 			return err

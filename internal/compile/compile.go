@@ -35,8 +35,10 @@ const (
 	trustDomain     = "public" // self-hosted sidecars' SPIFFE trust domain
 )
 
-// Local generates the local profile: components, subscriptions, resiliency, one sidecar
-// configuration per app, the run plan and a `dapr run -f` file.
+// Local generates the local profile (components, subscriptions, resiliency, one sidecar
+// configuration per app, the run plan, a `dapr run -f` file, the migration plan) and the
+// profile-independent outputs: ladon policies, the gateway route table and Go permission
+// constants.
 func Local(set *manifest.Set) ([]Artifact, error) {
 	prof, ok := set.Platform.Spec.Profiles["local"]
 	if !ok {
@@ -51,6 +53,12 @@ func Local(set *manifest.Set) ([]Artifact, error) {
 		return nil, err
 	}
 	g.daprRunFile()
+	g.policies()
+	g.routes()
+	g.migrationPlan()
+	if err := g.permissionConstants(); err != nil {
+		return nil, err
+	}
 	sort.Slice(g.out, func(i, j int) bool { return g.out[i].Path < g.out[j].Path })
 	return g.out, nil
 }

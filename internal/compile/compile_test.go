@@ -101,7 +101,7 @@ func TestDiamond(t *testing.T) {
 		if arts[i].Path != again[i].Path || !bytes.Equal(arts[i].Data, again[i].Data) {
 			t.Fatalf("output not deterministic: %s", arts[i].Path)
 		}
-		if !bytes.HasPrefix(arts[i].Data, []byte(Header)) {
+		if !IsGenerated(arts[i].Data) {
 			t.Errorf("%s lacks the generated header", arts[i].Path)
 		}
 	}

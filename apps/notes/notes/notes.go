@@ -15,6 +15,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/goplt/goplt/apps/notes/permissions"
 	"github.com/goplt/goplt/internal/kernel"
 )
 
@@ -23,12 +24,6 @@ var migrations embed.FS
 
 // Topic is the event published for every new note.
 const Topic = "notes.note.created"
-
-// Permissions of the module.
-const (
-	PermCreate = "notes.note.create"
-	PermRead   = "notes.note.read"
-)
 
 // Module is the notes module.
 type Module struct{ k *kernel.Kernel }
@@ -47,10 +42,10 @@ func (m *Module) Init(k *kernel.Kernel) error {
 		return err
 	}
 	k.Migrations(sub)
-	k.DefinePermission(PermCreate, "Create a note")
-	k.DefinePermission(PermRead, "Read a note")
-	k.HandleFunc("POST /notes", kernel.Permission(PermCreate), m.create)
-	k.HandleFunc("GET /notes/{id}", kernel.Permission(PermRead), m.get)
+	k.DefinePermission(permissions.NoteCreate, "Create a note")
+	k.DefinePermission(permissions.NoteRead, "Read a note")
+	k.HandleFunc("POST /notes", kernel.Permission(permissions.NoteCreate), m.create)
+	k.HandleFunc("GET /notes/{id}", kernel.Permission(permissions.NoteRead), m.get)
 	k.Subscribe(Topic, "/events/note-created", m.noteCreated)
 	return nil
 }

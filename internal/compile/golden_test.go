@@ -1,0 +1,172 @@
+package compile
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	componentsapi "github.com/dapr/dapr/pkg/apis/components/v1alpha1"
+	configurationapi "github.com/dapr/dapr/pkg/apis/configuration/v1alpha1"
+	resiliencyapi "github.com/dapr/dapr/pkg/apis/resiliency/v1alpha1"
+	subscriptionsapi "github.com/dapr/dapr/pkg/apis/subscriptions/v2alpha1"
+	"github.com/ory/ladon"
+	ladonmanager "github.com/ory/ladon/manager/memory"
+	"gopkg.in/yaml.v3"
+
+	"github.com/goplt/goplt/internal/manifest"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files of testdata/*/golden")
+
+const fixture = "testdata/fixture8"
+
+func compileFixture(t *testing.T) []Artifact {
+	t.Helper()
+	set, err := manifest.LoadDir(filepath.Join(fixture, "manifests"), fixture)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(set.Modules) != 8 {
+		t.Fatalf("fixture has %d modules, want 8", len(set.Modules))
+	}
+	arts, err := Local(set)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return arts
+}
+
+// Golden files pin every byte generated for an 8-module set with diamonds
+// (gateway -> blog, billing -> identity; notify -> blog, billing).
+func TestGoldenFixture(t *testing.T) {
+	arts := compileFixture(t)
+	golden := filepath.Join(fixture, "golden")
+	if *update {
+		_ = os.RemoveAll(golden)
+		for _, a := range arts {
+			p := filepath.Join(golden, a.Path)
+			_ = os.MkdirAll(filepath.Dir(p), 0o755)
+			if err := os.WriteFile(p, a.Data, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	want := map[string]bool{}
+	for _, a := range arts {
+		want[filepath.ToSlash(a.Path)] = true
+		b, err := os.ReadFile(filepath.Join(golden, a.Path))
+		if err != nil {
+			t.Errorf("%s: no golden file (go test ./internal/compile -update): %v", a.Path, err)
+			continue
+		}
+		if !bytes.Equal(b, a.Data) {
+			t.Errorf("%s differs from its golden file (review, then go test ./internal/compile -update)", a.Path)
+		}
+	}
+	_ = filepath.WalkDir(golden, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			rel, _ := filepath.Rel(golden, p)
+			if !want[filepath.ToSlash(rel)] {
+				t.Errorf("golden file %s is no longer generated", rel)
+			}
+		}
+		return err
+	})
+}
+
+// strictDecode converts YAML to JSON and decodes it into Dapr's own API type, rejecting any
+// field that type does not know.
+func strictDecode(doc []byte, into any) error {
+	var v any
+	if err := yaml.Unmarshal(doc, &v); err != nil {
+		return err
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	return dec.Decode(into)
+}
+
+// Every generated Dapr resource decodes strictly into github.com/dapr/dapr's types.
+func TestDaprResourcesDecodeStrictly(t *testing.T) {
+	for _, a := range compileFixture(t) {
+		if !strings.HasSuffix(a.Path, ".yaml") {
+			continue
+		}
+		var head struct{ Kind, APIVersion string }
+		_ = yaml.Unmarshal(a.Data, &head)
+		var into any
+		switch head.Kind {
+		case "Component":
+			into = &componentsapi.Component{}
+		case "Configuration":
+			into = &configurationapi.Configuration{}
+		case "Resiliency":
+			into = &resiliencyapi.Resiliency{}
+		case "Subscription":
+			into = &subscriptionsapi.Subscription{}
+		default:
+			continue // goplt's own documents (RunPlan, MigrationPlan) and dapr.yaml
+		}
+		if err := strictDecode(a.Data, into); err != nil {
+			t.Errorf("%s does not decode strictly into Dapr's %s: %v", a.Path, head.Kind, err)
+		}
+	}
+}
+
+// The policies load into ladon and decide as the roles declare, with ladon as the judge.
+func TestPoliciesDecideAsDeclared(t *testing.T) {
+	var doc struct {
+		Generated string                `json:"generated"`
+		Policies  []*ladon.DefaultPolicy `json:"policies"`
+	}
+	for _, a := range compileFixture(t) {
+		if a.Path == PoliciesFile {
+			dec := json.NewDecoder(bytes.NewReader(a.Data))
+			dec.DisallowUnknownFields()
+			if err := dec.Decode(&doc); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	l := &ladon.Ladon{Manager: ladonmanager.NewMemoryManager()}
+	for _, p := range doc.Policies {
+		if err := l.Manager.Create(context.Background(), p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, c := range []struct {
+		role, action string
+		allow        bool
+	}{
+		{"blog.editor", "blog.post.update", true},
+		{"blog.author", "blog.post.create", true},
+		{"blog.author", "blog.post.update", false},
+		{"billing.customer", "billing.plan.read", true},
+		{"billing.customer", "identity.user.manage", false},
+		{"identity.admin", "identity.user.manage", true},
+		{"nobody", "blog.post.create", false},
+	} {
+		err := l.IsAllowed(context.Background(), &ladon.Request{Subject: "role:" + c.role, Action: c.action, Resource: "blog:post:42"})
+		if (err == nil) != c.allow {
+			t.Errorf("%s %s: allowed=%v, want %v", c.role, c.action, err == nil, c.allow)
+		}
+	}
+}
+
+func TestGoName(t *testing.T) {
+	got := fmt.Sprint(goName("post.create"), " ", goName("post-editor"), " ", goName("user_profile.read"))
+	if got != "PostCreate PostEditor UserProfileRead" {
+		t.Errorf("goName: %s", got)
+	}
+}
