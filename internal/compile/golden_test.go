@@ -127,7 +127,7 @@ func TestDaprResourcesDecodeStrictly(t *testing.T) {
 // The policies load into ladon and decide as the roles declare, with ladon as the judge.
 func TestPoliciesDecideAsDeclared(t *testing.T) {
 	var doc struct {
-		Generated string                `json:"generated"`
+		Generated string                 `json:"generated"`
 		Policies  []*ladon.DefaultPolicy `json:"policies"`
 	}
 	for _, a := range compileFixture(t) {
