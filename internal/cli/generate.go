@@ -106,6 +106,31 @@ With --check nothing is written and the command fails (exit 1) if anything is st
 	return cmd
 }
 
+func newGraphCmd(e *env) *cobra.Command {
+	var dir string
+	var dot bool
+	cmd := &cobra.Command{
+		Use:   "graph",
+		Short: "Print the module dependency graph (text, or Graphviz DOT with --dot)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			set, err := e.loadManifests(dir)
+			if err != nil {
+				return err
+			}
+			if dot {
+				fmt.Fprint(e.stdout, compile.GraphDOT(set))
+			} else {
+				fmt.Fprint(e.stdout, compile.GraphText(set))
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&dir, "manifests", "", "manifests folder (default <repo>/manifests)")
+	cmd.Flags().BoolVar(&dot, "dot", false, "print Graphviz DOT")
+	return cmd
+}
+
 type change struct {
 	what string // "create", "update", "remove"
 	path string

@@ -170,3 +170,23 @@ func TestGoName(t *testing.T) {
 		t.Errorf("goName: %s", got)
 	}
 }
+
+func TestGraph(t *testing.T) {
+	set, err := manifest.LoadDir(filepath.Join(fixture, "manifests"), fixture)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := GraphText(set)
+	for _, want := range []string{"identity 1.3.0\n", "notify 0.1.0 -> blog (>=1.1.0), billing (>=0.5.0)\n"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("graph text lacks %q:\n%s", want, text)
+		}
+	}
+	if strings.Index(text, "identity 1.3.0") > strings.Index(text, "blog 1.2.0") {
+		t.Errorf("dependencies not listed first:\n%s", text)
+	}
+	dot := GraphDOT(set)
+	if !strings.HasPrefix(dot, "digraph goplt {") || !strings.Contains(dot, `"gateway" -> "notify" [label=">=0.1.0"];`) {
+		t.Errorf("dot:\n%s", dot)
+	}
+}
