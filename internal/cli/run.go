@@ -69,11 +69,7 @@ prefixed by app. Ctrl-C stops everything this command started.`,
 		}
 		defer group.Stop()
 		fmt.Fprintln(e.stdout, "goplt: all apps ready; Ctrl-C stops everything")
-		if c := group.App("console"); c != nil && group.App("notes") != nil {
-			fmt.Fprintf(e.stdout, "goplt: try the sample through the console sidecar:\n"+
-				"  curl -s -H 'dapr-api-token: %s' -H 'content-type: application/json' -d '{\"text\":\"hello\"}' %s/v1.0/invoke/notes/method/notes\n",
-				c.DaprAPIToken, c.DaprHTTP())
-		}
+		printInvokeHint(e, plan, group)
 		// A dead database or broker under running apps is a failure to report, not to sit on.
 		waitCtx, cancel := context.WithCancelCause(ctx)
 		defer cancel(nil)
@@ -99,6 +95,28 @@ prefixed by app. Ctrl-C stops everything this command started.`,
 	cmd.Flags().StringSliceVar(&only, "only", nil, "start only these app ids (and what they depend on)")
 	cmd.Flags().BoolVar(&noColor, "no-color", false, "do not colour log prefixes")
 	return cmd
+}
+
+// printInvokeHint shows how to call the apps from a shell through the first sidecar that has
+// no app (a plan's development caller), which the apps' access control admits.
+func printInvokeHint(e *env, plan *runplan.Plan, group *runner.Group) {
+	var caller *runner.App
+	var targets []string
+	for _, a := range plan.Apps {
+		switch g := group.App(a.ID); {
+		case g == nil:
+		case !a.HasApp() && caller == nil:
+			caller = g
+		case a.HasApp():
+			targets = append(targets, a.ID)
+		}
+	}
+	if caller == nil || len(targets) == 0 {
+		return
+	}
+	fmt.Fprintf(e.stdout, "goplt: call the apps through the %s sidecar, for example:\n"+
+		"  curl -s -H 'dapr-api-token: %s' %s/v1.0/invoke/%s/method/<path>\n",
+		caller.Spec.ID, caller.DaprAPIToken, caller.DaprHTTP(), targets[0])
 }
 
 func isTerminal(f *os.File) bool {

@@ -52,8 +52,8 @@ func (k *Kernel) eventHandler(s Subscription) http.Handler {
 			return
 		}
 		ctx := r.Context()
-		if RequestID(ctx) == "" || r.Header.Get("X-Request-ID") == "" {
-			ctx = WithRequestID(ctx, "event-"+e.ID)
+		if r.Header.Get("X-Request-ID") == "" {
+			ctx = WithRequestID(ctx, "event-"+e.ID) // logs of one event's deliveries share an id
 		}
 		err := s.Handler(ctx, e)
 		switch {
