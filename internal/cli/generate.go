@@ -17,7 +17,7 @@ import (
 
 // generatedDirs are the folders goplt generate may remove stale files from (only files that
 // carry its header or marker).
-var generatedDirs = []string{compile.LocalComponents, "deploy", "apps"}
+var generatedDirs = []string{compile.LocalComponents, compile.KubernetesComponents, "deploy", "apps"}
 
 func (e *env) loadManifests(dir string) (*manifest.Set, error) {
 	if e.root == "" {
@@ -66,6 +66,8 @@ func newGenerateCmd(e *env) *cobra.Command {
 components, subscriptions, resiliency) and deploy/local/ (one sidecar configuration per app,
 runplan.yaml for goplt run, dapr.yaml for dapr run -f). Output is deterministic; only files
 whose content changed are rewritten, and generated files no longer produced are removed.
+With a kubernetes profile in platform.yaml it also writes components/kubernetes/ and
+deploy/kubernetes/ (Dapr CRDs, Deployments, Services, migration Jobs, ConfigMaps).
 With --check nothing is written and the command fails (exit 1) if anything is stale.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -73,7 +75,7 @@ With --check nothing is written and the command fails (exit 1) if anything is st
 			if err != nil {
 				return err
 			}
-			arts, err := compile.Local(set)
+			arts, err := compile.Generate(set)
 			if err != nil {
 				return err
 			}

@@ -60,7 +60,7 @@ func benchmarkValidateGenerate(b *testing.B, n int) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		if _, err := Local(set); err != nil {
+		if _, err := Generate(set); err != nil {
 			b.Fatal(err)
 		}
 	}

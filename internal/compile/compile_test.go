@@ -25,7 +25,7 @@ func TestRepositoryOutputIsCommitted(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	arts, err := Local(set)
+	arts, err := Generate(set)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,11 +92,11 @@ func find(t *testing.T, arts []Artifact, p string) []byte {
 
 func TestDiamond(t *testing.T) {
 	set := diamond(t)
-	arts, err := Local(set)
+	arts, err := Generate(set)
 	if err != nil {
 		t.Fatal(err)
 	}
-	again, _ := Local(set)
+	again, _ := Generate(set)
 	for i := range arts {
 		if arts[i].Path != again[i].Path || !bytes.Equal(arts[i].Data, again[i].Data) {
 			t.Fatalf("output not deterministic: %s", arts[i].Path)

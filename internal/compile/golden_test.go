@@ -17,6 +17,9 @@ import (
 	resiliencyapi "github.com/dapr/dapr/pkg/apis/resiliency/v1alpha1"
 	subscriptionsapi "github.com/dapr/dapr/pkg/apis/subscriptions/v2alpha1"
 	"github.com/ory/ladon"
+	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
 	ladonmanager "github.com/ory/ladon/manager/memory"
 	"gopkg.in/yaml.v3"
 
@@ -36,7 +39,7 @@ func compileFixture(t *testing.T) []Artifact {
 	if len(set.Modules) != 8 {
 		t.Fatalf("fixture has %d modules, want 8", len(set.Modules))
 	}
-	arts, err := Local(set)
+	arts, err := Generate(set)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,29 +100,54 @@ func strictDecode(doc []byte, into any) error {
 	return dec.Decode(into)
 }
 
-// Every generated Dapr resource decodes strictly into github.com/dapr/dapr's types.
-func TestDaprResourcesDecodeStrictly(t *testing.T) {
+// Every generated Dapr resource decodes strictly into github.com/dapr/dapr's types, and every
+// Kubernetes object into k8s.io/api's.
+func TestResourcesDecodeStrictly(t *testing.T) {
+	kinds := map[string]int{}
 	for _, a := range compileFixture(t) {
 		if !strings.HasSuffix(a.Path, ".yaml") {
 			continue
 		}
-		var head struct{ Kind, APIVersion string }
-		_ = yaml.Unmarshal(a.Data, &head)
-		var into any
-		switch head.Kind {
-		case "Component":
-			into = &componentsapi.Component{}
-		case "Configuration":
-			into = &configurationapi.Configuration{}
-		case "Resiliency":
-			into = &resiliencyapi.Resiliency{}
-		case "Subscription":
-			into = &subscriptionsapi.Subscription{}
-		default:
-			continue // goplt's own documents (RunPlan, MigrationPlan) and dapr.yaml
+		for _, doc := range strings.Split(string(a.Data), "\n---\n") {
+			var head struct {
+				Kind       string `yaml:"kind"`
+				APIVersion string `yaml:"apiVersion"`
+			}
+			_ = yaml.Unmarshal([]byte(doc), &head)
+			var into any
+			switch head.APIVersion + " " + head.Kind {
+			case "dapr.io/v1alpha1 Component":
+				into = &componentsapi.Component{}
+			case "dapr.io/v1alpha1 Configuration":
+				into = &configurationapi.Configuration{}
+			case "dapr.io/v1alpha1 Resiliency":
+				into = &resiliencyapi.Resiliency{}
+			case "dapr.io/v2alpha1 Subscription":
+				into = &subscriptionsapi.Subscription{}
+			case "apps/v1 Deployment":
+				into = &appsv1.Deployment{}
+			case "v1 Service":
+				into = &corev1.Service{}
+			case "v1 ConfigMap":
+				into = &corev1.ConfigMap{}
+			case "batch/v1 Job":
+				into = &batchv1.Job{}
+			case "goplt/v1 RunPlan", "goplt/v1 MigrationPlan", " ":
+				continue // goplt's own documents, and dapr.yaml (no kind)
+			default:
+				t.Errorf("%s: unexpected %s %s", a.Path, head.APIVersion, head.Kind)
+				continue
+			}
+			kinds[head.Kind]++
+			if err := strictDecode([]byte(doc), into); err != nil {
+				t.Errorf("%s does not decode strictly into %s %s: %v", a.Path, head.APIVersion, head.Kind, err)
+			}
 		}
-		if err := strictDecode(a.Data, into); err != nil {
-			t.Errorf("%s does not decode strictly into Dapr's %s: %v", a.Path, head.Kind, err)
+	}
+	// 8 modules: a Deployment and Service each, a Configuration per profile, 2 migration Jobs.
+	for kind, want := range map[string]int{"Deployment": 8, "Service": 8, "Job": 2, "Configuration": 8 + 1 + 8, "ConfigMap": 2} {
+		if kinds[kind] != want {
+			t.Errorf("%d %s objects, want %d", kinds[kind], kind, want)
 		}
 	}
 }

@@ -29,6 +29,8 @@ type Config struct {
 	LogLevel     slog.Level
 	// ShutdownTimeout bounds the graceful stop (GOPLT_SHUTDOWN_TIMEOUT, default 10s).
 	ShutdownTimeout time.Duration
+	// MigrateOnly applies the migrations and exits (the Kubernetes migration Jobs run this).
+	MigrateOnly bool
 }
 
 var identRE = regexp.MustCompile(`^[a-z][a-z0-9_]{0,62}$`)
@@ -58,6 +60,7 @@ func LoadConfig(args []string, getenv func(string) string) (Config, error) {
 	fs.StringVar(&c.DatabaseURL, "database-url", env("GOPLT_DATABASE_URL", ""), "PostgreSQL URL (env GOPLT_DATABASE_URL)")
 	fs.StringVar(&c.DBSchema, "db-schema", env("GOPLT_DB_SCHEMA", ""), "database schema, default the module name (env GOPLT_DB_SCHEMA)")
 	fs.StringVar(&c.PubSub, "pubsub", env("GOPLT_PUBSUB", "pubsub"), "pub/sub component name (env GOPLT_PUBSUB)")
+	fs.BoolVar(&c.MigrateOnly, "migrate-only", false, "apply the database migrations, then exit")
 	level := fs.String("log-level", env("GOPLT_LOG_LEVEL", "info"), "debug, info, warn or error (env GOPLT_LOG_LEVEL)")
 	shutdown := fs.String("shutdown-timeout", env("GOPLT_SHUTDOWN_TIMEOUT", "10s"), "graceful stop bound (env GOPLT_SHUTDOWN_TIMEOUT)")
 	if err := fs.Parse(args); err != nil {
@@ -80,6 +83,18 @@ func LoadConfig(args []string, getenv func(string) string) (Config, error) {
 // Validate reports every problem with the configuration at once.
 func (c Config) Validate() error {
 	var errs []string
+	if c.MigrateOnly {
+		if c.DatabaseURL == "" {
+			errs = append(errs, "--migrate-only needs GOPLT_DATABASE_URL")
+		}
+		if c.DBSchema != "" && !identRE.MatchString(c.DBSchema) {
+			errs = append(errs, fmt.Sprintf("database schema %q must match %s", c.DBSchema, identRE))
+		}
+		if len(errs) > 0 {
+			return fmt.Errorf("invalid configuration:\n  %s", strings.Join(errs, "\n  "))
+		}
+		return nil // a migration job serves nothing: no ports or tokens needed
+	}
 	if c.AppID == "" {
 		errs = append(errs, "app id is empty: set APP_ID or --app-id")
 	}

@@ -103,6 +103,9 @@ func Run(ctx context.Context, m Module, args []string, getenv func(string) strin
 	if cfg.DBSchema == "" {
 		cfg.DBSchema = m.Name()
 	}
+	if cfg.AppID == "" {
+		cfg.AppID = m.Name() // --migrate-only may run without APP_ID
+	}
 	k := &Kernel{cfg: cfg, module: m, log: newLogger(logOut, cfg)}
 	if err := k.run(ctx); err != nil {
 		k.log.Error("app stopped with an error", "err", err)
@@ -132,6 +135,10 @@ func (k *Kernel) run(ctx context.Context) error {
 		}
 	} else if k.migrations != nil {
 		return errors.New("the module has migrations but GOPLT_DATABASE_URL is not set")
+	}
+	if k.cfg.MigrateOnly {
+		k.log.Info("migrations applied; exiting (--migrate-only)")
+		return nil
 	}
 
 	ln, err := net.Listen("tcp", net.JoinHostPort(k.cfg.ListenHost, strconv.Itoa(k.cfg.Port)))

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"testing"
 	"testing/fstest"
+	"time"
 
 	"github.com/goplt/goplt/internal/stacktest"
 )
@@ -102,5 +103,35 @@ func TestMigrationErrorNamesFile(t *testing.T) {
 	var exists bool
 	if err := pool.QueryRow(ctx, `SELECT to_regclass('broken.half') IS NOT NULL`).Scan(&exists); err != nil || exists {
 		t.Errorf("the failed migration left table half behind (exists=%v, err=%v)", exists, err)
+	}
+}
+
+// --migrate-only applies the module's migrations and returns without serving.
+func TestMigrateOnly(t *testing.T) {
+	if stack == nil {
+		t.Skip("integration test: needs PostgreSQL")
+	}
+	m := testModule{name: "jobdemo", init: func(k *Kernel) {
+		k.Migrations(migrationsFS(map[string]string{"00001_t.sql": "-- +goose Up\nCREATE TABLE t (id int);\n"}))
+	}}
+	env := map[string]string{"GOPLT_DATABASE_URL": stack.Endpoints().PostgresURL}
+	done := make(chan error, 1)
+	go func() { done <- Run(context.Background(), m, []string{"--migrate-only"}, func(k string) string { return env[k] }, io.Discard) }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("--migrate-only did not return")
+	}
+	pool, err := openPool(context.Background(), stack.Endpoints().PostgresURL, "jobdemo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	var exists bool
+	if err := pool.QueryRow(context.Background(), `SELECT to_regclass('jobdemo.t') IS NOT NULL`).Scan(&exists); err != nil || !exists {
+		t.Fatalf("migration not applied: %v %v", exists, err)
 	}
 }

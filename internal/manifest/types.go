@@ -137,6 +137,8 @@ type Profile struct {
 	NameResolution      *NameResolution `yaml:"nameResolution"`
 	TracingSamplingRate string          `yaml:"tracingSamplingRate"`
 	DevCallers          []string        `yaml:"devCallers"`
+	Namespace           string          `yaml:"namespace"`
+	ImagePrefix         string          `yaml:"imagePrefix"`
 }
 
 // Component is a Dapr component type with its metadata (values, envRef or secretKeyRef).
