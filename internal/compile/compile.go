@@ -32,9 +32,9 @@ const (
 	LocalDeploy          = "deploy/local"
 	KubernetesComponents = "components/kubernetes"
 	KubernetesDeploy     = "deploy/kubernetes"
-	pubsubName      = "pubsub"
-	secretStoreName = "secretstore"
-	trustDomain     = "public" // self-hosted sidecars' SPIFFE trust domain
+	pubsubName           = "pubsub"
+	secretStoreName      = "secretstore"
+	trustDomain          = "public" // self-hosted sidecars' SPIFFE trust domain
 )
 
 // Generate compiles the set: the local profile (components, subscriptions, resiliency, one

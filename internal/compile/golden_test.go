@@ -17,11 +17,11 @@ import (
 	resiliencyapi "github.com/dapr/dapr/pkg/apis/resiliency/v1alpha1"
 	subscriptionsapi "github.com/dapr/dapr/pkg/apis/subscriptions/v2alpha1"
 	"github.com/ory/ladon"
+	ladonmanager "github.com/ory/ladon/manager/memory"
+	"gopkg.in/yaml.v3"
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
-	ladonmanager "github.com/ory/ladon/manager/memory"
-	"gopkg.in/yaml.v3"
 
 	"github.com/goplt/goplt/internal/manifest"
 )

@@ -116,7 +116,9 @@ func TestMigrateOnly(t *testing.T) {
 	}}
 	env := map[string]string{"GOPLT_DATABASE_URL": stack.Endpoints().PostgresURL}
 	done := make(chan error, 1)
-	go func() { done <- Run(context.Background(), m, []string{"--migrate-only"}, func(k string) string { return env[k] }, io.Discard) }()
+	go func() {
+		done <- Run(context.Background(), m, []string{"--migrate-only"}, func(k string) string { return env[k] }, io.Discard)
+	}()
 	select {
 	case err := <-done:
 		if err != nil {
