@@ -133,6 +133,46 @@ func newGraphCmd(e *env) *cobra.Command {
 	return cmd
 }
 
+func newExplainCmd(e *env) *cobra.Command {
+	var dir string
+	cmd := &cobra.Command{
+		Use:   "explain <generated file>",
+		Short: "Say which manifest entries (file:line:col) produced which part of a generated file",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			set, err := e.loadManifests(dir)
+			if err != nil {
+				return err
+			}
+			arts, err := compile.Generate(set)
+			if err != nil {
+				return err
+			}
+			target, err := filepath.Abs(args[0])
+			if err != nil {
+				return err
+			}
+			rel, err := filepath.Rel(e.root, target)
+			if err != nil {
+				return err
+			}
+			for _, a := range arts {
+				if filepath.Clean(a.Path) != rel {
+					continue
+				}
+				fmt.Fprintf(e.stdout, "%s is generated from:\n", a.Path)
+				for _, s := range a.Sources {
+					fmt.Fprintf(e.stdout, "  %-60s <- %s\n", s.Part, s.Pos)
+				}
+				return nil
+			}
+			return usageError{fmt.Errorf("%s is not a file goplt generate writes (see docs/manifest.md for the list)", rel)}
+		},
+	}
+	cmd.Flags().StringVar(&dir, "manifests", "", "manifests folder (default <repo>/manifests)")
+	return cmd
+}
+
 type change struct {
 	what string // "create", "update", "remove"
 	path string

@@ -21,6 +21,14 @@ import (
 type Artifact struct {
 	Path string
 	Data []byte
+	// Sources says which manifest entries produced which part of the file (goplt explain).
+	Sources []Source
+}
+
+// Source ties a part of a generated file to the manifest entry it came from.
+type Source struct {
+	Part string
+	Pos  manifest.Position
 }
 
 // Header marks generated files; `goplt generate` only ever deletes files that carry it.
@@ -47,7 +55,7 @@ func Generate(set *manifest.Set) ([]Artifact, error) {
 	if !ok {
 		return nil, fmt.Errorf("platform.yaml has no local profile")
 	}
-	g := &gen{set: set, prof: prof, compDir: LocalComponents, configDir: path.Join(LocalDeploy, "config")}
+	g := &gen{set: set, prof: prof, profile: "local", compDir: LocalComponents, configDir: path.Join(LocalDeploy, "config")}
 	g.daprResources()
 	if err := g.runPlan(); err != nil {
 		return nil, err
@@ -65,7 +73,7 @@ func Generate(set *manifest.Set) ([]Artifact, error) {
 		if ns == "" {
 			ns = "default"
 		}
-		k := &gen{set: set, prof: kprof, compDir: KubernetesComponents, configDir: path.Join(KubernetesDeploy, "dapr"), ns: ns}
+		k := &gen{set: set, prof: kprof, profile: "kubernetes", compDir: KubernetesComponents, configDir: path.Join(KubernetesDeploy, "dapr"), ns: ns}
 		k.daprResources()
 		k.workloads(out)
 		out = append(out, k.out...)
@@ -88,7 +96,20 @@ type gen struct {
 	compDir   string // Dapr components, subscriptions and resiliency
 	configDir string // one Dapr Configuration per app
 	ns        string // namespace of every resource ("" locally)
+	profile   string
 	out       []Artifact
+	// pending collects the sources of the artifact being built; emit attaches them.
+	pending []Source
+}
+
+// from records that part of the next emitted file comes from the entry at pos.
+func (g *gen) from(part string, pos manifest.Position) {
+	g.pending = append(g.pending, Source{Part: part, Pos: pos})
+}
+
+// fromPlatform records a source in platform.yaml, by JSON pointer under the profile.
+func (g *gen) fromPlatform(part, pointer string) {
+	g.from(part, g.set.Platform.PosOf("/spec/profiles/"+g.profile+pointer))
 }
 
 func (g *gen) meta(name string) objectMeta { return objectMeta{Name: name, Namespace: g.ns} }
@@ -125,7 +146,8 @@ func (g *gen) emitNote(p, note string, docs ...any) {
 		}
 		enc.Close()
 	}
-	g.out = append(g.out, Artifact{Path: p, Data: b.Bytes()})
+	g.out = append(g.out, Artifact{Path: p, Data: b.Bytes(), Sources: g.pending})
+	g.pending = nil
 }
 
 // Dapr resource shapes (the subset goplt emits), field order as in Dapr's docs.
@@ -191,29 +213,40 @@ func (g *gen) components() {
 	var pubsubUsers []string
 	stateUsers := map[string][]string{}
 	var secretUsers []string
+	var pubsubSrc, secretSrc []Source
+	stateSrc := map[string][]Source{}
 	for _, m := range g.set.Modules {
 		id := m.Spec.App.ID
 		if len(m.Spec.Events.Publishes)+len(m.Spec.Events.Subscribes) > 0 {
 			pubsubUsers = append(pubsubUsers, id)
+			pubsubSrc = append(pubsubSrc, Source{"scopes: " + id + " (declares events)", m.PosOf("/spec/events")})
 		}
-		for _, s := range m.Spec.State {
+		for i, s := range m.Spec.State {
 			stateUsers[s] = append(stateUsers[s], id)
+			stateSrc[s] = append(stateSrc[s], Source{"scopes: " + id, m.PosOf(fmt.Sprintf("/spec/state/%d", i))})
 		}
 		if len(m.Spec.Secrets) > 0 {
 			secretUsers = append(secretUsers, id)
+			secretSrc = append(secretSrc, Source{"scopes: " + id + " (declares secrets)", m.PosOf("/spec/secrets")})
 		}
 	}
 	// A component nobody declared a use for is not emitted at all (least privilege).
 	if len(pubsubUsers) > 0 {
+		g.fromPlatform("spec: component type and metadata", "/pubsub")
+		g.pending = append(g.pending, pubsubSrc...)
 		g.emit(path.Join(g.compDir, "pubsub.yaml"), component(g.meta(pubsubName), g.prof.PubSub, sorted(pubsubUsers)))
 	}
 	if g.prof.State != nil {
 		for _, name := range sortedKeys(stateUsers) {
 			c := *g.prof.State
+			g.fromPlatform("spec: component type and metadata", "/state")
+			g.pending = append(g.pending, stateSrc[name]...)
 			g.emit(path.Join(g.compDir, "state-"+name+".yaml"), component(g.meta(name), c, sorted(stateUsers[name])))
 		}
 	}
 	if g.prof.Secrets != nil && len(secretUsers) > 0 {
+		g.fromPlatform("spec: component type and metadata", "/secrets")
+		g.pending = append(g.pending, secretSrc...)
 		g.emit(path.Join(g.compDir, "secretstore.yaml"), component(g.meta(secretStoreName), *g.prof.Secrets, sorted(secretUsers)))
 	}
 }
@@ -227,8 +260,9 @@ type subscriptionSpec struct {
 
 func (g *gen) subscriptions() {
 	for _, m := range g.set.Modules {
-		for _, s := range m.Spec.Events.Subscribes {
+		for i, s := range m.Spec.Events.Subscribes {
 			name := m.Spec.App.ID + "-" + strings.ReplaceAll(s.Topic, ".", "-")
+			g.from("the whole subscription", m.PosOf(fmt.Sprintf("/spec/events/subscribes/%d", i)))
 			g.emit(path.Join(g.compDir, "subscription-"+name+".yaml"), resource{
 				APIVersion: "dapr.io/v2alpha1", Kind: "Subscription", Metadata: g.meta(name),
 				Spec: subscriptionSpec{PubsubName: pubsubName, Topic: s.Topic,
@@ -307,7 +341,9 @@ func (g *gen) resiliency() {
 		scopes = append(scopes, id)
 		timeout, retries := defaultTimeout, defaultRetries
 		ref := policyRef{Timeout: id, Retry: id}
+		g.from("policies and target for app "+id, m.PosOf("/spec/app/id"))
 		if r := m.Spec.Resiliency; r != nil {
+			g.from("overrides for app "+id, m.PosOf("/spec/resiliency"))
 			if r.Timeout != "" {
 				timeout = r.Timeout
 			}
@@ -435,12 +471,36 @@ func (g *gen) config(name string, selfRegister bool, callers []string, secrets [
 func (g *gen) configurations() {
 	for _, m := range g.set.Modules {
 		id := m.Spec.App.ID
+		g.explainCallers(m)
 		g.emit(path.Join(g.configDir, id+".yaml"), resource{APIVersion: "dapr.io/v1alpha1", Kind: "Configuration",
 			Metadata: g.meta(id), Spec: g.config(id, true, Callers(g.set, g.prof, m), m.Spec.Secrets)})
 	}
 	for _, c := range g.prof.DevCallers {
 		g.emit(path.Join(g.configDir, c+".yaml"), resource{APIVersion: "dapr.io/v1alpha1", Kind: "Configuration",
 			Metadata: g.meta(c), Spec: g.config(c, false, nil, nil)})
+	}
+}
+
+// explainCallers records where each caller admitted by m's access control comes from.
+func (g *gen) explainCallers(m *manifest.Module) {
+	if g.prof.NameResolution != nil {
+		g.fromPlatform("spec.nameResolution", "/nameResolution")
+	}
+	if gw := g.set.Platform.Spec.Gateway; gw != "" && gw != m.Spec.App.ID {
+		g.from("accessControl allows "+gw+" (the gateway)", g.set.Platform.PosOf("/spec/gateway"))
+	}
+	for _, o := range g.set.Modules {
+		for j, d := range o.Spec.DependsOn {
+			if d.Name == m.Metadata.Name {
+				g.from("accessControl allows "+o.Spec.App.ID+" (depends on "+m.Metadata.Name+")", o.PosOf(fmt.Sprintf("/spec/dependsOn/%d", j)))
+			}
+		}
+	}
+	for j, c := range g.prof.DevCallers {
+		g.fromPlatform("accessControl allows "+c+" (dev caller)", fmt.Sprintf("/devCallers/%d", j))
+	}
+	if len(m.Spec.Secrets) > 0 {
+		g.from("secrets.scopes", m.PosOf("/spec/secrets"))
 	}
 }
 
@@ -463,6 +523,7 @@ func (g *gen) runPlan() error {
 		}
 		plan.Apps = append(plan.Apps, a)
 		all = append(all, a.ID)
+		g.from("apps: "+a.ID, m.PosOf("/spec/app"))
 	}
 	for _, c := range g.prof.DevCallers {
 		plan.Apps = append(plan.Apps, runplan.App{ID: c, Config: path.Join(LocalDeploy, "config", c+".yaml"),
@@ -501,6 +562,7 @@ func (g *gen) daprRunFile() {
 			a.AppPort = port
 			port++
 		}
+		g.from("apps: "+a.AppID, m.PosOf("/spec/app"))
 		if m.Spec.App.Build != "" {
 			a.Command = []string{"go", "run", m.Spec.App.Build}
 		} else {

@@ -218,3 +218,33 @@ func TestGraph(t *testing.T) {
 		t.Errorf("dot:\n%s", dot)
 	}
 }
+
+// explain: the identity configuration admits blog because of blog's dependsOn entry, and says
+// exactly where that entry is.
+func TestSourcesPointAtManifestEntries(t *testing.T) {
+	blog, err := os.ReadFile(filepath.Join(fixture, "manifests", "blog.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	line, col := 0, 0
+	for i, l := range strings.Split(string(blog), "\n") {
+		if c := strings.Index(l, "{name: identity"); c >= 0 {
+			line, col = i+1, c+1
+		}
+	}
+	for _, a := range compileFixture(t) {
+		if a.Path != "deploy/local/config/identity.yaml" {
+			continue
+		}
+		for _, s := range a.Sources {
+			if s.Part == "accessControl allows blog (depends on identity)" {
+				if s.Pos.File != "manifests/blog.yaml" || s.Pos.Line != line || s.Pos.Col != col {
+					t.Errorf("source at %s, want manifests/blog.yaml:%d:%d", s.Pos, line, col)
+				}
+				return
+			}
+		}
+		t.Fatalf("no source for blog's access: %+v", a.Sources)
+	}
+	t.Fatal("identity configuration not generated")
+}

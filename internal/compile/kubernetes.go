@@ -139,6 +139,7 @@ func (g *gen) workloads(shared []Artifact) {
 				Selector map[string]string `yaml:"selector"`
 				Ports    []map[string]any  `yaml:"ports"`
 			}{map[string]string{"app.kubernetes.io/name": id}, []map[string]any{{"name": "http", "port": 80, "targetPort": "http"}}}}
+		g.from("Deployment and Service", m.PosOf("/spec/app"))
 		g.emit(path.Join(KubernetesDeploy, "apps", id+".yaml"), deploy, svc)
 
 		if db := m.Spec.Database; db != nil && db.Migrations != "" {
@@ -152,6 +153,7 @@ func (g *gen) workloads(shared []Artifact) {
 					Name: "migrate", Image: image, Args: []string{"--migrate-only"}, Env: append([]envVar{{Name: "APP_ID", Value: id}}, dbEnv...),
 				}}}}},
 			}
+			g.from("Job", m.PosOf("/spec/database"))
 			// Numbered so that applying the folder in name order respects dependencies.
 			g.emit(path.Join(KubernetesDeploy, "migrations", fmt.Sprintf("%02d-%s.yaml", step, id)), job)
 		}

@@ -36,7 +36,8 @@ func (g *gen) emitJSON(p string, v any) {
 	if err := enc.Encode(v); err != nil {
 		panic(fmt.Sprintf("compile: encode %s: %v", p, err))
 	}
-	g.out = append(g.out, Artifact{Path: p, Data: b.Bytes()})
+	g.out = append(g.out, Artifact{Path: p, Data: b.Bytes(), Sources: g.pending})
+	g.pending = nil
 }
 
 // Policy is an ory/ladon policy as the authz service loads it.
@@ -55,7 +56,8 @@ type Policy struct {
 func (g *gen) policies() {
 	var ps []Policy
 	for _, m := range g.set.Modules {
-		for _, r := range m.Spec.Roles {
+		for i, r := range m.Spec.Roles {
+			g.from("policy role:"+r.Name, m.PosOf(fmt.Sprintf("/spec/roles/%d", i)))
 			desc := r.Description
 			if desc == "" {
 				desc = "role " + r.Name + " of module " + m.Metadata.Name
@@ -87,7 +89,8 @@ type GatewayRoute struct {
 func (g *gen) routes() {
 	var rs []GatewayRoute
 	for _, m := range g.set.Modules {
-		for _, r := range m.Spec.Routes {
+		for i, r := range m.Spec.Routes {
+			g.from("route "+r.Method+" "+r.Path, m.PosOf(fmt.Sprintf("/spec/routes/%d", i)))
 			rs = append(rs, GatewayRoute{Method: r.Method, Path: r.Path, AppID: m.Spec.App.ID, Module: m.Metadata.Name,
 				Permission: r.Permission, Public: r.Public, Audit: r.Audit, BodyLimit: r.BodyLimit, RateLimit: r.RateLimit})
 		}
@@ -120,6 +123,7 @@ func (g *gen) migrationPlan() {
 	for _, name := range g.set.Order() {
 		m := g.set.Module(name)
 		if db := m.Spec.Database; db != nil && db.Migrations != "" {
+			g.from("step "+name, m.PosOf("/spec/database"))
 			steps = append(steps, MigrationStep{Module: name, AppID: m.Spec.App.ID, Schema: db.Schema, Folder: db.Migrations})
 		}
 	}
@@ -159,7 +163,8 @@ func (g *gen) permissionConstants() error {
 		if err != nil {
 			return fmt.Errorf("permission constants of %s: %w", m.Metadata.Name, err)
 		}
-		g.out = append(g.out, Artifact{Path: path.Join(strings.TrimPrefix(m.Spec.App.Build, "./"), "permissions", "permissions_gen.go"), Data: src})
+		g.out = append(g.out, Artifact{Path: path.Join(strings.TrimPrefix(m.Spec.App.Build, "./"), "permissions", "permissions_gen.go"), Data: src,
+			Sources: []Source{{"permission constants", m.PosOf("/spec/permissions")}, {"role constants", m.PosOf("/spec/roles")}}})
 	}
 	return nil
 }
