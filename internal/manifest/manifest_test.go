@@ -264,3 +264,82 @@ func FuzzLoad(f *testing.F) {
 		}
 	})
 }
+
+// The remaining rules: exact rule id and message, located in the right file and line.
+func TestMoreRules(t *testing.T) {
+	edit := func(name, from, to string) map[string]string {
+		if !strings.Contains(baseModules[name], from) {
+			panic("fixture lacks " + from)
+		}
+		return with(name, strings.Replace(baseModules[name], from, to, 1))
+	}
+	cases := []struct {
+		name   string
+		files  map[string][]byte
+		file   string
+		marker string
+		want   string
+	}{
+		{"module unique", files(with("billing2", strings.Replace(baseModules["billing"], "id: billing", "id: billing2", 1))), "manifests/billing2.yaml", "name: billing",
+			`module "billing" is also defined in manifests/billing.yaml [module-unique]`},
+		{"schema unique", files(edit("blog", "  permissions:", "  database: {schema: identity}\n  permissions:")), "manifests/identity.yaml", "database: {schema: identity,",
+			`database schema "identity" is also used by module blog [schema-unique]`},
+		{"permission unique", files(edit("blog", "    - {name: blog.post.create}", "    - {name: blog.post.create}\n    - {name: blog.post.create}")), "manifests/blog.yaml", "    - {name: blog.post.create}\n",
+			`permission "blog.post.create" is already declared by module blog [permission-unique]`},
+		{"role name", files(edit("identity", "name: identity.admin,", "name: admin,")), "manifests/identity.yaml", "name: admin,",
+			`role "admin" is not identity.<role> [role-name]`},
+		{"role unique", files(edit("identity", "  routes:", "    - {name: identity.admin, permissions: []}\n  routes:")), "manifests/identity.yaml", "    - {name: identity.admin, permissions: []}",
+			`role "identity.admin" is declared twice [role-unique]`},
+		{"dependency self", files(edit("billing", "name: identity, version", "name: billing, version")), "manifests/billing.yaml", `{name: billing, version: "^1.2"}`,
+			"module billing depends on itself [dependency-self]"},
+		{"topic prefix", files(edit("identity", "topic: identity.user.created", "topic: users.created")), "manifests/identity.yaml", "topic: users.created",
+			`published topic "users.created" does not start with the module name [topic-prefix]`},
+		{"subscription route", files(edit("blog", "route: /events/user-created", "route: /api/v1/blog/posts")), "manifests/blog.yaml", "route: /api/v1/blog/posts",
+			"subscription route /api/v1/blog/posts is also an HTTP route or another subscription's [subscription-route]"},
+		{"app run", files(edit("billing", ", build: ./apps/billing}", "}")), "manifests/billing.yaml", "app: {id: billing}",
+			"app says neither how to build nor how to run it [app-run]"},
+		{"gateway app", files(edit("gateway", "id: gateway,", "id: edge,")), "manifests/platform.yaml", "gateway: gateway",
+			`gateway "gateway" is not the app id of any module [gateway-app]`},
+		{"dev caller", files(edit("billing", "id: billing,", "id: console,")), "manifests/platform.yaml", "devCallers: [console]",
+			`dev caller "console" is also a module's app id [dev-caller]`},
+		{"one document", files(edit("billing", "kind: Module", "kind: Module\n---\nkind: Module")), "manifests/billing.yaml", "---",
+			"a second YAML document in the file [one-document]"},
+		{"empty file", files(with("empty", "")), "manifests/empty.yaml", "",
+			"the file is empty [yaml]"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := Load(c.files, testRoot(t))
+			var ps Problems
+			if !errors.As(err, &ps) {
+				t.Fatalf("want Problems, got %v", err)
+			}
+			line := 1
+			if c.marker != "" {
+				doc := string(c.files[c.file])
+				i := strings.Index(doc, c.marker)
+				if i < 0 {
+					t.Fatalf("marker %q not in %s", c.marker, c.file)
+				}
+				line = strings.Count(doc[:i], "\n") + 1
+				if strings.HasPrefix(c.marker, "    - {name: blog.post.create}\n") {
+					line++ // the second, repeated entry
+				}
+			}
+			for _, p := range ps {
+				if strings.Contains(p.String(), c.want) {
+					if p.Pos.File != c.file || p.Pos.Line != line {
+						t.Errorf("problem at %s, want %s line %d", p.Pos, c.file, line)
+					}
+					return
+				}
+			}
+			t.Errorf("no problem contains %q; got:\n%v", c.want, ps)
+		})
+	}
+	noPlatform := files(baseModules)
+	delete(noPlatform, "manifests/platform.yaml")
+	if _, err := Load(noPlatform, testRoot(t)); err == nil || !strings.Contains(err.Error(), "no platform.yaml among the manifests [platform-missing]") {
+		t.Errorf("missing platform: %v", err)
+	}
+}
