@@ -208,19 +208,27 @@ func token() string {
 	return hex.EncodeToString(b)
 }
 
-// buildApps compiles every Go package the plan names, in one `go build` so shared packages
-// compile once.
+// buildApps compiles the Go packages of the apps this group starts.
 func (g *Group) buildApps(ctx context.Context) (map[string]string, error) {
-	bins := map[string]string{}
-	var pkgs []string
-	binDir := filepath.Join(g.opts.WorkDir, "bin")
+	var apps []runplan.App
 	for _, id := range g.order {
 		a, _ := g.opts.Plan.App(id)
+		apps = append(apps, a)
+	}
+	return BuildApps(ctx, g.opts.Root, filepath.Join(g.opts.WorkDir, "bin"), apps)
+}
+
+// BuildApps compiles every Go package the apps name into binDir, in one `go build` so shared
+// packages compile once. It returns app id -> binary.
+func BuildApps(ctx context.Context, root, binDir string, apps []runplan.App) (map[string]string, error) {
+	bins := map[string]string{}
+	var pkgs []string
+	for _, a := range apps {
 		if a.Build == "" {
 			continue
 		}
 		pkgs = append(pkgs, a.Build)
-		bins[id] = filepath.Join(binDir, filepath.Base(a.Build))
+		bins[a.ID] = filepath.Join(binDir, filepath.Base(a.Build))
 	}
 	if len(pkgs) == 0 {
 		return bins, nil
@@ -230,7 +238,7 @@ func (g *Group) buildApps(ctx context.Context) (map[string]string, error) {
 	}
 	args := append([]string{"build", "-o", binDir + "/"}, pkgs...)
 	cmd := exec.CommandContext(ctx, "go", args...)
-	cmd.Dir = g.opts.Root
+	cmd.Dir = root
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("build apps (%s): %w\n%s", strings.Join(pkgs, " "), err, out)
 	}
