@@ -50,6 +50,16 @@ func (e *env) stackConfig(ctx context.Context, ports infra.Ports, detach bool) (
 	}, nil
 }
 
+// stackUp brings up the stack for a command that needs it (run, migrate): it reuses a healthy
+// running one, or starts one attached to this process. Stop the result when done.
+func (e *env) stackUp(ctx context.Context, ports infra.Ports) (*infra.Stack, error) {
+	cfg, err := e.stackConfig(ctx, ports, false)
+	if err != nil {
+		return nil, err
+	}
+	return infra.Up(ctx, cfg)
+}
+
 func newInfraCmd(e *env) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "infra",

@@ -10,7 +10,6 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/goplt/goplt/internal/compile"
-	"github.com/goplt/goplt/internal/infra"
 	"github.com/goplt/goplt/internal/runner"
 	"github.com/goplt/goplt/internal/runplan"
 )
@@ -57,11 +56,7 @@ same implicitly, since each app applies its own migrations before it serves.`,
 		if err != nil {
 			return err
 		}
-		cfg, err := e.stackConfig(ctx, *ports, false)
-		if err != nil {
-			return err
-		}
-		stack, err := infra.Up(ctx, cfg)
+		stack, err := e.stackUp(ctx, *ports)
 		if err != nil {
 			return err
 		}

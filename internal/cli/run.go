@@ -10,7 +10,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/goplt/goplt/internal/binaries"
-	"github.com/goplt/goplt/internal/infra"
 	"github.com/goplt/goplt/internal/runner"
 	"github.com/goplt/goplt/internal/runplan"
 )
@@ -50,11 +49,7 @@ prefixed by app. Ctrl-C stops everything this command started.`,
 		if err != nil {
 			return err
 		}
-		cfg, err := e.stackConfig(ctx, *ports, false)
-		if err != nil {
-			return err
-		}
-		stack, err := infra.Up(ctx, cfg)
+		stack, err := e.stackUp(ctx, *ports)
 		if err != nil {
 			return err
 		}

@@ -83,18 +83,26 @@ func LoadConfig(args []string, getenv func(string) string) (Config, error) {
 // Validate reports every problem with the configuration at once.
 func (c Config) Validate() error {
 	var errs []string
+	if c.DBSchema != "" && !identRE.MatchString(c.DBSchema) {
+		errs = append(errs, fmt.Sprintf("database schema %q must match %s", c.DBSchema, identRE))
+	}
 	if c.MigrateOnly {
+		// A migration job serves nothing: it needs the database, not ports or tokens.
 		if c.DatabaseURL == "" {
 			errs = append(errs, "--migrate-only needs GOPLT_DATABASE_URL")
 		}
-		if c.DBSchema != "" && !identRE.MatchString(c.DBSchema) {
-			errs = append(errs, fmt.Sprintf("database schema %q must match %s", c.DBSchema, identRE))
-		}
-		if len(errs) > 0 {
-			return fmt.Errorf("invalid configuration:\n  %s", strings.Join(errs, "\n  "))
-		}
-		return nil // a migration job serves nothing: no ports or tokens needed
+	} else {
+		errs = append(errs, c.serveProblems()...)
 	}
+	if len(errs) > 0 {
+		return fmt.Errorf("invalid configuration:\n  %s", strings.Join(errs, "\n  "))
+	}
+	return nil
+}
+
+// serveProblems checks what an app that serves requests needs.
+func (c Config) serveProblems() []string {
+	var errs []string
 	if c.AppID == "" {
 		errs = append(errs, "app id is empty: set APP_ID or --app-id")
 	}
@@ -109,11 +117,5 @@ func (c Config) Validate() error {
 	if c.AppAPIToken == "" {
 		errs = append(errs, "APP_API_TOKEN is empty: the app accepts calls only from its sidecar, which must present this token (goplt run sets it; with the Dapr CLI export it for both)")
 	}
-	if c.DBSchema != "" && !identRE.MatchString(c.DBSchema) {
-		errs = append(errs, fmt.Sprintf("database schema %q must match %s", c.DBSchema, identRE))
-	}
-	if len(errs) > 0 {
-		return fmt.Errorf("invalid configuration:\n  %s", strings.Join(errs, "\n  "))
-	}
-	return nil
+	return errs
 }
