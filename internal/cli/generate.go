@@ -19,6 +19,11 @@ import (
 // carry its header or marker).
 var generatedDirs = []string{compile.LocalComponents, compile.KubernetesComponents, "deploy", "apps"}
 
+// manifestsFlag binds --manifests, the folder every manifest command reads.
+func manifestsFlag(cmd *cobra.Command, dir *string) {
+	cmd.Flags().StringVar(dir, "manifests", "", "manifests folder (default <repo>/manifests)")
+}
+
 func (e *env) loadManifests(dir string) (*manifest.Set, error) {
 	if e.root == "" {
 		return nil, errors.New("run goplt from inside the goplt repository")
@@ -52,7 +57,7 @@ func newValidateCmd(e *env) *cobra.Command {
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&dir, "manifests", "", "manifests folder (default <repo>/manifests)")
+	manifestsFlag(cmd, &dir)
 	return cmd
 }
 
@@ -103,7 +108,7 @@ With --check nothing is written and the command fails (exit 1) if anything is st
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&dir, "manifests", "", "manifests folder (default <repo>/manifests)")
+	manifestsFlag(cmd, &dir)
 	cmd.Flags().BoolVar(&check, "check", false, "write nothing; fail if any generated file is stale")
 	return cmd
 }
@@ -128,7 +133,7 @@ func newGraphCmd(e *env) *cobra.Command {
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&dir, "manifests", "", "manifests folder (default <repo>/manifests)")
+	manifestsFlag(cmd, &dir)
 	cmd.Flags().BoolVar(&dot, "dot", false, "print Graphviz DOT")
 	return cmd
 }
@@ -169,7 +174,7 @@ func newExplainCmd(e *env) *cobra.Command {
 			return usageError{fmt.Errorf("%s is not a file goplt generate writes (see docs/manifest.md for the list)", rel)}
 		},
 	}
-	cmd.Flags().StringVar(&dir, "manifests", "", "manifests folder (default <repo>/manifests)")
+	manifestsFlag(cmd, &dir)
 	return cmd
 }
 

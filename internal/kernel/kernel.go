@@ -39,11 +39,10 @@ type Kernel struct {
 	perms      []PermissionDecl
 	migrations fs.FS
 
-	db      *pgxpool.Pool
-	daprMu  sync.RWMutex
-	dapr    dapr.Client
-	ready   atomic.Bool
-	stopped atomic.Bool
+	db     *pgxpool.Pool
+	daprMu sync.RWMutex
+	dapr   dapr.Client
+	ready  atomic.Bool
 }
 
 // Config returns the app's configuration.
@@ -177,7 +176,6 @@ func (k *Kernel) run(ctx context.Context) error {
 		return fmt.Errorf("http server: %w", err)
 	}
 	k.log.Info("stopping")
-	k.stopped.Store(true)
 	k.ready.Store(false)
 	sctx, cancel := context.WithTimeout(context.Background(), k.cfg.ShutdownTimeout)
 	defer cancel()

@@ -5,8 +5,9 @@ import (
 	"fmt"
 	"io/fs"
 	"net/http"
-	"regexp"
 	"strings"
+
+	"github.com/goplt/goplt/internal/naming"
 )
 
 // Module is the contract every goplt app implements.
@@ -68,8 +69,6 @@ type PermissionDecl struct {
 	Description string
 }
 
-var permRE = regexp.MustCompile(`^[a-z][a-z0-9]*(\.[a-z][a-z0-9_]*){2}$`)
-
 // Handle declares a route. Every route needs a declared permission or Public().
 func (k *Kernel) Handle(pattern string, access Access, h http.Handler) {
 	k.routes = append(k.routes, Route{Pattern: pattern, Access: access, Handler: h})
@@ -95,21 +94,16 @@ func (k *Kernel) DefinePermission(name, description string) {
 	k.perms = append(k.perms, PermissionDecl{Name: name, Description: description})
 }
 
-// Routes returns the declared routes.
-func (k *Kernel) Routes() []Route { return k.routes }
-
-// Subscriptions returns the declared subscriptions.
-func (k *Kernel) Subscriptions() []Subscription { return k.subs }
-
 // validate checks the declarations made in Init, reporting every problem.
 func (k *Kernel) validate() error {
 	var errs []string
 	perms := map[string]bool{}
 	for _, p := range k.perms {
+		module, ok := naming.PermissionModule(p.Name)
 		switch {
-		case !permRE.MatchString(p.Name):
+		case !ok:
 			errs = append(errs, fmt.Sprintf("permission %q: want <module>.<resource>.<action> in lower case", p.Name))
-		case !strings.HasPrefix(p.Name, k.module.Name()+"."):
+		case module != k.module.Name():
 			errs = append(errs, fmt.Sprintf("permission %q: must start with the module name %q", p.Name, k.module.Name()+"."))
 		case perms[p.Name]:
 			errs = append(errs, fmt.Sprintf("permission %q declared twice", p.Name))

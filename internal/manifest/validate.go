@@ -11,10 +11,11 @@ import (
 
 	"github.com/Masterminds/semver/v3"
 	"github.com/santhosh-tekuri/jsonschema/v6"
+
+	"github.com/goplt/goplt/internal/naming"
 )
 
 var (
-	permRE = regexp.MustCompile(`^([a-z][a-z0-9]*)\.[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$`)
 	roleRE = regexp.MustCompile(`^([a-z][a-z0-9]*)\.[a-z][a-z0-9_-]*$`)
 )
 
@@ -100,11 +101,11 @@ func validateSet(set *Set) Problems {
 	for _, m := range set.Modules {
 		for i, p := range m.Spec.Permissions {
 			ptr := fmt.Sprintf("/spec/permissions/%d/name", i)
-			sub := permRE.FindStringSubmatch(p.Name)
+			module, ok := naming.PermissionModule(p.Name)
 			switch {
-			case sub == nil:
+			case !ok:
 				add(m.PosOf(ptr), "permission-name", "name it <module>.<resource>.<action>, e.g. "+m.Metadata.Name+".post.create", "permission %q is not <module>.<resource>.<action>", p.Name)
-			case sub[1] != m.Metadata.Name:
+			case module != m.Metadata.Name:
 				add(m.PosOf(ptr), "permission-prefix", "start it with "+m.Metadata.Name+".", "permission %q does not start with the module name %q", p.Name, m.Metadata.Name)
 			}
 			if prev, ok := allPerms[p.Name]; ok {

@@ -6,7 +6,6 @@ package proc
 
 import (
 	"bufio"
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -197,16 +196,6 @@ func (p *Process) Stop(grace time.Duration) {
 	}
 	// Children that left the group's leader behind still belong to the group.
 	_ = syscall.Kill(-p.Pid(), syscall.SIGKILL)
-}
-
-// Wait blocks until the process exits or ctx ends.
-func (p *Process) Wait(ctx context.Context) error {
-	select {
-	case <-p.done:
-		return p.err
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }
 
 // Alive reports whether a process with this pid exists (and is not a zombie).
