@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"fmt"
 	"path"
+	"slices"
 	"sort"
 	"strings"
 
@@ -378,10 +379,16 @@ func (g *gen) resiliency() {
 
 type (
 	aclPolicy struct {
-		AppID         string `yaml:"appId"`
-		DefaultAction string `yaml:"defaultAction"`
-		TrustDomain   string `yaml:"trustDomain"`
-		Namespace     string `yaml:"namespace"`
+		AppID         string         `yaml:"appId"`
+		DefaultAction string         `yaml:"defaultAction"`
+		TrustDomain   string         `yaml:"trustDomain"`
+		Namespace     string         `yaml:"namespace"`
+		Operations    []aclOperation `yaml:"operations,omitempty"`
+	}
+	aclOperation struct {
+		Name     string   `yaml:"name"`
+		HTTPVerb []string `yaml:"httpVerb"`
+		Action   string   `yaml:"action"`
 	}
 	accessControl struct {
 		DefaultAction string      `yaml:"defaultAction"`
@@ -430,10 +437,53 @@ func Callers(set *manifest.Set, prof manifest.Profile, m *manifest.Module) []str
 	for _, c := range prof.DevCallers {
 		seen[c] = true
 	}
+	for _, r := range m.Spec.Routes {
+		for _, c := range r.Callers {
+			seen[c] = true
+		}
+	}
 	return sortedKeys(seen)
 }
 
-func (g *gen) config(name string, selfRegister bool, callers []string, secrets []string) configSpec {
+// internalDenials returns the access-control operations that keep caller out of m's internal
+// routes it is not listed for: the whole /internal/ prefix when it may call none of them,
+// else each route it may not call.
+func internalDenials(m *manifest.Module, caller string) []aclOperation {
+	var denied []aclOperation
+	allowedAny := false
+	for _, r := range m.Spec.Routes {
+		if len(r.Callers) == 0 {
+			continue
+		}
+		if slices.Contains(r.Callers, caller) {
+			allowedAny = true
+			continue
+		}
+		denied = append(denied, aclOperation{Name: aclOperationName(r.Path), HTTPVerb: []string{r.Method}, Action: "deny"})
+	}
+	if !allowedAny {
+		return []aclOperation{{Name: "/internal/**", HTTPVerb: []string{"*"}, Action: "deny"}}
+	}
+	return denied
+}
+
+// aclOperationName turns a route pattern into a Dapr access-control operation: parameters
+// become * (one segment) and a final {rest...} becomes ** (any depth).
+func aclOperationName(path string) string {
+	segs := strings.Split(path, "/")
+	for i, s := range segs {
+		switch {
+		case strings.HasPrefix(s, "{") && strings.HasSuffix(s, "...}"):
+			segs[i] = "**"
+		case strings.HasPrefix(s, "{"):
+			segs[i] = "*"
+		}
+	}
+	return strings.Join(segs, "/")
+}
+
+func (g *gen) config(m *manifest.Module, callers []string, secrets []string) configSpec {
+	selfRegister := m != nil
 	var c configSpec
 	if g.prof.TracingSamplingRate != "" {
 		c.Tracing = &struct {
@@ -457,8 +507,13 @@ func (g *gen) config(name string, selfRegister bool, callers []string, secrets [
 		}{nr.Component, conf}
 	}
 	c.AccessControl = accessControl{DefaultAction: "deny", TrustDomain: trustDomain}
+	hasInternal := m != nil && slices.ContainsFunc(m.Spec.Routes, func(r manifest.Route) bool { return len(r.Callers) > 0 })
 	for _, caller := range callers {
-		c.AccessControl.Policies = append(c.AccessControl.Policies, aclPolicy{AppID: caller, DefaultAction: "allow", TrustDomain: trustDomain, Namespace: g.namespace()})
+		p := aclPolicy{AppID: caller, DefaultAction: "allow", TrustDomain: trustDomain, Namespace: g.namespace()}
+		if hasInternal {
+			p.Operations = internalDenials(m, caller)
+		}
+		c.AccessControl.Policies = append(c.AccessControl.Policies, p)
 	}
 	if len(secrets) > 0 {
 		c.Secrets = &struct {
@@ -473,11 +528,11 @@ func (g *gen) configurations() {
 		id := m.Spec.App.ID
 		g.explainCallers(m)
 		g.emit(path.Join(g.configDir, id+".yaml"), resource{APIVersion: "dapr.io/v1alpha1", Kind: "Configuration",
-			Metadata: g.meta(id), Spec: g.config(id, true, Callers(g.set, g.prof, m), m.Spec.Secrets)})
+			Metadata: g.meta(id), Spec: g.config(m, Callers(g.set, g.prof, m), m.Spec.Secrets)})
 	}
 	for _, c := range g.prof.DevCallers {
 		g.emit(path.Join(g.configDir, c+".yaml"), resource{APIVersion: "dapr.io/v1alpha1", Kind: "Configuration",
-			Metadata: g.meta(c), Spec: g.config(c, false, nil, nil)})
+			Metadata: g.meta(c), Spec: g.config(nil, nil, nil)})
 	}
 }
 

@@ -90,6 +90,9 @@ func (g *gen) routes() {
 	var rs []GatewayRoute
 	for _, m := range g.set.Modules {
 		for i, r := range m.Spec.Routes {
+			if len(r.Callers) > 0 {
+				continue // internal: never exposed by the gateway
+			}
 			g.from("route "+r.Method+" "+r.Path, m.PosOf(fmt.Sprintf("/spec/routes/%d", i)))
 			rs = append(rs, GatewayRoute{Method: r.Method, Path: r.Path, AppID: m.Spec.App.ID, Module: m.Metadata.Name,
 				Permission: r.Permission, Public: r.Public, Audit: r.Audit, BodyLimit: r.BodyLimit, RateLimit: r.RateLimit})

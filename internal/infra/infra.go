@@ -20,6 +20,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/goplt/goplt/internal/localsecrets"
 	"github.com/goplt/goplt/internal/proc"
 )
 
@@ -52,6 +53,8 @@ type Endpoints struct {
 	SentryAddress    string   `json:"sentryAddress"`    // host:port of Sentry's gRPC API
 	TrustAnchorsFile string   `json:"trustAnchorsFile"` // PEM of the Sentry root CA
 	TrustDomain      string   `json:"trustDomain"`
+	// SecretsFile backs the local secret store (secretstores.local.file).
+	SecretsFile string `json:"secretsFile"`
 }
 
 // TrustAnchors reads the CA certificate that sidecars must trust.
@@ -152,6 +155,10 @@ func Up(ctx context.Context, cfg Config) (*Stack, error) {
 	if st, err := LoadState(cfg.Home); err == nil {
 		if healthy(ctx, st) {
 			fmt.Fprintf(cfg.Progress, "infra: already running (started %s)\n", st.StartedAt.Format(time.RFC3339))
+			st.Endpoints.SecretsFile = SecretsFile(cfg.Home) // state written by an older goplt lacks it
+			if err := ensureSecrets(cfg.Home, cfg.Progress); err != nil {
+				return nil, err
+			}
 			return &Stack{State: *st, home: cfg.Home, reused: true}, nil
 		}
 		// Left over from a crash or a partial stop: clear it before starting afresh.
@@ -217,11 +224,29 @@ func Up(ctx context.Context, cfg Config) (*Stack, error) {
 		return fail(err)
 	}
 	st.Endpoints = endpoints(cfg)
+	if err := ensureSecrets(cfg.Home, cfg.Progress); err != nil {
+		return fail(err)
+	}
 	if err := writeState(cfg.Home, st); err != nil {
 		return fail(err)
 	}
 	stack.State = st
 	return stack, nil
+}
+
+// ensureSecrets creates the local secrets the core services need, announcing the bootstrap
+// administrator's password once.
+func ensureSecrets(home string, progress io.Writer) error {
+	path := SecretsFile(home)
+	created, err := localsecrets.Ensure(path, time.Now())
+	if err != nil {
+		return fmt.Errorf("local secrets: %w", err)
+	}
+	if created.AdminPassword != "" {
+		fmt.Fprintf(progress, "infra: created the bootstrap administrator's secret: %s / %s (shown once; kept in %s)\n",
+			created.AdminEmail, created.AdminPassword, path)
+	}
+	return nil
 }
 
 func waitReady(ctx context.Context, s service, p *proc.Process, timeout time.Duration) error {

@@ -48,8 +48,12 @@ func endpoints(cfg Config) Endpoints {
 		SentryAddress:    addr(cfg.Ports.SentryGRPC),
 		TrustAnchorsFile: filepath.Join(sentryCredentials(cfg.Home), "ca.crt"),
 		TrustDomain:      TrustDomain,
+		SecretsFile:      SecretsFile(cfg.Home),
 	}
 }
+
+// SecretsFile is the file behind the local Dapr secret store.
+func SecretsFile(home string) string { return filepath.Join(home, "data", "secrets.json") }
 
 func sentryCredentials(home string) string { return filepath.Join(home, "data", "sentry") }
 

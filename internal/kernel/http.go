@@ -11,6 +11,8 @@ import (
 	"io"
 	"net/http"
 	"regexp"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -65,7 +67,11 @@ func DecodeJSON(w http.ResponseWriter, r *http.Request, maxBytes int64, v any) b
 func (k *Kernel) handler() http.Handler {
 	mux := http.NewServeMux()
 	for _, r := range k.routes {
-		mux.Handle(r.Pattern, r.Handler)
+		h := r.Handler
+		if len(r.Access.Callers) > 0 {
+			h = requireCaller(r.Access.Callers, h)
+		}
+		mux.Handle(r.Pattern, h)
 	}
 	for _, s := range k.subs {
 		mux.Handle("POST "+s.Path, k.eventHandler(s))
@@ -129,6 +135,19 @@ func (k *Kernel) requireSidecar(next http.Handler) http.Handler {
 		got := []byte(r.Header.Get("dapr-api-token"))
 		if subtle.ConstantTimeCompare(got, want) != 1 {
 			WriteError(w, r, http.StatusUnauthorized, "not_from_sidecar", "calls must come through the app's Dapr sidecar")
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// requireCaller admits only calls whose calling app, as the sidecar reports it from the mTLS
+// identity, is one of callers. Dapr access control already refuses the others; this keeps the
+// route closed if the configuration is ever wrong.
+func requireCaller(callers []string, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !slices.Contains(callers, r.Header.Get("dapr-caller-app-id")) {
+			WriteError(w, r, http.StatusForbidden, "caller_not_allowed", "this internal route is only for "+strings.Join(callers, ", "))
 			return
 		}
 		next.ServeHTTP(w, r)

@@ -66,6 +66,20 @@ func (k *Kernel) Dapr() (dapr.Client, error) {
 	return k.dapr, nil
 }
 
+// WaitDapr returns the sidecar client once connected, or ctx's error.
+func (k *Kernel) WaitDapr(ctx context.Context) (dapr.Client, error) {
+	for {
+		if c, err := k.Dapr(); err == nil {
+			return c, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("waiting for the sidecar: %w", ctx.Err())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
 // Main runs the module until SIGINT or SIGTERM and exits the process: status 0 after a clean
 // stop, 1 on a failure (already logged), 2 on bad configuration.
 func Main(m Module) {

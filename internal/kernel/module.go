@@ -37,10 +37,14 @@ type Stopper interface {
 	Stop(ctx context.Context) error
 }
 
-// Access says who may call a route: a permission, or nobody checks (public).
+// Access says who may call a route: a permission, nobody checks (public), or only some apps
+// (internal).
 type Access struct {
 	Permission string
 	Public     bool
+	// Callers, for an internal route: the app ids allowed to call it. The generated Dapr
+	// access control enforces this; the kernel checks the caller id the sidecar reports too.
+	Callers []string
 }
 
 // Permission requires the named permission (`<module>.<resource>.<action>`).
@@ -48,6 +52,10 @@ func Permission(name string) Access { return Access{Permission: name} }
 
 // Public marks a route that needs no permission.
 func Public() Access { return Access{Public: true} }
+
+// Internal marks a route only the named apps may call (its path must start with /internal/,
+// and the manifest lists the same callers); the gateway never exposes it.
+func Internal(callers ...string) Access { return Access{Callers: callers} }
 
 // Route is a declared HTTP route.
 type Route struct {
@@ -116,7 +124,13 @@ func (k *Kernel) validate() error {
 			errs = append(errs, fmt.Sprintf("route %q declared twice", r.Pattern))
 		}
 		patterns[r.Pattern] = true
+		internal := len(r.Access.Callers) > 0
 		switch {
+		case internal && (r.Access.Public || r.Access.Permission != ""):
+			errs = append(errs, fmt.Sprintf("route %q: internal and public or permission at once", r.Pattern))
+		case internal && !strings.Contains(r.Pattern, " /internal/"):
+			errs = append(errs, fmt.Sprintf("route %q: internal routes must be under /internal/", r.Pattern))
+		case internal:
 		case r.Access.Public && r.Access.Permission != "":
 			errs = append(errs, fmt.Sprintf("route %q: public and permission %q at once", r.Pattern, r.Access.Permission))
 		case !r.Access.Public && r.Access.Permission == "":

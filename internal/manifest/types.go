@@ -73,9 +73,12 @@ type Route struct {
 	Path       string `yaml:"path"`
 	Permission string `yaml:"permission"`
 	Public     bool   `yaml:"public"`
-	Audit      bool   `yaml:"audit"`
-	BodyLimit  int    `yaml:"bodyLimit"`
-	RateLimit  string `yaml:"rateLimit"`
+	// Callers makes the route internal: only these app ids may call it, and the gateway
+	// does not expose it.
+	Callers   []string `yaml:"callers"`
+	Audit     bool     `yaml:"audit"`
+	BodyLimit int      `yaml:"bodyLimit"`
+	RateLimit string   `yaml:"rateLimit"`
 }
 
 // Events are the topics a module publishes and subscribes to.

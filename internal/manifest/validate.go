@@ -145,6 +145,18 @@ func validateSet(set *Set) Problems {
 		for i, r := range m.Spec.Routes {
 			ptr := fmt.Sprintf("/spec/routes/%d", i)
 			switch {
+			case len(r.Callers) > 0 && (r.Public || r.Permission != ""):
+				add(m.PosOf(ptr), "route-access", "an internal route (callers) takes neither public nor permission", "route %s %s is internal (callers) and also public or requires a permission", r.Method, r.Path)
+			case len(r.Callers) > 0 && !strings.HasPrefix(r.Path, "/internal/"):
+				add(m.PosOf(ptr+"/path"), "route-internal-path", "move it under /internal/", "internal route %s %s must start with /internal/, so access control can deny the prefix", r.Method, r.Path)
+			case len(r.Callers) > 0:
+				for j, c := range r.Callers {
+					if appIDs[c] == nil {
+						add(m.PosOf(fmt.Sprintf("%s/callers/%d", ptr, j)), "route-caller", "name the app id of a module", "route %s %s: caller %q is not the app id of any module", r.Method, r.Path, c)
+					}
+				}
+			case len(r.Callers) == 0 && strings.HasPrefix(r.Path, "/internal/"):
+				add(m.PosOf(ptr+"/path"), "route-internal-path", "list the app ids allowed to call it under callers", "route %s %s is under /internal/ but names no callers", r.Method, r.Path)
 			case r.Public && r.Permission != "":
 				add(m.PosOf(ptr), "route-access", "a public route needs no permission: remove one", "route %s %s is public and requires %q", r.Method, r.Path, r.Permission)
 			case !r.Public && r.Permission == "":

@@ -299,6 +299,7 @@ func (g *Group) spawnApp(a *App) (*proc.Process, error) {
 		"DAPR_API_TOKEN="+a.DaprAPIToken,
 		"APP_API_TOKEN="+a.AppAPIToken,
 		"GOPLT_DATABASE_URL="+g.opts.Infra.PostgresURL,
+		"GOPLT_POLICIES="+filepath.Join(g.opts.Root, "deploy", "policies", "ladon.json"),
 	)
 	for k, v := range a.Spec.Env {
 		env = append(env, k+"="+v)
@@ -343,6 +344,7 @@ func (g *Group) spawnSidecar(a *App, cfgPath string) (*proc.Process, error) {
 		// Read by the components through envRef (components/local/*.yaml).
 		"GOPLT_KAFKA_BROKERS="+strings.Join(g.opts.Infra.KafkaBrokers, ","),
 		"GOPLT_POSTGRES_URL="+g.opts.Infra.PostgresURL,
+		"GOPLT_SECRETS_FILE="+g.opts.Infra.SecretsFile,
 	)
 	return proc.Start(proc.Spec{
 		Name: a.Spec.ID + " sidecar", Path: g.opts.Daprd, Args: args, Env: env, Dir: g.opts.Root,

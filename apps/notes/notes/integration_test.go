@@ -52,27 +52,11 @@ func needStack(t *testing.T) {
 	}
 }
 
-// invoke calls method on app id through the sidecar of caller (Dapr service invocation).
+// invoke calls method on the notes app through the sidecar of caller.
 func invoke(t *testing.T, caller, method, path string, body string) (int, []byte) {
 	t.Helper()
-	c := group.App(caller)
-	var rd io.Reader
-	if body != "" {
-		rd = strings.NewReader(body)
-	}
-	req, err := http.NewRequest(method, c.DaprHTTP()+"/v1.0/invoke/notes/method"+path, rd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("dapr-api-token", c.DaprAPIToken)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, b
+	status, _, b := stacktest.Invoke(t, group.App(caller), "notes", method, path, body, nil)
+	return status, b
 }
 
 func createNote(t *testing.T, text string) notes.Note {

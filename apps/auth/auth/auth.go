@@ -1,0 +1,169 @@
+// Package auth is the auth service: it logs users in (credentials are checked by identity,
+// through the sidecar), issues short-lived EdDSA access tokens and rotating refresh tokens
+// bound to a session (token family), detects refresh-token reuse, revokes sessions, publishes
+// its keys as a JWKS and its recent revocations, throttles password guessing, and announces
+// every security event on auth.* topics through a transactional outbox.
+package auth
+
+import (
+	"context"
+	"embed"
+	"fmt"
+	"io/fs"
+	"os"
+	"sync/atomic"
+	"time"
+
+	"github.com/goplt/goplt/apps/auth/client"
+	identity "github.com/goplt/goplt/apps/identity/client"
+	"github.com/goplt/goplt/internal/invoke"
+	"github.com/goplt/goplt/internal/kernel"
+	"github.com/goplt/goplt/internal/localsecrets"
+	"github.com/goplt/goplt/internal/outbox"
+	"github.com/goplt/goplt/internal/token"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// Settings are auth's lifetimes, from the environment.
+type Settings struct {
+	AccessTTL  time.Duration // GOPLT_AUTH_ACCESS_TTL, default 5m
+	RefreshTTL time.Duration // GOPLT_AUTH_REFRESH_TTL: idle lifetime of a refresh token, default 24h
+	SessionTTL time.Duration // GOPLT_AUTH_SESSION_TTL: absolute lifetime of a session, default 168h
+	// KeyRefresh is how often the signing keys are re-read from the secret store
+	// (GOPLT_AUTH_KEY_REFRESH, default 30s).
+	KeyRefresh  time.Duration
+	SecretStore string // GOPLT_SECRET_STORE, default "secretstore"
+}
+
+func settingsFromEnv(getenv func(string) string) (Settings, error) {
+	s := Settings{SecretStore: getenv("GOPLT_SECRET_STORE")}
+	if s.SecretStore == "" {
+		s.SecretStore = "secretstore"
+	}
+	for _, d := range []struct {
+		env string
+		dst *time.Duration
+		def time.Duration
+	}{
+		{"GOPLT_AUTH_ACCESS_TTL", &s.AccessTTL, 5 * time.Minute},
+		{"GOPLT_AUTH_REFRESH_TTL", &s.RefreshTTL, 24 * time.Hour},
+		{"GOPLT_AUTH_SESSION_TTL", &s.SessionTTL, 7 * 24 * time.Hour},
+		{"GOPLT_AUTH_KEY_REFRESH", &s.KeyRefresh, 30 * time.Second},
+	} {
+		*d.dst = d.def
+		if v := getenv(d.env); v != "" {
+			t, err := time.ParseDuration(v)
+			if err != nil || t <= 0 {
+				return s, fmt.Errorf("%s=%q: want a positive duration such as 5m", d.env, v)
+			}
+			*d.dst = t
+		}
+	}
+	return s, nil
+}
+
+// Module is the auth module.
+type Module struct {
+	k        *kernel.Kernel
+	set      Settings
+	identity *identity.Client
+	signer   token.Signer
+	keys     atomic.Pointer[token.KeySet]
+	relay    *outbox.Relay
+}
+
+// New returns the module.
+func New() *Module { return &Module{} }
+
+// Name implements kernel.Module.
+func (m *Module) Name() string { return "auth" }
+
+// Init implements kernel.Module.
+func (m *Module) Init(k *kernel.Kernel) error {
+	m.k = k
+	set, err := settingsFromEnv(os.Getenv)
+	if err != nil {
+		return err
+	}
+	m.set = set
+	m.signer = token.Signer{Issuer: client.Issuer, Audience: client.Audience, TTL: set.AccessTTL}
+	sub, err := fs.Sub(migrations, "migrations")
+	if err != nil {
+		return err
+	}
+	k.Migrations(sub)
+	k.HandleFunc("POST /login", kernel.Public(), m.login)
+	k.HandleFunc("POST /token/refresh", kernel.Public(), m.refresh)
+	k.HandleFunc("POST /logout", kernel.Public(), m.logout)
+	k.HandleFunc("GET /.well-known/jwks.json", kernel.Public(), m.jwks)
+	k.HandleFunc("GET /revocations", kernel.Public(), m.revocations)
+	return nil
+}
+
+// Start implements kernel.Starter: it loads the signing keys (and keeps re-reading them, for
+// rotation) and starts the outbox relay.
+func (m *Module) Start(ctx context.Context) error {
+	cfg := m.k.Config()
+	m.identity = identity.New(invoke.New(cfg.DaprHTTPPort, cfg.DaprAPIToken))
+	m.relay = outbox.NewRelay(m.k.DB(), m.k.Publish, m.k.Log(), time.Second)
+	go m.relay.Run(ctx)
+	lctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	var err error
+	for attempt := 0; ; attempt++ {
+		if err = m.loadKeys(lctx); err == nil || lctx.Err() != nil {
+			break
+		}
+		if attempt%20 == 19 {
+			m.k.Log().Warn("signing keys not readable yet", "err", err)
+		}
+		time.Sleep(250 * time.Millisecond) // the sidecar may still be loading its components
+	}
+	if err != nil {
+		return err
+	}
+	go m.reloadKeys(ctx)
+	return nil
+}
+
+// loadKeys reads the key set from the secret store through the sidecar.
+func (m *Module) loadKeys(ctx context.Context) error {
+	c, err := m.k.WaitDapr(ctx)
+	if err != nil {
+		return err
+	}
+	sec, err := c.GetSecret(ctx, m.set.SecretStore, localsecrets.SigningKeys, nil)
+	if err != nil {
+		return fmt.Errorf("read secret %s from store %s: %w", localsecrets.SigningKeys, m.set.SecretStore, err)
+	}
+	ks, err := token.ParseKeySet([]byte(sec[localsecrets.SigningKeysField]))
+	if err != nil {
+		return fmt.Errorf("secret %s: %w", localsecrets.SigningKeys, err)
+	}
+	old := m.keys.Swap(&ks)
+	signing, _ := ks.Signing()
+	if old == nil {
+		m.k.Log().Info("signing keys loaded", "keys", len(ks.Keys), "signing_kid", signing.ID)
+	} else if prev, _ := old.Signing(); prev.ID != signing.ID {
+		m.k.Log().Info("signing key rotated", "keys", len(ks.Keys), "signing_kid", signing.ID, "previous_kid", prev.ID)
+	}
+	return nil
+}
+
+func (m *Module) reloadKeys(ctx context.Context) {
+	t := time.NewTicker(m.set.KeyRefresh)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := m.loadKeys(ctx); err != nil && ctx.Err() == nil {
+				// Keep signing with the keys we have: a secret-store hiccup must not stop logins.
+				m.k.Log().Warn("reloading signing keys failed; keeping the current ones", "err", err)
+			}
+		}
+	}
+}

@@ -1,0 +1,173 @@
+// Package identity is the identity service: users, their credentials and their roles. It
+// stores them in its own schema, hashes passwords with argon2id, creates the bootstrap
+// administrator from a secret, and announces every change on identity.user.* topics through
+// a transactional outbox, so no event is lost when the sidecar or the broker is briefly down.
+package identity
+
+import (
+	"context"
+	"embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/goplt/goplt/apps/identity/client"
+	"github.com/goplt/goplt/apps/identity/permissions"
+	"github.com/goplt/goplt/internal/emailaddr"
+	"github.com/goplt/goplt/internal/kernel"
+	"github.com/goplt/goplt/internal/localsecrets"
+	"github.com/goplt/goplt/internal/outbox"
+	"github.com/goplt/goplt/internal/password"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// AdminRole is given to the bootstrap administrator.
+const AdminRole = "identity.admin"
+
+// Module is the identity module.
+type Module struct {
+	k      *kernel.Kernel
+	hasher password.Hasher
+	// dummy is a hash verified for unknown emails, so they cost what a wrong password costs.
+	dummy string
+	roles map[string]bool
+	relay *outbox.Relay
+}
+
+// New returns the module.
+func New() *Module { return &Module{hasher: password.Hasher{P: password.OWASP}} }
+
+// Name implements kernel.Module.
+func (m *Module) Name() string { return "identity" }
+
+// Init implements kernel.Module.
+func (m *Module) Init(k *kernel.Kernel) error {
+	m.k = k
+	sub, err := fs.Sub(migrations, "migrations")
+	if err != nil {
+		return err
+	}
+	k.Migrations(sub)
+	for _, p := range []struct{ name, desc string }{
+		{permissions.UserRead, "Read a user"},
+		{permissions.UserList, "List users"},
+		{permissions.UserUpdate, "Update a user's profile"},
+		{permissions.UserManage, "Disable and enable users"},
+		{permissions.UserDelete, "Delete a user"},
+		{permissions.RoleAssign, "Assign roles to users"},
+	} {
+		k.DefinePermission(p.name, p.desc)
+	}
+	k.HandleFunc("POST /users", kernel.Public(), m.register)
+	k.HandleFunc("GET /users", kernel.Permission(permissions.UserList), m.list)
+	k.HandleFunc("GET /users/{id}", kernel.Permission(permissions.UserRead), m.get)
+	k.HandleFunc("PATCH /users/{id}", kernel.Permission(permissions.UserUpdate), m.update)
+	k.HandleFunc("POST /users/{id}/disable", kernel.Permission(permissions.UserManage), m.setStatus(client.StatusDisabled))
+	k.HandleFunc("POST /users/{id}/enable", kernel.Permission(permissions.UserManage), m.setStatus(client.StatusActive))
+	k.HandleFunc("DELETE /users/{id}", kernel.Permission(permissions.UserDelete), m.delete)
+	k.HandleFunc("PUT /users/{id}/roles", kernel.Permission(permissions.RoleAssign), m.setRoles)
+	k.HandleFunc("POST /internal/credentials/verify", kernel.Internal("auth"), m.verifyCredentials)
+	k.HandleFunc("GET /internal/principals/{id}", kernel.Internal("auth"), m.principal)
+	return nil
+}
+
+// Start implements kernel.Starter: it loads the role catalogue, starts the outbox relay and
+// makes sure the bootstrap administrator exists.
+func (m *Module) Start(ctx context.Context) error {
+	roles, err := loadRoles(os.Getenv("GOPLT_POLICIES"))
+	if err != nil {
+		return err
+	}
+	m.roles = roles
+	if m.dummy, err = m.hasher.Hash("dummy password for unknown users"); err != nil {
+		return err
+	}
+	m.relay = outbox.NewRelay(m.k.DB(), m.k.Publish, m.k.Log(), time.Second)
+	go m.relay.Run(ctx)
+	bctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	return m.bootstrap(bctx)
+}
+
+// loadRoles reads the role names from the compiled policies (deploy/policies/ladon.json):
+// one policy per role, with subject "role:<name>".
+func loadRoles(path string) (map[string]bool, error) {
+	if path == "" {
+		return nil, errors.New("GOPLT_POLICIES is not set: identity needs the compiled policies to know the roles (goplt run sets it)")
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read role catalogue: %w", err)
+	}
+	var doc struct {
+		Policies []struct {
+			Subjects []string `json:"subjects"`
+		} `json:"policies"`
+	}
+	if err := json.Unmarshal(b, &doc); err != nil {
+		return nil, fmt.Errorf("role catalogue %s: %w", path, err)
+	}
+	roles := map[string]bool{}
+	for _, p := range doc.Policies {
+		for _, s := range p.Subjects {
+			if r, ok := strings.CutPrefix(s, "role:"); ok {
+				roles[r] = true
+			}
+		}
+	}
+	return roles, nil
+}
+
+// bootstrap creates the administrator named in the identity-bootstrap-admin secret, once.
+func (m *Module) bootstrap(ctx context.Context) error {
+	c, err := m.k.WaitDapr(ctx)
+	if err != nil {
+		return err
+	}
+	store := os.Getenv("GOPLT_SECRET_STORE")
+	if store == "" {
+		store = "secretstore"
+	}
+	var sec map[string]string
+	for attempt := 0; ; attempt++ {
+		sec, err = c.GetSecret(ctx, store, localsecrets.BootstrapAdmin, nil)
+		if err == nil || attempt >= 20 || ctx.Err() != nil {
+			break
+		}
+		time.Sleep(250 * time.Millisecond) // the sidecar may still be loading its components
+	}
+	if err != nil {
+		return fmt.Errorf("bootstrap administrator: read secret %s from store %s: %w", localsecrets.BootstrapAdmin, store, err)
+	}
+	email, err := emailaddr.Normalize(sec[localsecrets.BootstrapAdminEmail])
+	if err != nil {
+		return fmt.Errorf("bootstrap administrator: secret %s: %w", localsecrets.BootstrapAdmin, err)
+	}
+	pw := sec[localsecrets.BootstrapAdminPassword]
+	if err := password.Check(pw); err != nil {
+		return fmt.Errorf("bootstrap administrator: secret %s: %w", localsecrets.BootstrapAdmin, err)
+	}
+	roles := []string{}
+	for r := range m.roles {
+		if r == AdminRole || strings.HasSuffix(r, ".admin") {
+			roles = append(roles, r)
+		}
+	}
+	slices.Sort(roles)
+	u, err := m.createUser(ctx, email, pw, "Administrator", roles)
+	switch {
+	case errors.Is(err, errEmailTaken):
+		return nil // made on an earlier start
+	case err != nil:
+		return fmt.Errorf("bootstrap administrator: %w", err)
+	}
+	m.k.Log().Info("bootstrap administrator created", "user_id", u.ID, "email", u.Email, "roles", roles)
+	return nil
+}

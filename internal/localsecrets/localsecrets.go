@@ -1,0 +1,144 @@
+// Package localsecrets keeps the secrets file behind the local profile's Dapr secret store
+// (secretstores.local.file with multiValued: each top-level key is a secret whose fields are
+// its values). It creates the secrets the core services need on first use, random, never
+// hard-coded, and rotates the auth signing keys.
+package localsecrets
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/goplt/goplt/internal/token"
+)
+
+// Secret names and fields, shared with the services that read them through their sidecars.
+const (
+	BootstrapAdmin         = "identity-bootstrap-admin"
+	BootstrapAdminEmail    = "email"
+	BootstrapAdminPassword = "password"
+	SigningKeys            = "auth-signing-keys"
+	SigningKeysField       = "keyset"
+
+	// DefaultAdminEmail is the bootstrap administrator's login.
+	DefaultAdminEmail = "admin@goplt.local"
+)
+
+// File is a secrets file: secret name -> field -> value.
+type File map[string]map[string]string
+
+// Read loads path; a missing file is an empty File.
+func Read(path string) (File, error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return File{}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	f := File{}
+	if err := json.Unmarshal(b, &f); err != nil {
+		return nil, fmt.Errorf("%s: %w (it maps secret names to objects of string fields)", path, err)
+	}
+	return f, nil
+}
+
+// Write replaces path atomically, readable by its owner only.
+func (f File) Write(path string) error {
+	b, err := json.MarshalIndent(f, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".secrets-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(append(b, '\n')); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}
+
+// Created reports what Ensure made.
+type Created struct {
+	AdminEmail, AdminPassword string // set when the bootstrap administrator's secret was made
+	SigningKey                string // kid of a new signing key set
+}
+
+// Ensure adds the secrets the core services need that path lacks.
+func Ensure(path string, now time.Time) (Created, error) {
+	var c Created
+	f, err := Read(path)
+	if err != nil {
+		return c, err
+	}
+	changed := false
+	if f[BootstrapAdmin][BootstrapAdminPassword] == "" {
+		pw, err := randomPassword()
+		if err != nil {
+			return c, err
+		}
+		f[BootstrapAdmin] = map[string]string{BootstrapAdminEmail: DefaultAdminEmail, BootstrapAdminPassword: pw}
+		c.AdminEmail, c.AdminPassword = DefaultAdminEmail, pw
+		changed = true
+	}
+	if f[SigningKeys][SigningKeysField] == "" {
+		ks, err := token.NewKeySet(now)
+		if err != nil {
+			return c, err
+		}
+		b, _ := json.Marshal(ks)
+		f[SigningKeys] = map[string]string{SigningKeysField: string(b)}
+		c.SigningKey = ks.Keys[0].ID
+		changed = true
+	}
+	if changed {
+		return c, f.Write(path)
+	}
+	return c, nil
+}
+
+// RotateSigningKey rotates the key set in path (see token.KeySet.Rotate).
+func RotateSigningKey(path string, now time.Time, retain time.Duration) (added string, dropped []string, err error) {
+	f, err := Read(path)
+	if err != nil {
+		return "", nil, err
+	}
+	raw := f[SigningKeys][SigningKeysField]
+	if raw == "" {
+		return "", nil, fmt.Errorf("%s has no %s secret: start the platform once (goplt run) to create it", path, SigningKeys)
+	}
+	ks, err := token.ParseKeySet([]byte(raw))
+	if err != nil {
+		return "", nil, fmt.Errorf("%s: %w", path, err)
+	}
+	k, dropped, err := ks.Rotate(now, retain)
+	if err != nil {
+		return "", nil, err
+	}
+	b, _ := json.Marshal(ks)
+	f[SigningKeys] = map[string]string{SigningKeysField: string(b)}
+	return k.ID, dropped, f.Write(path)
+}
+
+func randomPassword() (string, error) {
+	b := make([]byte, 18)
+	if _, err := rand.Read(b); err != nil {
+		return "", err
+	}
+	return base64.RawURLEncoding.EncodeToString(b), nil
+}

@@ -1,0 +1,163 @@
+// Package outbox makes event publication transactional: a handler adds the event to the
+// outbox table in the same database transaction as the change it announces, and a relay
+// publishes outbox rows through the sidecar in order, deleting each once the sidecar has
+// accepted it. So an event is never lost when the commit succeeded, even if the sidecar or
+// the broker is down at that moment: the relay retries until they are back.
+//
+// Delivery is at least once (a crash between publish and delete republishes a row with the
+// same event id, which subscribers deduplicate).
+//
+// Each module that uses it creates the table in its own migrations:
+//
+//	CREATE TABLE outbox (
+//	    seq        bigserial PRIMARY KEY,
+//	    event_id   text NOT NULL UNIQUE,
+//	    topic      text NOT NULL,
+//	    payload    jsonb NOT NULL,
+//	    created_at timestamptz NOT NULL DEFAULT now(),
+//	    attempts   int NOT NULL DEFAULT 0,
+//	    last_error text
+//	);
+package outbox
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// Add stores an event in the outbox within tx and returns its id. Publication happens after
+// the commit; call Relay.Kick to make it prompt.
+func Add(ctx context.Context, tx pgx.Tx, topic string, payload any) (string, error) {
+	b, err := json.Marshal(payload)
+	if err != nil {
+		return "", fmt.Errorf("outbox %s: encode: %w", topic, err)
+	}
+	id := NewEventID()
+	if _, err := tx.Exec(ctx, `INSERT INTO outbox (event_id, topic, payload) VALUES ($1, $2, $3)`, id, topic, b); err != nil {
+		return "", fmt.Errorf("outbox %s: %w", topic, err)
+	}
+	return id, nil
+}
+
+// NewEventID returns a random event id.
+func NewEventID() string {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// PublishFunc publishes one event (kernel.Kernel.Publish fits).
+type PublishFunc func(ctx context.Context, topic, eventID string, payload any) error
+
+// Relay publishes outbox rows.
+type Relay struct {
+	db       *pgxpool.Pool
+	publish  PublishFunc
+	log      *slog.Logger
+	interval time.Duration
+	kick     chan struct{}
+}
+
+// NewRelay returns a relay over the module's pool. interval is the polling period when not
+// kicked (rows written by other replicas, or left by a failed attempt).
+func NewRelay(db *pgxpool.Pool, publish PublishFunc, log *slog.Logger, interval time.Duration) *Relay {
+	return &Relay{db: db, publish: publish, log: log, interval: interval, kick: make(chan struct{}, 1)}
+}
+
+// Kick asks the relay to run now.
+func (r *Relay) Kick() {
+	select {
+	case r.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Run relays until ctx ends.
+func (r *Relay) Run(ctx context.Context) {
+	backoff := r.interval
+	for {
+		n, err := r.Flush(ctx)
+		wait := r.interval
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			r.log.WarnContext(ctx, "outbox relay: publish failed, will retry", "err", err, "retry_in", backoff.String())
+			wait = backoff
+			backoff = min(backoff*2, 30*time.Second)
+		} else {
+			backoff = r.interval
+			if n > 0 {
+				continue // there may be more
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-r.kick:
+		case <-time.After(wait):
+		}
+	}
+}
+
+// batch bounds the rows one Flush publishes.
+const batch = 100
+
+// Flush publishes up to one batch of rows in order, stopping at the first failure so order is
+// kept. Rows are locked (SKIP LOCKED), so replicas relay disjoint batches.
+func (r *Relay) Flush(ctx context.Context) (int, error) {
+	tx, err := r.db.Begin(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer func() { _ = tx.Rollback(ctx) }()
+	rows, err := tx.Query(ctx, `SELECT seq, event_id, topic, payload FROM outbox ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED`, batch)
+	if err != nil {
+		return 0, err
+	}
+	type row struct {
+		seq       int64
+		id, topic string
+		payload   json.RawMessage
+	}
+	var todo []row
+	for rows.Next() {
+		var x row
+		if err := rows.Scan(&x.seq, &x.id, &x.topic, &x.payload); err != nil {
+			rows.Close()
+			return 0, err
+		}
+		todo = append(todo, x)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, err
+	}
+	done := 0
+	var pubErr error
+	for _, x := range todo {
+		pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		pubErr = r.publish(pctx, x.topic, x.id, x.payload)
+		cancel()
+		if pubErr != nil {
+			_, _ = tx.Exec(ctx, `UPDATE outbox SET attempts = attempts + 1, last_error = $2 WHERE seq = $1`, x.seq, pubErr.Error())
+			break
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM outbox WHERE seq = $1`, x.seq); err != nil {
+			return done, err
+		}
+		done++
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return 0, err
+	}
+	return done, pubErr
+}
