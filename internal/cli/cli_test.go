@@ -4,6 +4,10 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/goplt/goplt/internal/infra"
+	"github.com/goplt/goplt/internal/localsecrets"
 )
 
 func run(args ...string) (int, string, string) {
@@ -51,5 +55,23 @@ func TestEveryCommandHasHelp(t *testing.T) {
 				check(c.Name(), sub.Name())
 			}
 		}
+	}
+}
+
+func TestAuthRotateKey(t *testing.T) {
+	home := t.TempDir()
+	code, _, stderr := run("auth", "rotate-key", "--home", home)
+	if code != ExitFailure || !strings.Contains(stderr, "start the platform once") {
+		t.Fatalf("rotate without secrets: exit %d %q", code, stderr)
+	}
+	if _, err := localsecrets.Ensure(infra.SecretsFile(home), time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	code, out, stderr := run("auth", "rotate-key", "--home", home)
+	if code != ExitOK || !strings.Contains(out, "new signing key") {
+		t.Fatalf("rotate: exit %d %q %q", code, out, stderr)
+	}
+	if code, _, _ := run("auth", "rotate-key", "--home", home, "--retain", "0s"); code != ExitUsage {
+		t.Fatalf("--retain 0s: exit %d, want usage", code)
 	}
 }

@@ -49,10 +49,23 @@ type (
 		Env            []envVar        `yaml:"env"`
 		ReadinessProbe *probe          `yaml:"readinessProbe,omitempty"`
 		LivenessProbe  *probe          `yaml:"livenessProbe,omitempty"`
+		VolumeMounts   []volumeMount   `yaml:"volumeMounts,omitempty"`
+	}
+	volumeMount struct {
+		Name      string `yaml:"name"`
+		MountPath string `yaml:"mountPath"`
+		ReadOnly  bool   `yaml:"readOnly"`
+	}
+	volume struct {
+		Name      string `yaml:"name"`
+		ConfigMap struct {
+			Name string `yaml:"name"`
+		} `yaml:"configMap"`
 	}
 	podSpec struct {
 		RestartPolicy string      `yaml:"restartPolicy,omitempty"`
 		Containers    []container `yaml:"containers"`
+		Volumes       []volume    `yaml:"volumes,omitempty"`
 	}
 	podTemplate struct {
 		Metadata podMeta `yaml:"metadata"`
@@ -65,6 +78,15 @@ const (
 	// PostgresSecret holds the database URL (key "url") in the namespace; created by operators.
 	PostgresSecret = "goplt-postgres"
 )
+
+// policiesMount is where the goplt-policies ConfigMap appears in app containers.
+const policiesMount = "/etc/goplt/policies"
+
+func policiesVolume() volume {
+	v := volume{Name: "policies"}
+	v.ConfigMap.Name = "goplt-policies"
+	return v
+}
 
 func secretEnv(name, secret, key string) envVar {
 	src := &envSource{}
@@ -102,6 +124,8 @@ func (g *gen) workloads(shared []Artifact) {
 			{Name: "GOPLT_LISTEN_HOST", Value: "0.0.0.0"},
 			secretEnv("APP_API_TOKEN", id+"-app-token", "token"),
 			secretEnv("DAPR_API_TOKEN", id+"-api-token", "token"),
+			// The compiled policies (the role catalogue), mounted from the goplt-policies ConfigMap.
+			{Name: "GOPLT_POLICIES", Value: policiesMount + "/ladon.json"},
 		}
 		var dbEnv []envVar
 		if db := m.Spec.Database; db != nil {
@@ -131,7 +155,8 @@ func (g *gen) workloads(shared []Artifact) {
 				Spec: podSpec{Containers: []container{{
 					Name: "app", Image: image, Ports: []containerPort{{Name: "http", ContainerPort: port}},
 					Env: append(env, dbEnv...), ReadinessProbe: httpProbe(health), LivenessProbe: httpProbe("/healthz"),
-				}}},
+					VolumeMounts: []volumeMount{{Name: "policies", MountPath: policiesMount, ReadOnly: true}},
+				}}, Volumes: []volume{policiesVolume()}},
 			}},
 		}
 		svc := kobj{APIVersion: "v1", Kind: "Service", Metadata: objectMeta{Name: id, Namespace: g.ns, Labels: labels},

@@ -113,7 +113,7 @@ func errCode(err error) string {
 var userSeq atomic.Int32
 
 // newUser registers a user with a unique email and returns it with its password.
-func newUser(t *testing.T) (*identity.User, string) {
+func newUser(t testing.TB) (*identity.User, string) {
 	t.Helper()
 	id, _ := clients()
 	email := fmt.Sprintf("user%d-%d@example.com", time.Now().UnixNano(), userSeq.Add(1))
@@ -523,4 +523,21 @@ func countUsers(t *testing.T) int {
 		t.Fatal(err)
 	}
 	return n
+}
+
+// BenchmarkLogin is a whole login as a client of the console sidecar sees it: sidecar ->
+// auth (throttle check, session and outbox rows) -> identity (argon2id verification at the
+// OWASP parameters) -> signed token. Argon2id dominates by design.
+func BenchmarkLogin(b *testing.B) {
+	if stack == nil {
+		b.Skip("needs the real stack")
+	}
+	u, pw := newUser(b)
+	_, a := clients()
+	ctx := context.Background()
+	for b.Loop() {
+		if _, err := a.Login(ctx, u.Email, pw, ""); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
