@@ -32,7 +32,6 @@ func PublicJWK(k Key) JWK {
 	return JWK{Kty: "OKP", Crv: "Ed25519", X: base64.RawURLEncoding.EncodeToString(k.Public()), Kid: k.ID, Use: "sig", Alg: "EdDSA"}
 }
 
-
 func (s JWKS) publicKeys() map[string]ed25519.PublicKey {
 	out := make(map[string]ed25519.PublicKey, len(s.Keys))
 	for _, k := range s.Keys {
