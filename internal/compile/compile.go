@@ -43,6 +43,7 @@ const (
 	KubernetesDeploy     = "deploy/kubernetes"
 	pubsubName           = "pubsub"
 	secretStoreName      = "secretstore"
+	broadcastPubsubName  = "pubsub-broadcast"
 	trustDomain          = "public" // self-hosted sidecars' SPIFFE trust domain
 )
 
@@ -237,6 +238,7 @@ func (g *gen) components() {
 		g.pending = append(g.pending, pubsubSrc...)
 		g.emit(path.Join(g.compDir, "pubsub.yaml"), component(g.meta(pubsubName), g.prof.PubSub, sorted(pubsubUsers)))
 	}
+	g.broadcastComponent()
 	if g.prof.State != nil {
 		for _, name := range sortedKeys(stateUsers) {
 			c := *g.prof.State
@@ -259,14 +261,50 @@ type subscriptionSpec struct {
 	DeadLetterTopic string            `yaml:"deadLetterTopic"`
 }
 
+// broadcastComponent emits the pub/sub component of broadcast subscriptions: the same broker,
+// but a consumer group of its own per sidecar ({uuid} is expanded by daprd) starting at the
+// newest events, so every replica sees every event published while it runs.
+func (g *gen) broadcastComponent() {
+	var users []string
+	for _, m := range g.set.Modules {
+		for i, s := range m.Spec.Events.Subscribes {
+			if s.Broadcast {
+				users = append(users, m.Spec.App.ID)
+				g.from("scopes: "+m.Spec.App.ID+" (broadcast subscription)", m.PosOf(fmt.Sprintf("/spec/events/subscribes/%d/broadcast", i)))
+				break
+			}
+		}
+	}
+	if len(users) == 0 {
+		return
+	}
+	c := g.prof.PubSub
+	c.Metadata = map[string]any{}
+	for k, v := range g.prof.PubSub.Metadata {
+		c.Metadata[k] = v
+	}
+	if c.Type == "pubsub.kafka" {
+		c.Metadata["consumerGroup"] = "{appID}-{uuid}"
+		c.Metadata["initialOffset"] = "newest"
+	} else {
+		c.Metadata["consumerID"] = "{appID}-{uuid}"
+	}
+	g.fromPlatform("spec: component type and metadata (consumer group made per sidecar)", "/pubsub")
+	g.emit(path.Join(g.compDir, "pubsub-broadcast.yaml"), component(g.meta(broadcastPubsubName), c, sorted(users)))
+}
+
 func (g *gen) subscriptions() {
 	for _, m := range g.set.Modules {
 		for i, s := range m.Spec.Events.Subscribes {
 			name := m.Spec.App.ID + "-" + strings.ReplaceAll(s.Topic, ".", "-")
+			ps := pubsubName
+			if s.Broadcast {
+				ps = broadcastPubsubName
+			}
 			g.from("the whole subscription", m.PosOf(fmt.Sprintf("/spec/events/subscribes/%d", i)))
 			g.emit(path.Join(g.compDir, "subscription-"+name+".yaml"), resource{
 				APIVersion: "dapr.io/v2alpha1", Kind: "Subscription", Metadata: g.meta(name),
-				Spec: subscriptionSpec{PubsubName: pubsubName, Topic: s.Topic,
+				Spec: subscriptionSpec{PubsubName: ps, Topic: s.Topic,
 					Routes: map[string]string{"default": s.Route}, DeadLetterTopic: s.DeadLetter()},
 				Scopes: []string{m.Spec.App.ID},
 			})
@@ -439,7 +477,9 @@ func Callers(set *manifest.Set, prof manifest.Profile, m *manifest.Module) []str
 	}
 	for _, r := range m.Spec.Routes {
 		for _, c := range r.Callers {
-			seen[c] = true
+			if c != "*" {
+				seen[c] = true
+			}
 		}
 	}
 	return sortedKeys(seen)
@@ -455,7 +495,7 @@ func internalDenials(m *manifest.Module, caller string) []aclOperation {
 		if len(r.Callers) == 0 {
 			continue
 		}
-		if slices.Contains(r.Callers, caller) {
+		if slices.Contains(r.Callers, caller) || slices.Contains(r.Callers, "*") {
 			allowedAny = true
 			continue
 		}

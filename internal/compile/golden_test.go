@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"testing"
 
@@ -155,8 +156,9 @@ func TestResourcesDecodeStrictly(t *testing.T) {
 // The policies load into ladon and decide as the roles declare, with ladon as the judge.
 func TestPoliciesDecideAsDeclared(t *testing.T) {
 	var doc struct {
-		Generated string                 `json:"generated"`
-		Policies  []*ladon.DefaultPolicy `json:"policies"`
+		Generated   string                 `json:"generated"`
+		Permissions []string               `json:"permissions"`
+		Policies    []*ladon.DefaultPolicy `json:"policies"`
 	}
 	for _, a := range compileFixture(t) {
 		if a.Path == PoliciesFile {
@@ -166,6 +168,9 @@ func TestPoliciesDecideAsDeclared(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
+	}
+	if len(doc.Permissions) == 0 || !sort.StringsAreSorted(doc.Permissions) {
+		t.Fatalf("permission catalogue %v: want every declared permission, sorted", doc.Permissions)
 	}
 	l := &ladon.Ladon{Manager: ladonmanager.NewMemoryManager()}
 	for _, p := range doc.Policies {

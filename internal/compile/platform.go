@@ -67,10 +67,21 @@ func (g *gen) policies() {
 		}
 	}
 	sort.Slice(ps, func(i, j int) bool { return ps[i].ID < ps[j].ID })
-	g.emitJSON(PoliciesFile, struct {
-		Generated string   `json:"generated"`
-		Policies  []Policy `json:"policies"`
-	}{jsonMarker, ps})
+	// The permission catalogue: authz denies any action outside it.
+	perms := []string{}
+	for _, m := range g.set.Modules {
+		for _, p := range m.Spec.Permissions {
+			perms = append(perms, p.Name)
+		}
+	}
+	g.emitJSON(PoliciesFile, PolicyDocument{Generated: jsonMarker, Permissions: sorted(perms), Policies: ps})
+}
+
+// PolicyDocument is the compiled policy file: every declared permission and a policy per role.
+type PolicyDocument struct {
+	Generated   string   `json:"generated"`
+	Permissions []string `json:"permissions"`
+	Policies    []Policy `json:"policies"`
 }
 
 // GatewayRoute is one entry of the gateway's route table.

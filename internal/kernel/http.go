@@ -146,7 +146,8 @@ func (k *Kernel) requireSidecar(next http.Handler) http.Handler {
 // route closed if the configuration is ever wrong.
 func requireCaller(callers []string, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !slices.Contains(callers, r.Header.Get("dapr-caller-app-id")) {
+		caller := r.Header.Get("dapr-caller-app-id")
+		if caller == "" || !slices.Contains(callers, caller) && !slices.Contains(callers, "*") {
 			WriteError(w, r, http.StatusForbidden, "caller_not_allowed", "this internal route is only for "+strings.Join(callers, ", "))
 			return
 		}

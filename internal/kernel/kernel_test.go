@@ -189,3 +189,28 @@ func TestRunRefusesBadConfig(t *testing.T) {
 		t.Fatalf("want a ConfigError, got %v", err)
 	}
 }
+
+func TestRequireCaller(t *testing.T) {
+	ok := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) })
+	for _, tc := range []struct {
+		callers []string
+		caller  string
+		want    int
+	}{
+		{[]string{"auth"}, "auth", http.StatusNoContent},
+		{[]string{"auth"}, "console", http.StatusForbidden},
+		{[]string{"auth"}, "", http.StatusForbidden},
+		{[]string{"*"}, "billing", http.StatusNoContent},
+		{[]string{"*"}, "", http.StatusForbidden}, // not from another app's sidecar
+	} {
+		rec := httptest.NewRecorder()
+		req := httptest.NewRequest(http.MethodPost, "/internal/x", nil)
+		if tc.caller != "" {
+			req.Header.Set("dapr-caller-app-id", tc.caller)
+		}
+		requireCaller(tc.callers, ok).ServeHTTP(rec, req)
+		if rec.Code != tc.want {
+			t.Errorf("callers %v, caller %q: %d, want %d", tc.callers, tc.caller, rec.Code, tc.want)
+		}
+	}
+}

@@ -54,7 +54,8 @@ func Permission(name string) Access { return Access{Permission: name} }
 func Public() Access { return Access{Public: true} }
 
 // Internal marks a route only the named apps may call (its path must start with /internal/,
-// and the manifest lists the same callers); the gateway never exposes it.
+// and the manifest lists the same callers); the gateway never exposes it. "*" admits every app
+// the module's access control admits.
 func Internal(callers ...string) Access { return Access{Callers: callers} }
 
 // Route is a declared HTTP route.

@@ -99,6 +99,10 @@ type Subscription struct {
 	Route           string `yaml:"route"`
 	DeadLetterTopic string `yaml:"deadLetterTopic"`
 	External        bool   `yaml:"external"`
+	// Broadcast delivers every event to every replica of the app (a consumer group per
+	// sidecar, reading only new events), for caches such as authz's policies; otherwise the
+	// replicas share the events.
+	Broadcast bool `yaml:"broadcast"`
 }
 
 // DeadLetter is the subscription's dead-letter topic (default <topic>.deadletter).

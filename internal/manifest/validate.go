@@ -151,7 +151,7 @@ func validateSet(set *Set) Problems {
 				add(m.PosOf(ptr+"/path"), "route-internal-path", "move it under /internal/", "internal route %s %s must start with /internal/, so access control can deny the prefix", r.Method, r.Path)
 			case len(r.Callers) > 0:
 				for j, c := range r.Callers {
-					if appIDs[c] == nil {
+					if c != "*" && appIDs[c] == nil {
 						add(m.PosOf(fmt.Sprintf("%s/callers/%d", ptr, j)), "route-caller", "name the app id of a module", "route %s %s: caller %q is not the app id of any module", r.Method, r.Path, c)
 					}
 				}
