@@ -26,6 +26,7 @@ type Config struct {
 	DatabaseURL  string // GOPLT_DATABASE_URL
 	DBSchema     string // GOPLT_DB_SCHEMA, default the module's name
 	PubSub       string // GOPLT_PUBSUB: the pub/sub component name, default "pubsub"
+	SecretStore  string // GOPLT_SECRET_STORE: the secret store component name, default "secretstore"
 	LogLevel     slog.Level
 	// ShutdownTimeout bounds the graceful stop (GOPLT_SHUTDOWN_TIMEOUT, default 10s).
 	ShutdownTimeout time.Duration
@@ -60,6 +61,7 @@ func LoadConfig(args []string, getenv func(string) string) (Config, error) {
 	fs.StringVar(&c.DatabaseURL, "database-url", env("GOPLT_DATABASE_URL", ""), "PostgreSQL URL (env GOPLT_DATABASE_URL)")
 	fs.StringVar(&c.DBSchema, "db-schema", env("GOPLT_DB_SCHEMA", ""), "database schema, default the module name (env GOPLT_DB_SCHEMA)")
 	fs.StringVar(&c.PubSub, "pubsub", env("GOPLT_PUBSUB", "pubsub"), "pub/sub component name (env GOPLT_PUBSUB)")
+	fs.StringVar(&c.SecretStore, "secret-store", env("GOPLT_SECRET_STORE", "secretstore"), "secret store component name (env GOPLT_SECRET_STORE)")
 	fs.BoolVar(&c.MigrateOnly, "migrate-only", false, "apply the database migrations, then exit")
 	level := fs.String("log-level", env("GOPLT_LOG_LEVEL", "info"), "debug, info, warn or error (env GOPLT_LOG_LEVEL)")
 	shutdown := fs.String("shutdown-timeout", env("GOPLT_SHUTDOWN_TIMEOUT", "10s"), "graceful stop bound (env GOPLT_SHUTDOWN_TIMEOUT)")

@@ -80,6 +80,27 @@ func (k *Kernel) WaitDapr(ctx context.Context) (dapr.Client, error) {
 	}
 }
 
+// Secret reads a secret (its fields) from the app's secret store through its sidecar. It
+// waits for the sidecar and retries while the sidecar is still loading its components, until
+// ctx ends.
+func (k *Kernel) Secret(ctx context.Context, name string) (map[string]string, error) {
+	for {
+		c, err := k.WaitDapr(ctx)
+		if err != nil {
+			return nil, err
+		}
+		sec, err := c.GetSecret(ctx, k.cfg.SecretStore, name, nil)
+		if err == nil {
+			return sec, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("read secret %s from store %s: %w", name, k.cfg.SecretStore, err)
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
 // Main runs the module until SIGINT or SIGTERM and exits the process: status 0 after a clean
 // stop, 1 on a failure (already logged), 2 on bad configuration.
 func Main(m Module) {

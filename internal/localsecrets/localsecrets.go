@@ -5,6 +5,7 @@
 package localsecrets
 
 import (
+	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
@@ -25,6 +26,8 @@ const (
 	BootstrapAdminPassword = "password"
 	SigningKeys            = "auth-signing-keys"
 	SigningKeysField       = "keyset"
+	AuditCheckpointKey     = "audit-checkpoint-key"
+	AuditCheckpointSeed    = "seed" // base64 of a 32-byte Ed25519 seed
 
 	// DefaultAdminEmail is the bootstrap administrator's login.
 	DefaultAdminEmail = "admin@goplt.local"
@@ -106,10 +109,27 @@ func Ensure(path string, now time.Time) (Created, error) {
 		c.SigningKey = ks.Keys[0].ID
 		changed = true
 	}
+	if f[AuditCheckpointKey][AuditCheckpointSeed] == "" {
+		seed := make([]byte, 32)
+		if _, err := rand.Read(seed); err != nil {
+			return c, err
+		}
+		f[AuditCheckpointKey] = map[string]string{AuditCheckpointSeed: base64.StdEncoding.EncodeToString(seed)}
+		changed = true
+	}
 	if changed {
 		return c, f.Write(path)
 	}
 	return c, nil
+}
+
+// CheckpointKey decodes the audit checkpoint key's seed.
+func CheckpointKey(seed string) (ed25519.PrivateKey, error) {
+	b, err := base64.StdEncoding.DecodeString(seed)
+	if err != nil || len(b) != ed25519.SeedSize {
+		return nil, fmt.Errorf("%s: %s must be base64 of %d bytes", AuditCheckpointKey, AuditCheckpointSeed, ed25519.SeedSize)
+	}
+	return ed25519.NewKeyFromSeed(b), nil
 }
 
 // RotateSigningKey rotates the key set in path (see token.KeySet.Rotate).

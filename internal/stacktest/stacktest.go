@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -134,4 +135,33 @@ func Main(m *testing.M, setup func(ctx context.Context, s *Stack) (cleanup func(
 	}
 	s.Close()
 	os.Exit(code)
+}
+
+// LocalPlan loads the generated local run plan (deploy/local/runplan.yaml) and keeps only the
+// apps named, with their dependencies narrowed to the kept apps. env, if not nil, adds
+// environment per app id.
+func (s *Stack) LocalPlan(env map[string]map[string]string, keep ...string) (*runplan.Plan, error) {
+	plan, err := runplan.Load(filepath.Join(s.Root, "deploy", "local", "runplan.yaml"))
+	if err != nil {
+		return nil, err
+	}
+	var apps []runplan.App
+	for _, a := range plan.Apps {
+		if !slices.Contains(keep, a.ID) {
+			continue
+		}
+		a.DependsOn = slices.DeleteFunc(a.DependsOn, func(d string) bool { return !slices.Contains(keep, d) })
+		for k, v := range env[a.ID] {
+			if a.Env == nil {
+				a.Env = map[string]string{}
+			}
+			a.Env[k] = v
+		}
+		apps = append(apps, a)
+	}
+	if len(apps) != len(keep) {
+		return nil, fmt.Errorf("the local run plan lacks some of %v (run make generate)", keep)
+	}
+	plan.Apps = apps
+	return plan, nil
 }

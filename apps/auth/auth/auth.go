@@ -33,15 +33,11 @@ type Settings struct {
 	SessionTTL time.Duration // GOPLT_AUTH_SESSION_TTL: absolute lifetime of a session, default 168h
 	// KeyRefresh is how often the signing keys are re-read from the secret store
 	// (GOPLT_AUTH_KEY_REFRESH, default 30s).
-	KeyRefresh  time.Duration
-	SecretStore string // GOPLT_SECRET_STORE, default "secretstore"
+	KeyRefresh time.Duration
 }
 
 func settingsFromEnv(getenv func(string) string) (Settings, error) {
-	s := Settings{SecretStore: getenv("GOPLT_SECRET_STORE")}
-	if s.SecretStore == "" {
-		s.SecretStore = "secretstore"
-	}
+	var s Settings
 	for _, d := range []struct {
 		env string
 		dst *time.Duration
@@ -111,17 +107,7 @@ func (m *Module) Start(ctx context.Context) error {
 	go m.relay.Run(ctx)
 	lctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
-	var err error
-	for attempt := 0; ; attempt++ {
-		if err = m.loadKeys(lctx); err == nil || lctx.Err() != nil {
-			break
-		}
-		if attempt%20 == 19 {
-			m.k.Log().Warn("signing keys not readable yet", "err", err)
-		}
-		time.Sleep(250 * time.Millisecond) // the sidecar may still be loading its components
-	}
-	if err != nil {
+	if err := m.loadKeys(lctx); err != nil {
 		return err
 	}
 	go m.reloadKeys(ctx)
@@ -130,13 +116,9 @@ func (m *Module) Start(ctx context.Context) error {
 
 // loadKeys reads the key set from the secret store through the sidecar.
 func (m *Module) loadKeys(ctx context.Context) error {
-	c, err := m.k.WaitDapr(ctx)
+	sec, err := m.k.Secret(ctx, localsecrets.SigningKeys)
 	if err != nil {
 		return err
-	}
-	sec, err := c.GetSecret(ctx, m.set.SecretStore, localsecrets.SigningKeys, nil)
-	if err != nil {
-		return fmt.Errorf("read secret %s from store %s: %w", localsecrets.SigningKeys, m.set.SecretStore, err)
 	}
 	ks, err := token.ParseKeySet([]byte(sec[localsecrets.SigningKeysField]))
 	if err != nil {
@@ -160,7 +142,10 @@ func (m *Module) reloadKeys(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if err := m.loadKeys(ctx); err != nil && ctx.Err() == nil {
+			rctx, cancel := context.WithTimeout(ctx, m.set.KeyRefresh)
+			err := m.loadKeys(rctx)
+			cancel()
+			if err != nil && ctx.Err() == nil {
 				// Keep signing with the keys we have: a secret-store hiccup must not stop logins.
 				m.k.Log().Warn("reloading signing keys failed; keeping the current ones", "err", err)
 			}

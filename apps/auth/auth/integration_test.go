@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -21,7 +20,6 @@ import (
 	"github.com/goplt/goplt/internal/invoke"
 	"github.com/goplt/goplt/internal/localsecrets"
 	"github.com/goplt/goplt/internal/runner"
-	"github.com/goplt/goplt/internal/runplan"
 	"github.com/goplt/goplt/internal/stacktest"
 	"github.com/goplt/goplt/internal/token"
 )
@@ -42,25 +40,12 @@ var allTopics = []string{
 
 func TestMain(m *testing.M) {
 	stacktest.Main(m, func(ctx context.Context, s *stacktest.Stack) (func(), error) {
-		plan, err := runplan.Load(filepath.Join(s.Root, "deploy", "local", "runplan.yaml"))
+		plan, err := s.LocalPlan(map[string]map[string]string{
+			"auth": {"GOPLT_AUTH_KEY_REFRESH": "1s", "GOPLT_AUTH_ACCESS_TTL": "2m"},
+		}, "identity", "auth", "console")
 		if err != nil {
 			return nil, err
 		}
-		var apps []runplan.App
-		for _, a := range plan.Apps {
-			switch a.ID {
-			case "identity", "console":
-			case "auth":
-				a.Env = map[string]string{"GOPLT_AUTH_KEY_REFRESH": "1s", "GOPLT_AUTH_ACCESS_TTL": "2m"}
-			default:
-				continue
-			}
-			if a.ID == "console" {
-				a.DependsOn = []string{"auth", "identity"}
-			}
-			apps = append(apps, a)
-		}
-		plan.Apps = apps
 		t, err := s.Consume(allTopics...)
 		if err != nil {
 			return nil, err

@@ -66,10 +66,10 @@ func (m *Module) Init(k *kernel.Kernel) error {
 	k.DefinePermission(permissions.PolicyWrite, "Create, change and delete runtime policies")
 	k.HandleFunc("POST /internal/decisions", kernel.Internal("*"), m.decide)
 	k.HandleFunc("POST /internal/decisions/batch", kernel.Internal("*"), m.decideBatch)
-	k.HandleFunc("GET /policies", kernel.Permission(permissions.PolicyRead), m.listPolicies)
-	k.HandleFunc("GET /policies/{id}", kernel.Permission(permissions.PolicyRead), m.getPolicy)
-	k.HandleFunc("PUT /policies/{id}", kernel.Permission(permissions.PolicyWrite), m.putPolicy)
-	k.HandleFunc("DELETE /policies/{id}", kernel.Permission(permissions.PolicyWrite), m.deletePolicy)
+	k.HandleFunc("GET /authz/policies", kernel.Permission(permissions.PolicyRead), m.listPolicies)
+	k.HandleFunc("GET /authz/policies/{id}", kernel.Permission(permissions.PolicyRead), m.getPolicy)
+	k.HandleFunc("PUT /authz/policies/{id}", kernel.Permission(permissions.PolicyWrite), m.putPolicy)
+	k.HandleFunc("DELETE /authz/policies/{id}", kernel.Permission(permissions.PolicyWrite), m.deletePolicy)
 	k.Subscribe(client.TopicPolicyChanged, "/events/policy-changed", m.policyChanged)
 	return nil
 }

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -17,7 +16,6 @@ import (
 	"github.com/goplt/goplt/apps/authz/client"
 	"github.com/goplt/goplt/internal/invoke"
 	"github.com/goplt/goplt/internal/runner"
-	"github.com/goplt/goplt/internal/runplan"
 	"github.com/goplt/goplt/internal/stacktest"
 )
 
@@ -30,23 +28,10 @@ var (
 
 func TestMain(m *testing.M) {
 	stacktest.Main(m, func(ctx context.Context, s *stacktest.Stack) (func(), error) {
-		plan, err := runplan.Load(filepath.Join(s.Root, "deploy", "local", "runplan.yaml"))
+		plan, err := s.LocalPlan(map[string]map[string]string{"authz": {"GOPLT_AUTHZ_POLL": "1h"}}, "authz", "console")
 		if err != nil {
 			return nil, err
 		}
-		var apps []runplan.App
-		for _, a := range plan.Apps {
-			switch a.ID {
-			case "authz":
-				a.Env = map[string]string{"GOPLT_AUTHZ_POLL": "1h"}
-			case "console":
-				a.DependsOn = []string{"authz"}
-			default:
-				continue
-			}
-			apps = append(apps, a)
-		}
-		plan.Apps = apps
 		g, err := s.Run(ctx, plan)
 		if err != nil {
 			return nil, err
@@ -113,7 +98,7 @@ func TestRoleGrantsDecideAsDeclared(t *testing.T) {
 
 func putPolicy(t *testing.T, id, doc string) {
 	t.Helper()
-	status, body := call(t, http.MethodPut, "/policies/"+id, doc)
+	status, body := call(t, http.MethodPut, "/authz/policies/"+id, doc)
 	if status != http.StatusOK {
 		t.Fatalf("put policy %s: %d %s", id, status, body)
 	}
@@ -136,7 +121,7 @@ func TestOwnerCondition(t *testing.T) {
 	if check("bob", "alice") {
 		t.Error("another user may update alice")
 	}
-	status, _ := call(t, http.MethodDelete, "/policies/self-update", "")
+	status, _ := call(t, http.MethodDelete, "/authz/policies/self-update", "")
 	if status != http.StatusNoContent {
 		t.Fatalf("delete: %d", status)
 	}
@@ -154,15 +139,15 @@ func TestDangerousPoliciesAreRefused(t *testing.T) {
 		"unknown field":     `{"subjects":["user:a"],"actions":["identity.user.read"],"resources":["<.*>"],"effect":"allow","priority":1}`,
 		"bad effect":        `{"subjects":["user:a"],"actions":["identity.user.read"],"resources":["<.*>"],"effect":"permit"}`,
 	} {
-		status, body := call(t, http.MethodPut, "/policies/bad-one", doc)
+		status, body := call(t, http.MethodPut, "/authz/policies/bad-one", doc)
 		if status != http.StatusBadRequest {
 			t.Errorf("%s: %d %s, want 400", name, status, body)
 		}
 	}
-	if status, _ := call(t, http.MethodGet, "/policies/bad-one", ""); status != http.StatusNotFound {
+	if status, _ := call(t, http.MethodGet, "/authz/policies/bad-one", ""); status != http.StatusNotFound {
 		t.Errorf("a refused policy was stored (%d)", status)
 	}
-	if status, body := call(t, http.MethodPut, "/policies/role:identity.admin", `{"subjects":["user:a"],"actions":["identity.user.read"],"resources":["<.*>"],"effect":"deny"}`); status != http.StatusBadRequest {
+	if status, body := call(t, http.MethodPut, "/authz/policies/role:identity.admin", `{"subjects":["user:a"],"actions":["identity.user.read"],"resources":["<.*>"],"effect":"deny"}`); status != http.StatusBadRequest {
 		t.Errorf("overriding a compiled role policy: %d %s", status, body)
 	}
 }

@@ -127,24 +127,9 @@ func loadRoles(path string) (map[string]bool, error) {
 
 // bootstrap creates the administrator named in the identity-bootstrap-admin secret, once.
 func (m *Module) bootstrap(ctx context.Context) error {
-	c, err := m.k.WaitDapr(ctx)
+	sec, err := m.k.Secret(ctx, localsecrets.BootstrapAdmin)
 	if err != nil {
-		return err
-	}
-	store := os.Getenv("GOPLT_SECRET_STORE")
-	if store == "" {
-		store = "secretstore"
-	}
-	var sec map[string]string
-	for attempt := 0; ; attempt++ {
-		sec, err = c.GetSecret(ctx, store, localsecrets.BootstrapAdmin, nil)
-		if err == nil || attempt >= 20 || ctx.Err() != nil {
-			break
-		}
-		time.Sleep(250 * time.Millisecond) // the sidecar may still be loading its components
-	}
-	if err != nil {
-		return fmt.Errorf("bootstrap administrator: read secret %s from store %s: %w", localsecrets.BootstrapAdmin, store, err)
+		return fmt.Errorf("bootstrap administrator: %w", err)
 	}
 	email, err := emailaddr.Normalize(sec[localsecrets.BootstrapAdminEmail])
 	if err != nil {

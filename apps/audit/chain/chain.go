@@ -1,0 +1,241 @@
+// Package chain keeps the audit log tamper-evident: every entry is hashed (SHA-256) over a
+// canonical encoding of its fields and the previous entry's hash, positions run 1, 2, 3...
+// without gaps, and checkpoints sign the head (position and hash) with Ed25519. Verify
+// recomputes the chain and names the first position where an edit, a deletion, a reordering
+// or a truncated tail shows.
+package chain
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Entry is one audit record.
+type Entry struct {
+	Pos        int64     `json:"pos"`
+	EventID    string    `json:"eventId"`
+	Topic      string    `json:"topic"`
+	Source     string    `json:"source"`
+	Actor      string    `json:"actor"`
+	Action     string    `json:"action"`
+	Resource   string    `json:"resource"`
+	Outcome    string    `json:"outcome"`
+	OccurredAt time.Time `json:"occurredAt"`
+	RecordedAt time.Time `json:"recordedAt"`
+	// Payload is the event's data in canonical JSON (sorted keys, no insignificant space):
+	// exactly the bytes hashed.
+	Payload  string `json:"payload"`
+	PrevHash []byte `json:"-"`
+	Hash     []byte `json:"-"`
+}
+
+// Genesis is the previous hash of position 1.
+var Genesis = make([]byte, sha256.Size)
+
+// Canonical returns payload (any JSON) re-encoded canonically: object keys sorted, numbers
+// kept as written, no insignificant whitespace.
+func Canonical(payload []byte) (string, error) {
+	dec := json.NewDecoder(bytes.NewReader(payload))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return "", fmt.Errorf("payload is not JSON: %w", err)
+	}
+	if dec.More() {
+		return "", errors.New("payload has trailing data")
+	}
+	b, err := json.Marshal(v) // maps marshal with sorted keys
+	if err != nil {
+		return "", err
+	}
+	return string(b), nil
+}
+
+// timeFormat has PostgreSQL's precision (microseconds), so times round-trip exactly.
+const timeFormat = "2006-01-02T15:04:05.000000Z"
+
+// Sum returns the entry's hash over prev and its canonical encoding.
+func (e *Entry) Sum(prev []byte) []byte {
+	fields := []string{
+		strconv.FormatInt(e.Pos, 10), e.EventID, e.Topic, e.Source, e.Actor, e.Action, e.Resource, e.Outcome,
+		e.OccurredAt.UTC().Format(timeFormat), e.RecordedAt.UTC().Format(timeFormat), e.Payload,
+	}
+	enc, _ := json.Marshal(fields) // a JSON array of strings: unambiguous field boundaries
+	h := sha256.New()
+	h.Write(prev)
+	h.Write(enc)
+	return h.Sum(nil)
+}
+
+// lockKey serialises appends: one writer extends the chain at a time.
+const lockKey = `SELECT pg_advisory_xact_lock(hashtext('goplt.audit.chain'))`
+
+// Append adds e at the head of the chain in tx, unless an entry with its event id exists
+// (redelivery): then it returns false. Pos, times' precision, PrevHash and Hash are set.
+func Append(ctx context.Context, tx pgx.Tx, e *Entry) (bool, error) {
+	if _, err := tx.Exec(ctx, lockKey); err != nil {
+		return false, err
+	}
+	var exists bool
+	if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM log WHERE event_id = $1)`, e.EventID).Scan(&exists); err != nil {
+		return false, err
+	}
+	if exists {
+		return false, nil
+	}
+	var pos int64
+	prev := Genesis
+	err := tx.QueryRow(ctx, `SELECT pos, hash FROM log ORDER BY pos DESC LIMIT 1`).Scan(&pos, &prev)
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return false, err
+	}
+	e.Pos = pos + 1
+	e.OccurredAt = e.OccurredAt.UTC().Truncate(time.Microsecond)
+	e.RecordedAt = e.RecordedAt.UTC().Truncate(time.Microsecond)
+	e.PrevHash = prev
+	e.Hash = e.Sum(prev)
+	_, err = tx.Exec(ctx, `INSERT INTO log (pos, event_id, topic, source, actor, action, resource, outcome, occurred_at, recorded_at, payload, prev_hash, hash)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
+		e.Pos, e.EventID, e.Topic, e.Source, e.Actor, e.Action, e.Resource, e.Outcome, e.OccurredAt, e.RecordedAt, e.Payload, e.PrevHash, e.Hash)
+	return err == nil, err
+}
+
+// Checkpoint is a signed statement of the head.
+type Checkpoint struct {
+	Pos       int64
+	Hash      []byte
+	SignedAt  time.Time
+	KeyID     string
+	Signature []byte
+}
+
+func (c *Checkpoint) message() []byte {
+	return []byte("goplt-audit-checkpoint\n" + strconv.FormatInt(c.Pos, 10) + "\n" + hex.EncodeToString(c.Hash) + "\n" +
+		c.SignedAt.UTC().Format(timeFormat))
+}
+
+// WriteCheckpoint signs the current head in tx, if it moved since the last checkpoint.
+func WriteCheckpoint(ctx context.Context, tx pgx.Tx, key ed25519.PrivateKey, kid string) (*Checkpoint, error) {
+	if _, err := tx.Exec(ctx, lockKey); err != nil {
+		return nil, err
+	}
+	c := &Checkpoint{KeyID: kid, SignedAt: time.Now().UTC().Truncate(time.Microsecond)}
+	err := tx.QueryRow(ctx, `SELECT pos, hash FROM log ORDER BY pos DESC LIMIT 1`).Scan(&c.Pos, &c.Hash)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var last int64
+	if err := tx.QueryRow(ctx, `SELECT coalesce(max(pos), 0) FROM checkpoints`).Scan(&last); err != nil {
+		return nil, err
+	}
+	if last >= c.Pos {
+		return nil, nil
+	}
+	c.Signature = ed25519.Sign(key, c.message())
+	_, err = tx.Exec(ctx, `INSERT INTO checkpoints (pos, hash, signed_at, kid, signature) VALUES ($1, $2, $3, $4, $5)`,
+		c.Pos, c.Hash, c.SignedAt, c.KeyID, c.Signature)
+	return c, err
+}
+
+// Result is the outcome of a verification.
+type Result struct {
+	OK   bool  `json:"ok"`
+	Rows int64 `json:"rows"`
+	// FirstBad is the first position where the log is not as it was written (0 when OK).
+	FirstBad int64  `json:"firstBad,omitempty"`
+	Problem  string `json:"problem,omitempty"`
+	// Checkpoint is the position of the latest checkpoint checked (0: none yet).
+	Checkpoint int64 `json:"checkpoint,omitempty"`
+}
+
+func bad(rows, pos int64, format string, args ...any) Result {
+	return Result{Rows: rows, FirstBad: pos, Problem: fmt.Sprintf(format, args...)}
+}
+
+// Querier runs queries (a pool, a connection or a transaction).
+type Querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// Verify recomputes the chain in q's log table (the search path picks the schema) and checks
+// the latest checkpoint with pub. An error is a failure to read, not a finding.
+func Verify(ctx context.Context, q Querier, pub ed25519.PublicKey) (Result, error) {
+	// The checkpoint first: on a single connection, no other query may run while rows stream.
+	var cp Checkpoint
+	cpErr := q.QueryRow(ctx, `SELECT pos, hash, signed_at, kid, signature FROM checkpoints ORDER BY pos DESC LIMIT 1`).
+		Scan(&cp.Pos, &cp.Hash, &cp.SignedAt, &cp.KeyID, &cp.Signature)
+	if cpErr != nil && !errors.Is(cpErr, pgx.ErrNoRows) {
+		return Result{}, cpErr
+	}
+	rows, err := q.Query(ctx, `SELECT pos, event_id, topic, source, actor, action, resource, outcome, occurred_at, recorded_at, payload, prev_hash, hash
+		FROM log ORDER BY pos`)
+	if err != nil {
+		return Result{}, err
+	}
+	defer rows.Close()
+	var n, want int64 = 0, 1
+	prev := Genesis
+	var cpHash []byte // the row hash at the checkpoint's position
+	var found *Result
+	for rows.Next() {
+		var e Entry
+		if err := rows.Scan(&e.Pos, &e.EventID, &e.Topic, &e.Source, &e.Actor, &e.Action, &e.Resource, &e.Outcome,
+			&e.OccurredAt, &e.RecordedAt, &e.Payload, &e.PrevHash, &e.Hash); err != nil {
+			return Result{}, err
+		}
+		n++
+		if found != nil {
+			continue // keep counting rows; the first problem is what matters
+		}
+		switch {
+		case e.Pos != want:
+			r := bad(n, want, "position %d is missing (the next row is %d): a row was deleted", want, e.Pos)
+			found = &r
+		case !bytes.Equal(e.PrevHash, prev):
+			r := bad(n, e.Pos, "row %d does not follow row %d (its previous hash differs): rows were removed, inserted or reordered", e.Pos, e.Pos-1)
+			found = &r
+		case !bytes.Equal(e.Sum(prev), e.Hash):
+			r := bad(n, e.Pos, "row %d was altered: its content does not match its hash", e.Pos)
+			found = &r
+		}
+		if e.Pos == cp.Pos {
+			cpHash = e.Hash
+		}
+		prev, want = e.Hash, e.Pos+1
+	}
+	if err := rows.Err(); err != nil {
+		return Result{}, err
+	}
+	if found != nil {
+		found.Rows = n
+		return *found, nil
+	}
+	res := Result{OK: true, Rows: n}
+	if errors.Is(cpErr, pgx.ErrNoRows) {
+		return res, nil
+	}
+	res.Checkpoint = cp.Pos
+	switch {
+	case !ed25519.Verify(pub, cp.message(), cp.Signature):
+		return bad(n, cp.Pos, "checkpoint at %d has an invalid signature (key %s)", cp.Pos, cp.KeyID), nil
+	case cp.Pos > n:
+		return bad(n, n+1, "the log ends at %d but a checkpoint vouches for %d rows: the tail was truncated", n, cp.Pos), nil
+	case !bytes.Equal(cpHash, cp.Hash):
+		return bad(n, cp.Pos, "row %d differs from the checkpoint signed at %s: the log was rewritten", cp.Pos, cp.SignedAt.Format(time.RFC3339)), nil
+	}
+	return res, nil
+}
