@@ -156,9 +156,10 @@ func TestResourcesDecodeStrictly(t *testing.T) {
 // The policies load into ladon and decide as the roles declare, with ladon as the judge.
 func TestPoliciesDecideAsDeclared(t *testing.T) {
 	var doc struct {
-		Generated   string                 `json:"generated"`
-		Permissions []string               `json:"permissions"`
-		Policies    []*ladon.DefaultPolicy `json:"policies"`
+		Generated    string                 `json:"generated"`
+		Permissions  []string               `json:"permissions"`
+		DefaultRoles []string               `json:"defaultRoles"`
+		Policies     []*ladon.DefaultPolicy `json:"policies"`
 	}
 	for _, a := range compileFixture(t) {
 		if a.Path == PoliciesFile {

@@ -48,6 +48,8 @@ type Policy struct {
 	Effect      string   `json:"effect"`
 	Resources   []string `json:"resources"`
 	Actions     []string `json:"actions"`
+	// Conditions are ladon conditions ({"owner": {"type": "EqualsSubjectCondition"}}).
+	Conditions map[string]any `json:"conditions,omitempty"`
 }
 
 // policies: one allow policy per role. The subject is "role:<role>", the actions are the
@@ -66,6 +68,13 @@ func (g *gen) policies() {
 				Effect: "allow", Resources: []string{"<.*>"}, Actions: sorted(r.Permissions)})
 		}
 	}
+	for _, m := range g.set.Modules {
+		for i, p := range m.Spec.Policies {
+			g.from("policy "+p.ID, m.PosOf(fmt.Sprintf("/spec/policies/%d", i)))
+			ps = append(ps, Policy{ID: p.ID, Description: p.Description, Subjects: p.Subjects, Effect: p.Effect,
+				Resources: p.Resources, Actions: p.Actions, Conditions: p.Conditions})
+		}
+	}
 	sort.Slice(ps, func(i, j int) bool { return ps[i].ID < ps[j].ID })
 	// The permission catalogue: authz denies any action outside it.
 	perms := []string{}
@@ -74,14 +83,20 @@ func (g *gen) policies() {
 			perms = append(perms, p.Name)
 		}
 	}
-	g.emitJSON(PoliciesFile, PolicyDocument{Generated: jsonMarker, Permissions: sorted(perms), Policies: ps})
+	roles := sorted(g.set.Platform.Spec.DefaultRoles)
+	if roles == nil {
+		roles = []string{}
+	}
+	g.emitJSON(PoliciesFile, PolicyDocument{Generated: jsonMarker, Permissions: sorted(perms), DefaultRoles: roles, Policies: ps})
 }
 
 // PolicyDocument is the compiled policy file: every declared permission and a policy per role.
 type PolicyDocument struct {
 	Generated   string   `json:"generated"`
 	Permissions []string `json:"permissions"`
-	Policies    []Policy `json:"policies"`
+	// DefaultRoles are given to every newly registered user.
+	DefaultRoles []string `json:"defaultRoles"`
+	Policies     []Policy `json:"policies"`
 }
 
 // GatewayRoute is one entry of the gateway's route table.

@@ -18,6 +18,7 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -25,6 +26,9 @@ import (
 
 	dapr "github.com/dapr/go-sdk/client"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/goplt/goplt/internal/invoke"
+	"github.com/goplt/goplt/internal/token"
 )
 
 // Kernel is handed to a module's Init: it collects the module's declarations and gives access
@@ -39,10 +43,39 @@ type Kernel struct {
 	perms      []PermissionDecl
 	migrations fs.FS
 
+	invoker  *invoke.Client
+	verifier *token.Verifier
+
 	db     *pgxpool.Pool
 	daprMu sync.RWMutex
 	dapr   dapr.Client
 	ready  atomic.Bool
+}
+
+// Invoker returns the client that calls other apps through this app's sidecar; the typed
+// clients of the core services are built on it.
+func (k *Kernel) Invoker() *invoke.Client { return k.invoker }
+
+// UseVerifier sets how Principal verifies access tokens (typically the auth client's
+// NewVerifier over Invoker()). Call it in Init.
+func (k *Kernel) UseVerifier(v *token.Verifier) { k.verifier = v }
+
+// ErrNoToken is returned by Principal for a request without a bearer token.
+var ErrNoToken = errors.New("no bearer token")
+
+// Principal returns the verified claims of the request's bearer token (the gateway forwards
+// the client's Authorization header). Modules use it for object-level checks, such as "only
+// the author may edit"; the gateway has already checked the route's permission.
+func (k *Kernel) Principal(r *http.Request) (*token.Claims, error) {
+	if k.verifier == nil {
+		return nil, errors.New("the module set no token verifier (kernel.UseVerifier)")
+	}
+	h := r.Header.Get("Authorization")
+	raw, ok := strings.CutPrefix(h, "Bearer ")
+	if !ok || raw == "" {
+		return nil, ErrNoToken
+	}
+	return k.verifier.Verify(r.Context(), raw)
 }
 
 // Config returns the app's configuration.
@@ -140,7 +173,7 @@ func Run(ctx context.Context, m Module, args []string, getenv func(string) strin
 	if cfg.AppID == "" {
 		cfg.AppID = m.Name() // --migrate-only may run without APP_ID
 	}
-	k := &Kernel{cfg: cfg, module: m, log: newLogger(logOut, cfg)}
+	k := &Kernel{cfg: cfg, module: m, log: newLogger(logOut, cfg), invoker: invoke.New(cfg.DaprHTTPPort, cfg.DaprAPIToken)}
 	if err := k.run(ctx); err != nil {
 		k.log.Error("app stopped with an error", "err", err)
 		return err

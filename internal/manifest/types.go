@@ -25,6 +25,7 @@ type ModuleSpec struct {
 	Database    *Database    `yaml:"database"`
 	Permissions []Permission `yaml:"permissions"`
 	Roles       []Role       `yaml:"roles"`
+	Policies    []Policy     `yaml:"policies"`
 	Routes      []Route      `yaml:"routes"`
 	Events      Events       `yaml:"events"`
 	Secrets     []string     `yaml:"secrets"`
@@ -65,6 +66,18 @@ type Role struct {
 	Name        string   `yaml:"name"`
 	Description string   `yaml:"description"`
 	Permissions []string `yaml:"permissions"`
+}
+
+// Policy is an extra ory/ladon policy the module ships, typically with a condition (for
+// example: only the author may edit a post). Its actions must be the module's permissions.
+type Policy struct {
+	ID          string         `yaml:"id"`
+	Description string         `yaml:"description"`
+	Subjects    []string       `yaml:"subjects"`
+	Actions     []string       `yaml:"actions"`
+	Resources   []string       `yaml:"resources"`
+	Effect      string         `yaml:"effect"`
+	Conditions  map[string]any `yaml:"conditions"`
 }
 
 // Route is an HTTP route the gateway forwards to the module.
@@ -132,8 +145,10 @@ type Platform struct {
 
 // PlatformSpec holds the profiles.
 type PlatformSpec struct {
-	Gateway  string             `yaml:"gateway"`
-	Profiles map[string]Profile `yaml:"profiles"`
+	Gateway string `yaml:"gateway"`
+	// DefaultRoles are given to every newly registered user.
+	DefaultRoles []string           `yaml:"defaultRoles"`
+	Profiles     map[string]Profile `yaml:"profiles"`
 }
 
 // Profile says which Dapr components implement each building block.

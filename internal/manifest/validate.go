@@ -134,6 +134,21 @@ func validateSet(set *Set) Problems {
 		}
 	}
 
+	// Module policies: named after the module, granting only its own permissions.
+	for _, m := range set.Modules {
+		for i, p := range m.Spec.Policies {
+			ptr := fmt.Sprintf("/spec/policies/%d", i)
+			if !strings.HasPrefix(p.ID, m.Metadata.Name+".") {
+				add(m.PosOf(ptr+"/id"), "policy-id", "name it "+m.Metadata.Name+".<name>", "policy id %q does not start with the module name", p.ID)
+			}
+			for j, a := range p.Actions {
+				if allPerms[a] != m {
+					add(m.PosOf(fmt.Sprintf("%s/actions/%d", ptr, j)), "policy-action", "list permissions this module declares", "policy %s: action %q is not a permission of module %s", p.ID, a, m.Metadata.Name)
+				}
+			}
+		}
+	}
+
 	// Routes: access declared, no overlaps across the whole system.
 	type placed struct {
 		m   *Module
@@ -225,6 +240,17 @@ func validatePlatform(set *Set, appIDs map[string]*Module) Problems {
 	p := set.Platform
 	if g := p.Spec.Gateway; g != "" && appIDs[g] == nil {
 		ps = append(ps, Problem{Pos: p.PosOf("/spec/gateway"), Rule: "gateway-app", Msg: fmt.Sprintf("gateway %q is not the app id of any module", g), Fix: "name the gateway module's app id, or remove the field"})
+	}
+	declared := map[string]bool{}
+	for _, m := range set.Modules {
+		for _, r := range m.Spec.Roles {
+			declared[r.Name] = true
+		}
+	}
+	for i, r := range p.Spec.DefaultRoles {
+		if !declared[r] {
+			ps = append(ps, Problem{Pos: p.PosOf(fmt.Sprintf("/spec/defaultRoles/%d", i)), Rule: "default-role", Msg: fmt.Sprintf("default role %q is not declared by any module", r), Fix: "name a role some module declares"})
+		}
 	}
 	for name, prof := range p.Spec.Profiles {
 		for i, c := range prof.DevCallers {

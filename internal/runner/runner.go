@@ -300,6 +300,7 @@ func (g *Group) spawnApp(a *App) (*proc.Process, error) {
 		"APP_API_TOKEN="+a.AppAPIToken,
 		"GOPLT_DATABASE_URL="+g.opts.Infra.PostgresURL,
 		"GOPLT_POLICIES="+filepath.Join(g.opts.Root, "deploy", "policies", "ladon.json"),
+		"GOPLT_ROUTES="+filepath.Join(g.opts.Root, "deploy", "gateway", "routes.json"),
 	)
 	for k, v := range a.Spec.Env {
 		env = append(env, k+"="+v)

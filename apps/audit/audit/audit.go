@@ -33,6 +33,7 @@ var Topics = []string{
 	"identity.user.created", "identity.user.updated", "identity.user.disabled", "identity.user.deleted", "identity.user.roles.changed",
 	"auth.login.succeeded", "auth.login.failed", "auth.login.throttled", "auth.token.refreshed", "auth.refresh.reused", "auth.session.revoked",
 	"authz.policy.changed",
+	"gateway.request.audited",
 }
 
 // DeadLetterTopic receives the events audit dropped as unprocessable.

@@ -16,7 +16,6 @@ import (
 
 	"github.com/goplt/goplt/apps/auth/client"
 	identity "github.com/goplt/goplt/apps/identity/client"
-	"github.com/goplt/goplt/internal/invoke"
 	"github.com/goplt/goplt/internal/kernel"
 	"github.com/goplt/goplt/internal/localsecrets"
 	"github.com/goplt/goplt/internal/outbox"
@@ -101,8 +100,7 @@ func (m *Module) Init(k *kernel.Kernel) error {
 // Start implements kernel.Starter: it loads the signing keys (and keeps re-reading them, for
 // rotation) and starts the outbox relay.
 func (m *Module) Start(ctx context.Context) error {
-	cfg := m.k.Config()
-	m.identity = identity.New(invoke.New(cfg.DaprHTTPPort, cfg.DaprAPIToken))
+	m.identity = identity.New(m.k.Invoker())
 	m.relay = outbox.NewRelay(m.k.DB(), m.k.Publish, m.k.Log(), time.Second)
 	go m.relay.Run(ctx)
 	lctx, cancel := context.WithTimeout(ctx, 2*time.Minute)

@@ -38,6 +38,9 @@ type Decision struct {
 	Allowed bool   `json:"allowed"`
 	Reason  string `json:"reason"`
 	Policy  string `json:"policy,omitempty"`
+	// Unavailable marks a deny made by the client because authz could not answer (not a
+	// policy decision: not worth caching, and a 503 rather than a 403 to the user).
+	Unavailable bool `json:"-"`
 }
 
 // PolicyChange is the payload (schema version 1) of authz.policy.changed.
@@ -69,7 +72,7 @@ func New(c *invoke.Client, timeout time.Duration) *Client {
 }
 
 func deny(err error) Decision {
-	return Decision{Reason: fmt.Sprintf("authz unavailable, denied: %v", err)}
+	return Decision{Reason: fmt.Sprintf("authz unavailable, denied: %v", err), Unavailable: true}
 }
 
 // Check asks one question. It never returns an allow it did not get from authz.

@@ -110,7 +110,7 @@ func (m *Module) register(w http.ResponseWriter, r *http.Request) {
 		kernel.WriteError(w, r, http.StatusBadRequest, "invalid_display_name", "display name must be at most 100 characters without control characters")
 		return
 	}
-	u, err := m.createUser(r.Context(), email, in.Password, name, nil)
+	u, err := m.createUser(r.Context(), email, in.Password, name, m.defaultRoles)
 	switch {
 	case errors.Is(err, errEmailTaken):
 		kernel.WriteError(w, r, http.StatusConflict, "email_taken", "a user with this email already exists")

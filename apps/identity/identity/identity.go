@@ -38,7 +38,9 @@ type Module struct {
 	// dummy is a hash verified for unknown emails, so they cost what a wrong password costs.
 	dummy string
 	roles map[string]bool
-	relay *outbox.Relay
+	// defaultRoles are given to every registered user (platform.yaml spec.defaultRoles).
+	defaultRoles []string
+	relay        *outbox.Relay
 }
 
 // New returns the module.
@@ -81,11 +83,11 @@ func (m *Module) Init(k *kernel.Kernel) error {
 // Start implements kernel.Starter: it loads the role catalogue, starts the outbox relay and
 // makes sure the bootstrap administrator exists.
 func (m *Module) Start(ctx context.Context) error {
-	roles, err := loadRoles(os.Getenv("GOPLT_POLICIES"))
+	roles, defaults, err := loadRoles(os.Getenv("GOPLT_POLICIES"))
 	if err != nil {
 		return err
 	}
-	m.roles = roles
+	m.roles, m.defaultRoles = roles, defaults
 	if m.dummy, err = m.hasher.Hash("dummy password for unknown users"); err != nil {
 		return err
 	}
@@ -97,32 +99,31 @@ func (m *Module) Start(ctx context.Context) error {
 }
 
 // loadRoles reads the role names from the compiled policies (deploy/policies/ladon.json):
-// one policy per role, with subject "role:<name>".
-func loadRoles(path string) (map[string]bool, error) {
+// one policy per role, with id "role:<name>"; and the roles new users get.
+func loadRoles(path string) (map[string]bool, []string, error) {
 	if path == "" {
-		return nil, errors.New("GOPLT_POLICIES is not set: identity needs the compiled policies to know the roles (goplt run sets it)")
+		return nil, nil, errors.New("GOPLT_POLICIES is not set: identity needs the compiled policies to know the roles (goplt run sets it)")
 	}
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("read role catalogue: %w", err)
+		return nil, nil, fmt.Errorf("read role catalogue: %w", err)
 	}
 	var doc struct {
-		Policies []struct {
-			Subjects []string `json:"subjects"`
+		DefaultRoles []string `json:"defaultRoles"`
+		Policies     []struct {
+			ID string `json:"id"`
 		} `json:"policies"`
 	}
 	if err := json.Unmarshal(b, &doc); err != nil {
-		return nil, fmt.Errorf("role catalogue %s: %w", path, err)
+		return nil, nil, fmt.Errorf("role catalogue %s: %w", path, err)
 	}
 	roles := map[string]bool{}
 	for _, p := range doc.Policies {
-		for _, s := range p.Subjects {
-			if r, ok := strings.CutPrefix(s, "role:"); ok {
-				roles[r] = true
-			}
+		if r, ok := strings.CutPrefix(p.ID, "role:"); ok {
+			roles[r] = true
 		}
 	}
-	return roles, nil
+	return roles, doc.DefaultRoles, nil
 }
 
 // bootstrap creates the administrator named in the identity-bootstrap-admin secret, once.

@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -31,7 +30,7 @@ var (
 
 func TestMain(m *testing.M) {
 	stacktest.Main(m, func(ctx context.Context, s *stacktest.Stack) (func(), error) {
-		plan, err := runplan.Load(filepath.Join(s.Root, "deploy", "local", "runplan.yaml"))
+		plan, err := s.LocalPlan(nil, "notes", "console")
 		if err != nil {
 			return nil, err
 		}

@@ -1,0 +1,531 @@
+// Package gateway is the API gateway: the single entry point for external traffic. It routes
+// by the compiled route table (reloaded when the file changes), authenticates bearer tokens
+// with the shared verifier, asks authz for the route's permission (with a short decision
+// cache, failing closed), and forwards through its own Dapr sidecar to the module's app id.
+// It also refuses ambiguous paths, strips client-supplied internal headers, sets request ids,
+// answers CORS preflights, limits body sizes and rates, and publishes an audit event for every
+// request to a route marked audit: true.
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rs/cors"
+
+	authz "github.com/goplt/goplt/apps/authz/client"
+	"github.com/goplt/goplt/internal/token"
+)
+
+// Config configures a gateway.
+type Config struct {
+	Sidecar      string // http://127.0.0.1:<dapr http port>
+	DaprAPIToken string
+	PubSub       string
+	RoutesFile   string
+	// CORSOrigins lists the browser origins allowed to call the API (none: no CORS headers).
+	CORSOrigins []string
+	// Limits per class: "default" and "subject" always apply; a route's rateLimit names another.
+	Limits map[string]Limit
+	// DefaultBodyLimit applies to routes that set none.
+	DefaultBodyLimit int64
+	// RequestTimeout bounds a forwarded request.
+	RequestTimeout time.Duration
+	// DecisionTTL is how long an authz answer is reused for the same subject and permission.
+	DecisionTTL time.Duration
+	// Ready reports whether the gateway can serve (its sidecar up); nil means always.
+	Ready func(ctx context.Context) error
+}
+
+// Authorizer is what the gateway needs from authz (the typed client fits).
+type Authorizer interface {
+	Check(ctx context.Context, q authz.Check) authz.Decision
+}
+
+// Verifier is what the gateway needs to authenticate (token.Verifier fits).
+type Verifier interface {
+	Verify(ctx context.Context, raw string) (*token.Claims, error)
+}
+
+// Gateway is an http.Handler.
+type Gateway struct {
+	cfg      Config
+	log      *slog.Logger
+	table    atomic.Pointer[Table]
+	verifier Verifier
+	authz    Authorizer
+	proxy    *httputil.ReverseProxy
+	cors     *cors.Cors
+	limits   limiters
+	cache    decisionCache
+	audit    *auditQueue
+	handler  http.Handler
+}
+
+// New builds a gateway over an initial route table.
+func New(cfg Config, t *Table, v Verifier, a Authorizer, log *slog.Logger) *Gateway {
+	g := &Gateway{cfg: cfg, log: log, verifier: v, authz: a}
+	g.table.Store(t)
+	g.cache.ttl = cfg.DecisionTTL
+	transport := &http.Transport{
+		Proxy: nil, MaxIdleConns: 1024, MaxIdleConnsPerHost: 1024, IdleConnTimeout: 90 * time.Second,
+		DialContext: (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+	}
+	sidecar, _ := url.Parse(cfg.Sidecar)
+	g.proxy = &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			rt := routeOf(pr.In.Context())
+			pr.Out.URL.Scheme, pr.Out.URL.Host = sidecar.Scheme, sidecar.Host
+			pr.Out.URL.Path = "/v1.0/invoke/" + rt.route.AppID + "/method" + rt.path
+			pr.Out.URL.RawPath = ""
+			pr.Out.URL.RawQuery = pr.In.URL.RawQuery
+			pr.Out.Host = ""
+			pr.Out.Header.Set("dapr-api-token", cfg.DaprAPIToken)
+			pr.Out.Header.Set("X-Forwarded-For", rt.clientIP)
+			pr.Out.Header.Set("X-Forwarded-Proto", "http")
+		},
+		Transport:      transport,
+		FlushInterval:  -1,
+		ModifyResponse: g.sidecarErrors,
+		ErrorHandler:   g.proxyError,
+		ErrorLog:       slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	g.audit = newAuditQueue(10000, sidecarPublisher(&http.Client{Transport: transport, Timeout: 10 * time.Second}, cfg.Sidecar, cfg.DaprAPIToken, cfg.PubSub), log)
+	if len(cfg.CORSOrigins) > 0 {
+		g.cors = cors.New(cors.Options{
+			AllowedOrigins:   cfg.CORSOrigins,
+			AllowedMethods:   []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"},
+			AllowedHeaders:   []string{"Authorization", "Content-Type", "X-Request-ID", "Traceparent", "If-Match"},
+			ExposedHeaders:   []string{"X-Request-ID", "Retry-After"},
+			AllowCredentials: false,
+			MaxAge:           600,
+		})
+	}
+	var h http.Handler = http.HandlerFunc(g.serve)
+	if g.cors != nil {
+		h = g.cors.Handler(h)
+	}
+	g.handler = g.recoverer(g.requestID(h))
+	return g
+}
+
+// Run keeps the route table current and publishes audit events until ctx ends.
+func (g *Gateway) Run(ctx context.Context) {
+	g.audit.run(ctx, 2, 10*time.Second)
+	if g.cfg.RoutesFile != "" {
+		go g.watchRoutes(ctx)
+	}
+}
+
+// Wait returns when the audit queue has drained after Run's ctx ended.
+func (g *Gateway) Wait() { g.audit.wait() }
+
+// AuditLost is the number of request events lost (logged as errors when it happens).
+func (g *Gateway) AuditLost() int64 { return g.audit.dropped.Load() }
+
+// Table returns the route table in use.
+func (g *Gateway) Table() *Table { return g.table.Load() }
+
+// watchRoutes reloads the route table when its file changes. A request holds the table it
+// started with, so a swap drops nothing; a broken file keeps the old table.
+func (g *Gateway) watchRoutes(ctx context.Context) {
+	var last string
+	if fi, err := os.Stat(g.cfg.RoutesFile); err == nil {
+		last = fi.ModTime().String() + strconv.FormatInt(fi.Size(), 10)
+	}
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		fi, err := os.Stat(g.cfg.RoutesFile)
+		if err != nil {
+			continue
+		}
+		stamp := fi.ModTime().String() + strconv.FormatInt(fi.Size(), 10)
+		if stamp == last {
+			continue
+		}
+		tb, err := LoadTable(g.cfg.RoutesFile)
+		if err != nil {
+			g.log.Error("route table changed but does not load; keeping the current one", "err", err)
+			last = stamp
+			continue
+		}
+		g.table.Store(tb)
+		last = stamp
+		g.log.Info("route table reloaded", "routes", len(tb.Routes))
+	}
+}
+
+func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) { g.handler.ServeHTTP(w, r) }
+
+// Error is the gateway's error body (the platform's shape).
+type Error struct {
+	Code      string `json:"code"`
+	Message   string `json:"message"`
+	RequestID string `json:"requestId,omitempty"`
+}
+
+func writeError(w http.ResponseWriter, r *http.Request, status int, code, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(map[string]Error{"error": {Code: code, Message: msg, RequestID: w.Header().Get("X-Request-ID")}})
+}
+
+var requestIDRE = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,128}$`)
+
+func (g *Gateway) requestID(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := r.Header.Get("X-Request-ID")
+		if !requestIDRE.MatchString(id) {
+			b := make([]byte, 12)
+			_, _ = rand.Read(b)
+			id = hex.EncodeToString(b)
+		}
+		r.Header.Set("X-Request-ID", id)
+		w.Header().Set("X-Request-ID", id)
+		next.ServeHTTP(w, r)
+	})
+}
+
+func (g *Gateway) recoverer(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				g.log.Error("handler panicked", "panic", fmt.Sprint(v), "path", r.URL.Path)
+				writeError(w, r, http.StatusInternalServerError, "internal", "internal error")
+			}
+		}()
+		next.ServeHTTP(w, r)
+	})
+}
+
+// internalHeaders are never accepted from clients: the sidecar's, the platform's, and
+// forwarding headers the gateway sets itself.
+func stripInternal(h http.Header) {
+	for k := range h {
+		lk := strings.ToLower(k)
+		if strings.HasPrefix(lk, "dapr-") || strings.HasPrefix(lk, "x-goplt-") || lk == "x-forwarded-for" ||
+			lk == "x-forwarded-host" || lk == "x-forwarded-proto" || lk == "x-real-ip" || lk == "forwarded" ||
+			lk == "x-envoy-original-path" || lk == "x-original-url" || lk == "x-rewrite-url" || lk == "metadata.cloudevent.id" {
+			delete(h, k)
+		}
+	}
+}
+
+type routed struct {
+	route    *Route
+	path     string
+	clientIP string
+}
+
+type ctxKey struct{}
+
+func routeOf(ctx context.Context) *routed { return ctx.Value(ctxKey{}).(*routed) }
+
+func clientIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+// statusWriter records the status the client got.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusWriter) WriteHeader(c int) {
+	if s.status == 0 {
+		s.status = c
+	}
+	s.ResponseWriter.WriteHeader(c)
+}
+
+func (s *statusWriter) Write(b []byte) (int, error) {
+	if s.status == 0 {
+		s.status = http.StatusOK
+	}
+	return s.ResponseWriter.Write(b)
+}
+
+func (s *statusWriter) Flush() {
+	if f, ok := s.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+func (g *Gateway) serve(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	switch r.URL.Path {
+	case "/healthz":
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+		return
+	case "/readyz":
+		if g.cfg.Ready != nil {
+			if err := g.cfg.Ready(r.Context()); err != nil {
+				writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "not ready", "reason": err.Error()})
+				return
+			}
+		}
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+		return
+	case "/openapi.json":
+		if r.Method == http.MethodGet {
+			writeJSON(w, http.StatusOK, OpenAPI(g.table.Load()))
+			return
+		}
+	}
+	path, err := Canonical(r.URL)
+	if err != nil {
+		writeError(w, r, http.StatusBadRequest, "invalid_path", err.Error())
+		return
+	}
+	tb := g.table.Load()
+	rt, allowed := tb.Match(r.Method, path)
+	if rt == nil {
+		if len(allowed) > 0 {
+			w.Header().Set("Allow", strings.Join(slices.Compact(slices.Sorted(slices.Values(allowed))), ", "))
+			writeError(w, r, http.StatusMethodNotAllowed, "method_not_allowed", r.Method+" is not allowed on "+path)
+			return
+		}
+		writeError(w, r, http.StatusNotFound, "not_found", "no route for "+r.Method+" "+path)
+		return
+	}
+	ip := clientIP(r)
+	sw := &statusWriter{ResponseWriter: w}
+	ev := RequestEvent{Version: 1, Actor: "anonymous", Action: "public", Resource: path, Route: rt.Method + " " + rt.Path,
+		Decision: "public", RequestID: r.Header.Get("X-Request-ID"), ClientIP: ip}
+	if rt.Permission != "" {
+		ev.Action = rt.Permission
+	}
+	if rt.Audit {
+		defer func() {
+			ev.Status = sw.status
+			ev.Outcome = "success"
+			if sw.status >= 400 {
+				ev.Outcome = "failure"
+			}
+			ev.At = start.UTC()
+			ev.DurationMS = float64(time.Since(start).Microseconds()) / 1000
+			g.audit.add(ev)
+		}()
+	}
+	if !g.rateOK(sw, r, "ip:"+ip, "default") || (rt.RateLimit != "" && !g.rateOK(sw, r, "ip:"+ip, rt.RateLimit)) {
+		return
+	}
+	if !rt.Public {
+		claims, ok := g.authenticate(sw, r, &ev)
+		if !ok {
+			return
+		}
+		if !g.rateOK(sw, r, "sub:"+claims.Subject, "subject") {
+			return
+		}
+		if !g.authorize(sw, r, rt, path, claims, &ev) {
+			return
+		}
+	}
+	limit := rt.BodyLimit
+	if limit <= 0 {
+		limit = g.cfg.DefaultBodyLimit
+	}
+	if r.ContentLength > limit {
+		writeError(sw, r, http.StatusRequestEntityTooLarge, "body_too_large", fmt.Sprintf("request body exceeds %d bytes", limit))
+		return
+	}
+	r.Body = http.MaxBytesReader(sw, r.Body, limit)
+	stripInternal(r.Header)
+	ctx, cancel := context.WithTimeout(r.Context(), g.cfg.RequestTimeout)
+	defer cancel()
+	ctx = context.WithValue(ctx, ctxKey{}, &routed{route: rt, path: path, clientIP: ip})
+	g.proxy.ServeHTTP(sw, r.WithContext(ctx))
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func (g *Gateway) rateOK(w http.ResponseWriter, r *http.Request, key, class string) bool {
+	lim, ok := g.cfg.Limits[class]
+	if !ok {
+		return true
+	}
+	allowed, retry := g.limits.allow(class+"|"+key, lim, time.Now())
+	if allowed {
+		return true
+	}
+	w.Header().Set("Retry-After", strconv.Itoa(max(1, int(retry.Seconds()))))
+	writeError(w, r, http.StatusTooManyRequests, "rate_limited", "too many requests; retry later")
+	return false
+}
+
+// authenticate verifies the bearer token: 401 (with WWW-Authenticate) when missing or bad.
+func (g *Gateway) authenticate(w http.ResponseWriter, r *http.Request, ev *RequestEvent) (*token.Claims, bool) {
+	ev.Decision = "unauthenticated"
+	raw, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok || raw == "" {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="goplt"`)
+		writeError(w, r, http.StatusUnauthorized, "unauthenticated", "this route needs a bearer token")
+		return nil, false
+	}
+	claims, err := g.verifier.Verify(r.Context(), raw)
+	if err != nil {
+		var te *token.Error
+		code := "invalid_token"
+		if errors.As(err, &te) {
+			if te.Code == token.CodeKeysDown {
+				writeError(w, r, http.StatusServiceUnavailable, "auth_unavailable", "cannot verify tokens right now")
+				return nil, false
+			}
+			code = te.Code
+		}
+		w.Header().Set("WWW-Authenticate", `Bearer realm="goplt", error="invalid_token"`)
+		writeError(w, r, http.StatusUnauthorized, code, "the bearer token is not valid")
+		return nil, false
+	}
+	ev.Actor = "user:" + claims.Subject
+	return claims, true
+}
+
+// authorize asks authz (through the decision cache) for the route's permission: 403 when
+// denied, 503 when authz cannot answer. Either way the request does not pass.
+func (g *Gateway) authorize(w http.ResponseWriter, r *http.Request, rt *Route, path string, c *token.Claims, ev *RequestEvent) bool {
+	key := c.Subject + "\x00" + strings.Join(c.Roles, ",") + "\x00" + rt.Permission
+	d, ok := g.cache.get(key)
+	if !ok {
+		d = g.authz.Check(r.Context(), authz.Check{Subject: authz.Subject{User: c.Subject, Roles: c.Roles}, Action: rt.Permission, Resource: rt.Module + ":" + path})
+		if !d.Unavailable {
+			g.cache.put(key, d)
+		}
+	}
+	switch {
+	case d.Allowed:
+		ev.Decision = "allowed"
+		return true
+	case d.Unavailable:
+		ev.Decision = "unavailable"
+		g.log.Warn("authz unavailable: request denied", "request_id", r.Header.Get("X-Request-ID"), "reason", d.Reason)
+		writeError(w, r, http.StatusServiceUnavailable, "authz_unavailable", "authorization is unavailable; the request was not let through")
+	default:
+		ev.Decision = "denied"
+		writeError(w, r, http.StatusForbidden, "forbidden", "missing permission "+rt.Permission)
+	}
+	return false
+}
+
+// sidecarErrors turns the sidecar's own failures (the module unreachable, no healthy
+// instance) into 503 with the gateway's error shape. Module answers pass through unchanged.
+func (g *Gateway) sidecarErrors(resp *http.Response) error {
+	if resp.StatusCode < 500 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
+		return nil
+	}
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	resp.Body.Close()
+	if err != nil {
+		return err
+	}
+	var de struct {
+		ErrorCode string `json:"errorCode"`
+	}
+	if json.Unmarshal(b, &de) == nil && strings.HasPrefix(de.ErrorCode, "ERR_") {
+		rt := routeOf(resp.Request.Context())
+		g.log.Warn("module unavailable", "app_id", rt.route.AppID, "sidecar_error", de.ErrorCode)
+		body, _ := json.Marshal(map[string]Error{"error": {Code: "module_unavailable",
+			Message: "module " + rt.route.Module + " is unavailable; retry later", RequestID: resp.Request.Header.Get("X-Request-ID")}})
+		resp.StatusCode, resp.Status = http.StatusServiceUnavailable, "503 Service Unavailable"
+		resp.Header = http.Header{"Content-Type": {"application/json"}, "Retry-After": {"2"}, "Cache-Control": {"no-store"}}
+		resp.Body = io.NopCloser(bytes.NewReader(body))
+		resp.ContentLength = int64(len(body))
+		resp.Header.Set("Content-Length", strconv.Itoa(len(body)))
+		return nil
+	}
+	resp.Body = io.NopCloser(bytes.NewReader(b))
+	return nil
+}
+
+func (g *Gateway) proxyError(w http.ResponseWriter, r *http.Request, err error) {
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooBig):
+		writeError(w, r, http.StatusRequestEntityTooLarge, "body_too_large", fmt.Sprintf("request body exceeds %d bytes", tooBig.Limit))
+	case errors.Is(err, context.DeadlineExceeded):
+		writeError(w, r, http.StatusGatewayTimeout, "timeout", "the module did not answer in time")
+	case errors.Is(err, context.Canceled):
+		// The client went away; nobody reads an answer.
+	default:
+		g.log.Warn("forwarding failed", "err", err, "path", r.URL.Path)
+		w.Header().Set("Retry-After", "2")
+		writeError(w, r, http.StatusServiceUnavailable, "module_unavailable", "the module could not be reached; retry later")
+	}
+}
+
+// decisionCache reuses authz answers for a short time (bounded; cleared when full).
+type decisionCache struct {
+	ttl time.Duration
+	mu  sync.RWMutex
+	m   map[string]cachedDecision
+}
+
+type cachedDecision struct {
+	d   authz.Decision
+	exp time.Time
+}
+
+const maxCachedDecisions = 100000
+
+func (c *decisionCache) get(k string) (authz.Decision, bool) {
+	if c.ttl <= 0 {
+		return authz.Decision{}, false
+	}
+	c.mu.RLock()
+	e, ok := c.m[k]
+	c.mu.RUnlock()
+	if !ok || time.Now().After(e.exp) {
+		return authz.Decision{}, false
+	}
+	return e.d, true
+}
+
+func (c *decisionCache) put(k string, d authz.Decision) {
+	if c.ttl <= 0 {
+		return
+	}
+	c.mu.Lock()
+	if c.m == nil || len(c.m) >= maxCachedDecisions {
+		c.m = map[string]cachedDecision{}
+	}
+	c.m[k] = cachedDecision{d: d, exp: time.Now().Add(c.ttl)}
+	c.mu.Unlock()
+}

@@ -1,0 +1,153 @@
+package gateway
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"sort"
+	"strings"
+)
+
+// Route is one entry of the compiled route table (deploy/gateway/routes.json).
+type Route struct {
+	Method     string `json:"method"`
+	Path       string `json:"path"`
+	AppID      string `json:"appId"`
+	Module     string `json:"module"`
+	Permission string `json:"permission,omitempty"`
+	Public     bool   `json:"public,omitempty"`
+	Audit      bool   `json:"audit,omitempty"`
+	BodyLimit  int64  `json:"bodyLimit,omitempty"`
+	RateLimit  string `json:"rateLimit,omitempty"`
+
+	segs []string // pattern segments; "{x}" is one segment, "{x...}" the rest
+}
+
+// Table is a loaded route table. It is immutable: reloads build a new one.
+type Table struct {
+	Routes []*Route
+}
+
+// LoadTable reads and checks a route table file.
+func LoadTable(path string) (*Table, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("route table: %w", err)
+	}
+	var doc struct {
+		Routes []*Route `json:"routes"`
+	}
+	if err := json.Unmarshal(b, &doc); err != nil {
+		return nil, fmt.Errorf("route table %s: %w", path, err)
+	}
+	return NewTable(doc.Routes)
+}
+
+// NewTable checks routes and prepares them for matching.
+func NewTable(routes []*Route) (*Table, error) {
+	for _, r := range routes {
+		if !strings.HasPrefix(r.Path, "/") || r.AppID == "" || r.Method == "" {
+			return nil, fmt.Errorf("route %s %s: needs a method, an app id and a path starting with /", r.Method, r.Path)
+		}
+		if !r.Public && r.Permission == "" {
+			return nil, fmt.Errorf("route %s %s: neither public nor a permission", r.Method, r.Path)
+		}
+		r.segs = strings.Split(r.Path[1:], "/")
+	}
+	// Literal segments before parameters, so /users/me wins over /users/{id} if both exist.
+	sort.SliceStable(routes, func(i, j int) bool { return specificity(routes[i]) > specificity(routes[j]) })
+	return &Table{Routes: routes}, nil
+}
+
+func specificity(r *Route) int {
+	n := 0
+	for _, s := range r.segs {
+		if !strings.HasPrefix(s, "{") {
+			n++
+		}
+	}
+	return n
+}
+
+// Match finds the route for method and a canonical path. With no route for the method but
+// some for the path, allowed lists their methods (for 405).
+func (t *Table) Match(method, path string) (r *Route, allowed []string) {
+	segs := strings.Split(path[1:], "/")
+	for _, rt := range t.Routes {
+		if !matchSegs(rt.segs, segs) {
+			continue
+		}
+		if rt.Method == method || (method == "HEAD" && rt.Method == "GET") {
+			return rt, nil
+		}
+		allowed = append(allowed, rt.Method)
+	}
+	return nil, allowed
+}
+
+func matchSegs(pat, segs []string) bool {
+	for i, p := range pat {
+		if strings.HasPrefix(p, "{") && strings.HasSuffix(p, "...}") {
+			return i < len(segs) // the rest: at least one more segment
+		}
+		if i >= len(segs) {
+			return false
+		}
+		if strings.HasPrefix(p, "{") {
+			if segs[i] == "" {
+				return false
+			}
+			continue
+		}
+		if p != segs[i] {
+			return false
+		}
+	}
+	return len(pat) == len(segs)
+}
+
+// errPath explains a refused path.
+var errPath = errors.New("path")
+
+// Canonical checks that the request path has one meaning only, so the path that picks the
+// route (and so the permission) is the path the module receives. Everything that some layer
+// might decode, collapse or reinterpret differently is refused rather than normalised: dot
+// segments, empty segments, encoded slashes, dots, backslashes and percent signs (double
+// encoding), NUL and control characters, ';' parameters, and a trailing slash.
+func Canonical(u *url.URL) (string, error) {
+	raw := u.EscapedPath()
+	if raw == "" || raw[0] != '/' {
+		return "", fmt.Errorf("%w must start with /", errPath)
+	}
+	if len(raw) > 2048 {
+		return "", fmt.Errorf("%w longer than 2048 bytes", errPath)
+	}
+	lower := strings.ToLower(raw)
+	for _, bad := range []string{"%2f", "%5c", "%2e", "%25", "%00", "%3b", ";", "\\"} {
+		if strings.Contains(lower, bad) {
+			return "", fmt.Errorf("%w contains %q, which is ambiguous", errPath, bad)
+		}
+	}
+	p, err := url.PathUnescape(raw)
+	if err != nil {
+		return "", fmt.Errorf("%w: %v", errPath, err)
+	}
+	for _, c := range p {
+		if c < 0x20 || c == 0x7f {
+			return "", fmt.Errorf("%w contains a control character", errPath)
+		}
+	}
+	if p != "/" {
+		for _, s := range strings.Split(p[1:], "/") {
+			switch s {
+			case "":
+				return "", fmt.Errorf("%w has an empty segment or a trailing slash", errPath)
+			case ".", "..":
+				return "", fmt.Errorf("%w has a dot segment", errPath)
+			}
+		}
+	}
+	return p, nil
+}

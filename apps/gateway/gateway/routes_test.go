@@ -1,0 +1,75 @@
+package gateway
+
+import (
+	"net/url"
+	"strings"
+	"testing"
+)
+
+func table(t *testing.T) *Table {
+	t.Helper()
+	tb, err := NewTable([]*Route{
+		{Method: "GET", Path: "/blog/posts/{id}", AppID: "blog", Public: true},
+		{Method: "PUT", Path: "/blog/posts/{id}", AppID: "blog", Permission: "blog.post.update"},
+		{Method: "GET", Path: "/blog/posts/mine", AppID: "blog", Permission: "blog.post.read"},
+		{Method: "GET", Path: "/files/{rest...}", AppID: "files", Public: true},
+		{Method: "POST", Path: "/admin/users", AppID: "identity", Permission: "identity.user.manage"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tb
+}
+
+func TestMatch(t *testing.T) {
+	tb := table(t)
+	for _, tc := range []struct {
+		method, path, want string
+		allowed          string
+	}{
+		{"GET", "/blog/posts/7", "GET /blog/posts/{id}", ""},
+		{"HEAD", "/blog/posts/7", "GET /blog/posts/{id}", ""},
+		{"PUT", "/blog/posts/7", "PUT /blog/posts/{id}", ""},
+		{"GET", "/blog/posts/mine", "GET /blog/posts/mine", ""}, // literal wins
+		{"DELETE", "/blog/posts/7", "", "GET,PUT"},
+		{"GET", "/blog/posts", "", ""},
+		{"GET", "/blog/posts/7/comments", "", ""},
+		{"GET", "/files/a/b/c", "GET /files/{rest...}", ""},
+		{"GET", "/files", "", ""},
+		{"POST", "/admin/users", "POST /admin/users", ""},
+		{"POST", "/Admin/users", "", ""}, // case matters: it is the module's path too
+	} {
+		r, allowed := tb.Match(tc.method, tc.path)
+		got := ""
+		if r != nil {
+			got = r.Method + " " + r.Path
+		}
+		if got != tc.want || strings.Join(allowed, ",") != tc.allowed {
+			t.Errorf("%s %s = %q (allowed %v), want %q (allowed %s)", tc.method, tc.path, got, allowed, tc.want, tc.allowed)
+		}
+	}
+}
+
+// The path-trick catalogue: every way of making one layer see another path is refused.
+func TestCanonicalRefusesAmbiguousPaths(t *testing.T) {
+	for _, ok := range []string{"/", "/blog/posts/7", "/users/caf%C3%A9", "/a-b_c~d/e"} {
+		u, _ := url.Parse(ok)
+		if _, err := Canonical(u); err != nil {
+			t.Errorf("Canonical(%s) = %v, want ok", ok, err)
+		}
+	}
+	for _, bad := range []string{
+		"/admin/../blog/posts/1", "/blog/./posts/1", "/blog/posts/..", "/blog//posts/1", "/blog/posts/1/",
+		"/blog/%2e%2e/admin/users", "/blog/%2E%2E/admin", "/blog/.%2e/admin", "/admin%2fusers", "/admin%2Fusers",
+		"/blog/%252e%252e/admin", "/blog/posts/1%00", "/blog/posts/1;jsessionid=x", "/blog/posts/1%3bx",
+		"/blog\\..\\admin", "/blog/%5c../admin", "/blog/posts/%0a", "/" + strings.Repeat("a", 3000),
+	} {
+		u, err := url.Parse(bad)
+		if err != nil {
+			continue // not even a URL: the server refuses it earlier
+		}
+		if p, err := Canonical(u); err == nil {
+			t.Errorf("Canonical(%q) accepted as %q", bad, p)
+		}
+	}
+}

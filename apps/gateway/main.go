@@ -1,0 +1,143 @@
+// Command gateway is the API gateway: the single entry point for external traffic.
+//
+// Configuration (environment): APP_PORT, GOPLT_LISTEN_HOST (default 127.0.0.1), DAPR_HTTP_PORT,
+// DAPR_API_TOKEN, GOPLT_ROUTES (the compiled route table), GOPLT_PUBSUB (default pubsub),
+// GOPLT_GATEWAY_CORS_ORIGINS (comma-separated), GOPLT_GATEWAY_RATE_LIMITS
+// (class=rate:burst,...; default "default=100:200,subject=100:200,login=5:10,register=2:5"),
+// GOPLT_GATEWAY_BODY_LIMIT (bytes, default 1 MiB), GOPLT_GATEWAY_DECISION_TTL (default 5s),
+// GOPLT_GATEWAY_TIMEOUT (default 10s).
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	auth "github.com/goplt/goplt/apps/auth/client"
+	authz "github.com/goplt/goplt/apps/authz/client"
+	"github.com/goplt/goplt/apps/gateway/gateway"
+	"github.com/goplt/goplt/internal/invoke"
+)
+
+func main() {
+	log := slog.New(slog.NewJSONHandler(os.Stdout, nil)).With("app", "gateway")
+	if err := run(log); err != nil {
+		log.Error("gateway stopped with an error", "err", err)
+		fmt.Fprintln(os.Stderr, "gateway:", err)
+		os.Exit(1)
+	}
+}
+
+func env(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}
+
+func run(log *slog.Logger) error {
+	var errs []string
+	port, err := strconv.Atoi(os.Getenv("APP_PORT"))
+	if err != nil || port < 1 || port > 65535 {
+		errs = append(errs, "APP_PORT must be a port")
+	}
+	daprHTTP, err := strconv.Atoi(os.Getenv("DAPR_HTTP_PORT"))
+	if err != nil || daprHTTP < 1 || daprHTTP > 65535 {
+		errs = append(errs, "DAPR_HTTP_PORT must be a port")
+	}
+	routesFile := os.Getenv("GOPLT_ROUTES")
+	if routesFile == "" {
+		errs = append(errs, "GOPLT_ROUTES must name the compiled route table (deploy/gateway/routes.json)")
+	}
+	limits, err := gateway.ParseLimits(env("GOPLT_GATEWAY_RATE_LIMITS", "default=100:200,subject=100:200,login=5:10,register=2:5"))
+	if err != nil {
+		errs = append(errs, err.Error())
+	}
+	bodyLimit, err := strconv.ParseInt(env("GOPLT_GATEWAY_BODY_LIMIT", strconv.Itoa(1<<20)), 10, 64)
+	if err != nil || bodyLimit < 1 {
+		errs = append(errs, "GOPLT_GATEWAY_BODY_LIMIT must be a positive number of bytes")
+	}
+	durations := map[string]*time.Duration{}
+	var ttl, timeout time.Duration
+	durations["GOPLT_GATEWAY_DECISION_TTL=5s"] = &ttl
+	durations["GOPLT_GATEWAY_TIMEOUT=10s"] = &timeout
+	for spec, dst := range durations {
+		name, def, _ := strings.Cut(spec, "=")
+		d, err := time.ParseDuration(env(name, def))
+		if err != nil || d < 0 {
+			errs = append(errs, name+" must be a duration such as "+def)
+		}
+		*dst = d
+	}
+	if len(errs) > 0 {
+		return errors.New("invalid configuration:\n  " + strings.Join(errs, "\n  "))
+	}
+	table, err := gateway.LoadTable(routesFile)
+	if err != nil {
+		return err
+	}
+	var origins []string
+	for _, o := range strings.Split(os.Getenv("GOPLT_GATEWAY_CORS_ORIGINS"), ",") {
+		if o = strings.TrimSpace(o); o != "" {
+			origins = append(origins, o)
+		}
+	}
+	token := os.Getenv("DAPR_API_TOKEN")
+	inv := invoke.New(daprHTTP, token)
+	sidecar := "http://127.0.0.1:" + strconv.Itoa(daprHTTP)
+	ready := func(ctx context.Context) error {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, sidecar+"/v1.0/healthz", nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return fmt.Errorf("sidecar: %w", err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode/100 != 2 {
+			return fmt.Errorf("sidecar health %d", resp.StatusCode)
+		}
+		return nil
+	}
+	g := gateway.New(gateway.Config{
+		Sidecar: sidecar, DaprAPIToken: token, PubSub: env("GOPLT_PUBSUB", "pubsub"), RoutesFile: routesFile,
+		CORSOrigins: origins, Limits: limits, DefaultBodyLimit: bodyLimit, RequestTimeout: timeout, DecisionTTL: ttl, Ready: ready,
+	}, table, auth.New(inv).NewVerifier(auth.VerifierOptions{Strict: true}), authz.New(inv, 2*time.Second), log)
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	runCtx, cancelRun := context.WithCancel(context.Background())
+	g.Run(runCtx)
+	ln, err := net.Listen("tcp", net.JoinHostPort(env("GOPLT_LISTEN_HOST", "127.0.0.1"), strconv.Itoa(port)))
+	if err != nil {
+		cancelRun()
+		return err
+	}
+	srv := &http.Server{
+		Handler: g, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: timeout, WriteTimeout: timeout + 5*time.Second,
+		IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 32 << 10, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	log.Info("listening", "addr", ln.Addr().String(), "routes", len(table.Routes))
+	select {
+	case <-ctx.Done():
+	case err := <-serveErr:
+		cancelRun()
+		return err
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	err = srv.Shutdown(sctx)
+	cancelRun()
+	g.Wait() // publish the audit events still queued
+	log.Info("stopped", "audit_events_lost", g.AuditLost())
+	return err
+}
