@@ -213,7 +213,9 @@ func (m *Module) list(w http.ResponseWriter, r *http.Request, where string, args
 	kernel.WriteJSON(w, http.StatusOK, map[string]any{"posts": out})
 }
 
-func (m *Module) listPublished(w http.ResponseWriter, r *http.Request) { m.list(w, r, `status = 'published'`) }
+func (m *Module) listPublished(w http.ResponseWriter, r *http.Request) {
+	m.list(w, r, `status = 'published'`)
+}
 
 func (m *Module) listMine(w http.ResponseWriter, r *http.Request) {
 	c, ok := m.principal(w, r)

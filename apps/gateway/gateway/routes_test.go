@@ -25,7 +25,7 @@ func TestMatch(t *testing.T) {
 	tb := table(t)
 	for _, tc := range []struct {
 		method, path, want string
-		allowed          string
+		allowed            string
 	}{
 		{"GET", "/blog/posts/7", "GET /blog/posts/{id}", ""},
 		{"HEAD", "/blog/posts/7", "GET /blog/posts/{id}", ""},
