@@ -109,7 +109,7 @@ func run(log *slog.Logger) error {
 	g := gateway.New(gateway.Config{
 		Sidecar: sidecar, DaprAPIToken: token, PubSub: env("GOPLT_PUBSUB", "pubsub"), RoutesFile: routesFile,
 		CORSOrigins: origins, Limits: limits, DefaultBodyLimit: bodyLimit, RequestTimeout: timeout, DecisionTTL: ttl, Ready: ready,
-	}, table, auth.New(inv).NewVerifier(auth.VerifierOptions{Strict: true}), authz.New(inv, 2*time.Second), log)
+	}, table, auth.New(inv).NewVerifier(auth.VerifierOptions{Strict: true}).Cached(100000), authz.New(inv, 2*time.Second), log)
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()

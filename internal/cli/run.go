@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/goplt/goplt/internal/binaries"
+	"github.com/goplt/goplt/internal/manifest"
 	"github.com/goplt/goplt/internal/runner"
 	"github.com/goplt/goplt/internal/runplan"
 )
@@ -65,6 +66,7 @@ prefixed by app. Ctrl-C stops everything this command started.`,
 		defer group.Stop()
 		fmt.Fprintln(e.stdout, "goplt: all apps ready; Ctrl-C stops everything")
 		printInvokeHint(e, plan, group)
+		printGatewayHint(e, group)
 		// A dead database or broker under running apps is a failure to report, not to sit on.
 		waitCtx, cancel := context.WithCancelCause(ctx)
 		defer cancel(nil)
@@ -112,6 +114,25 @@ func printInvokeHint(e *env, plan *runplan.Plan, group *runner.Group) {
 	fmt.Fprintf(e.stdout, "goplt: call the apps through the %s sidecar, for example:\n"+
 		"  curl -s -H 'dapr-api-token: %s' %s/v1.0/invoke/%s/method/<path>\n",
 		caller.Spec.ID, caller.DaprAPIToken, caller.DaprHTTP(), targets[0])
+}
+
+// printGatewayHint prints the gateway's URL (the platform's gateway app, per
+// manifests/platform.yaml) and a three-step walkthrough.
+func printGatewayHint(e *env, group *runner.Group) {
+	set, err := manifest.LoadDir(filepath.Join(e.root, "manifests"), e.root)
+	if err != nil || set.Platform.Spec.Gateway == "" {
+		return
+	}
+	gw := group.App(set.Platform.Spec.Gateway)
+	if gw == nil {
+		return
+	}
+	url := fmt.Sprintf("http://127.0.0.1:%d", gw.AppPort)
+	fmt.Fprintf(e.stdout, `goplt: the API gateway is at %[1]s (OpenAPI: %[1]s/openapi.json). Try:
+  curl -s %[1]s/users -d '{"email":"ann@example.com","password":"a long passphrase"}'
+  TOKEN=$(curl -s %[1]s/login -d '{"email":"ann@example.com","password":"a long passphrase"}' | sed 's/.*"accessToken":"\([^"]*\)".*//')
+  curl -s %[1]s/blog/posts -H "Authorization: Bearer $TOKEN" -d '{"title":"Hello","body":"from the gateway"}'
+`, url)
 }
 
 func isTerminal(f *os.File) bool {

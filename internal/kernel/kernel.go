@@ -44,7 +44,7 @@ type Kernel struct {
 	migrations fs.FS
 
 	invoker  *invoke.Client
-	verifier *token.Verifier
+	verifier TokenVerifier
 
 	db     *pgxpool.Pool
 	daprMu sync.RWMutex
@@ -56,9 +56,14 @@ type Kernel struct {
 // clients of the core services are built on it.
 func (k *Kernel) Invoker() *invoke.Client { return k.invoker }
 
+// TokenVerifier verifies access tokens (*token.Verifier and *token.CachedVerifier fit).
+type TokenVerifier interface {
+	Verify(ctx context.Context, raw string) (*token.Claims, error)
+}
+
 // UseVerifier sets how Principal verifies access tokens (typically the auth client's
-// NewVerifier over Invoker()). Call it in Init.
-func (k *Kernel) UseVerifier(v *token.Verifier) { k.verifier = v }
+// NewVerifier over Invoker(), cached). Call it in Init.
+func (k *Kernel) UseVerifier(v TokenVerifier) { k.verifier = v }
 
 // ErrNoToken is returned by Principal for a request without a bearer token.
 var ErrNoToken = errors.New("no bearer token")

@@ -115,6 +115,8 @@ const (
 
 func fail(code string, err error) error { return &Error{Code: code, Err: err} }
 
+var errSessionRevoked = errors.New("the session was revoked")
+
 // ErrUnknownKey is returned by a KeySource that has no key with the id.
 var ErrUnknownKey = errors.New("unknown key id")
 
@@ -199,7 +201,7 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Claims, error) {
 			return nil, fail(CodeKeysDown, fmt.Errorf("revocation list: %w", err))
 		}
 		if revoked {
-			return nil, fail(CodeRevoked, errors.New("the session was revoked"))
+			return nil, fail(CodeRevoked, errSessionRevoked)
 		}
 	}
 	return c, nil

@@ -285,3 +285,51 @@ func TestKeySetRotation(t *testing.T) {
 		}
 	}
 }
+
+func TestCachedVerifier(t *testing.T) {
+	k, v, s := fixture(t)
+	now := time.Now()
+	v.Now = func() time.Time { return now }
+	s.Now = v.Now
+	revoked := fakeRevocations{}
+	v.Revocations = revoked
+	cv := v.Cached(100)
+	raw, _, _ := s.Sign(k, "u", "s1", nil)
+	ctx := context.Background()
+	for range 3 {
+		if _, err := cv.Verify(ctx, raw); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Revocation still applies to a cached token.
+	revoked["s1"] = true
+	if _, err := cv.Verify(ctx, raw); codeOf(err) != CodeRevoked {
+		t.Fatalf("revoked cached token: %v", err)
+	}
+	delete(revoked, "s1")
+	// Expiry applies too: past exp the token is verified again, and fails.
+	now = now.Add(10 * time.Minute)
+	if _, err := cv.Verify(ctx, raw); codeOf(err) != CodeExpired {
+		t.Fatalf("expired cached token: %v", err)
+	}
+	// Failures are not cached: a forged token fails every time.
+	other, _ := NewKey()
+	forged, _, _ := s.Sign(Key{ID: k.ID, Private: other.Private}, "u", "s1", nil)
+	for range 2 {
+		if _, err := cv.Verify(ctx, forged); codeOf(err) != CodeSignature {
+			t.Fatalf("forged: %v", err)
+		}
+	}
+}
+
+func BenchmarkCachedVerify(b *testing.B) {
+	k, v, s := fixture(b)
+	raw, _, _ := s.Sign(k, "user-1", "sess", []string{"blog.editor"})
+	cv := v.Cached(1000)
+	ctx := context.Background()
+	for b.Loop() {
+		if _, err := cv.Verify(ctx, raw); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -274,7 +274,7 @@ func TestRolesChangeShowsInNextToken(t *testing.T) {
 		t.Fatal(err)
 	}
 	var ev identity.RolesChangedEvent
-	if err := json.Unmarshal(e.Data, &ev); err != nil || len(ev.Roles) != 2 || strings.Join(ev.Previous, ",") != "billing.customer,blog.reader" {
+	if err := json.Unmarshal(e.Data, &ev); err != nil || len(ev.Roles) != 2 || strings.Join(ev.Previous, ",") != "billing.customer,blog.editor" {
 		t.Fatalf("roles.changed payload %s (%v)", e.Data, err)
 	}
 }

@@ -76,7 +76,7 @@ func (m *Module) Init(k *kernel.Kernel) error {
 		return err
 	}
 	k.Migrations(sub)
-	k.UseVerifier(auth.New(k.Invoker()).NewVerifier(auth.VerifierOptions{}))
+	k.UseVerifier(auth.New(k.Invoker()).NewVerifier(auth.VerifierOptions{}).Cached(10000))
 	k.DefinePermission(permissions.SubscriptionRead, "See one's subscription")
 	k.DefinePermission(permissions.SubscriptionChange, "Change one's plan")
 	k.HandleFunc("GET /billing/plans", kernel.Public(), m.plans)

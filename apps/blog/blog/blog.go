@@ -76,7 +76,7 @@ func (m *Module) Init(k *kernel.Kernel) error {
 		return err
 	}
 	k.Migrations(sub)
-	k.UseVerifier(auth.New(k.Invoker()).NewVerifier(auth.VerifierOptions{}))
+	k.UseVerifier(auth.New(k.Invoker()).NewVerifier(auth.VerifierOptions{}).Cached(10000))
 	m.authz = authz.New(k.Invoker(), time.Second)
 	for _, p := range []struct{ name, desc string }{
 		{permissions.PostRead, "Read one's own posts, drafts included"},

@@ -197,6 +197,7 @@ func TestWalkthroughAndOwnerOnlyEdits(t *testing.T) {
 	post := map[string]string{"title": "Hello", "body": "first post"}
 	expect(t, do(t, "POST", "/blog/posts", "", post), http.StatusUnauthorized, "anonymous create")
 	reader := register(t)
+	grant(t, reader, "blog.reader")
 	r := do(t, "POST", "/blog/posts", reader.tok.AccessToken, post)
 	if r.status != http.StatusForbidden || r.code() != "forbidden" {
 		t.Fatalf("reader create: %d %s, want 403 forbidden", r.status, r.body)
