@@ -130,7 +130,7 @@ func printGatewayHint(e *env, group *runner.Group) {
 	url := fmt.Sprintf("http://127.0.0.1:%d", gw.AppPort)
 	fmt.Fprintf(e.stdout, `goplt: the API gateway is at %[1]s (OpenAPI: %[1]s/openapi.json). Try:
   curl -s %[1]s/users -d '{"email":"ann@example.com","password":"a long passphrase"}'
-  TOKEN=$(curl -s %[1]s/login -d '{"email":"ann@example.com","password":"a long passphrase"}' | sed 's/.*"accessToken":"\([^"]*\)".*//')
+  TOKEN=$(curl -s %[1]s/login -d '{"email":"ann@example.com","password":"a long passphrase"}' | sed 's/.*"accessToken":"\([^"]*\)".*/\1/')
   curl -s %[1]s/blog/posts -H "Authorization: Bearer $TOKEN" -d '{"title":"Hello","body":"from the gateway"}'
 `, url)
 }
