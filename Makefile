@@ -2,7 +2,9 @@
 GO      ?= go
 BIN     := bin/goplt
 # Integration tests start real daprd, PostgreSQL, Kafka broker, Consul and Sentry processes.
-TESTFLAGS ?= -race -count=1 -timeout 20m
+# -p 1: integration packages each start a whole stack (PostgreSQL, broker, Consul, Sentry and
+# several daprd) on free ports; one at a time on 2 cores, and no two processes racing for ports.
+TESTFLAGS ?= -race -count=1 -timeout 20m -p 1
 FUZZTIME ?= 20s
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 

@@ -8,6 +8,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -367,7 +368,7 @@ func (g *Group) waitReady(ctx context.Context, a *App, selfRegister bool) error 
 		what  string
 		probe func(context.Context) error
 	}{
-		{"sidecar health", func(ctx context.Context) error { return httpOK(ctx, a.DaprHTTP()+"/v1.0/healthz", nil) }},
+		{"sidecar health", func(ctx context.Context) error { return sidecarIsOurs(ctx, a) }},
 	}
 	if a.Spec.HasApp() {
 		checks = append([]struct {
@@ -418,6 +419,32 @@ func (g *Group) waitReady(ctx context.Context, a *App, selfRegister bool) error 
 			case <-time.After(100 * time.Millisecond):
 			}
 		}
+	}
+	return nil
+}
+
+// sidecarIsOurs checks that the sidecar answering on the app's port is the one started for it:
+// another process may have taken the port between choosing it and daprd binding it (then our
+// daprd exits, and a health check alone would be answered by the stranger).
+func sidecarIsOurs(ctx context.Context, a *App) error {
+	if err := httpOK(ctx, a.DaprHTTP()+"/v1.0/healthz", nil); err != nil {
+		return err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, a.DaprHTTP()+"/v1.0/metadata", nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("dapr-api-token", a.DaprAPIToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	var md struct {
+		ID string `json:"id"`
+	}
+	if resp.StatusCode != http.StatusOK || json.NewDecoder(resp.Body).Decode(&md) != nil || md.ID != a.Spec.ID {
+		return fmt.Errorf("port %d is answered by another sidecar (status %d, app id %q)", a.HTTPPort, resp.StatusCode, md.ID)
 	}
 	return nil
 }
