@@ -77,9 +77,16 @@ func schemaLockID(purpose, schema string) int64 {
 // schema's goose_db_version table. A session-level advisory lock (one per schema) makes
 // concurrent starts of several replicas safe: one migrates, the others wait and find nothing
 // to do.
-func migrate(ctx context.Context, pool *pgxpool.Pool, schema string, fsys fs.FS, log *slog.Logger) error {
+//
+// set names the migration set: "" for the module's own (table goose_db_version), another name
+// for a set the kernel applies (its own version table and lock, e.g. the outbox).
+func migrate(ctx context.Context, pool *pgxpool.Pool, schema, set string, fsys fs.FS, log *slog.Logger) error {
+	table, purpose := "goose_db_version", "migrate"
+	if set != "" {
+		table, purpose = "goplt_"+set+"_version", "migrate-"+set
+	}
 	locker, err := lock.NewPostgresSessionLocker(
-		lock.WithLockID(schemaLockID("migrate", schema)),
+		lock.WithLockID(schemaLockID(purpose, schema)),
 		lock.WithLockTimeout(1, 300)) // poll each second, for up to 5 minutes
 	if err != nil {
 		return err
@@ -87,7 +94,7 @@ func migrate(ctx context.Context, pool *pgxpool.Pool, schema string, fsys fs.FS,
 	db := stdlib.OpenDBFromPool(pool)
 	defer db.Close()
 	p, err := goose.NewProvider(goose.DialectPostgres, db, fsys,
-		goose.WithSessionLocker(locker), goose.WithDisableGlobalRegistry(true))
+		goose.WithSessionLocker(locker), goose.WithDisableGlobalRegistry(true), goose.WithTableName(table))
 	if err != nil {
 		return fmt.Errorf("migrations of schema %s: %w", schema, err)
 	}

@@ -36,6 +36,13 @@ func WriteError(w http.ResponseWriter, r *http.Request, status int, code, msg st
 	WriteJSON(w, status, map[string]Error{"error": {Code: code, Message: msg, RequestID: RequestID(r.Context())}})
 }
 
+// Fail logs err with what failed and answers 500 with the standard body (no internals leak to
+// the caller; the request id ties the answer to the log line).
+func (k *Kernel) Fail(w http.ResponseWriter, r *http.Request, what string, err error) {
+	k.log.ErrorContext(r.Context(), what+" failed", "err", err)
+	WriteError(w, r, http.StatusInternalServerError, "internal", what+" failed")
+}
+
 // DecodeJSON reads a JSON request body of at most maxBytes into v, rejecting unknown fields
 // and trailing data. On failure it has already written a 400/413 error and returns false.
 func DecodeJSON(w http.ResponseWriter, r *http.Request, maxBytes int64, v any) bool {

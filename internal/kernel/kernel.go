@@ -25,9 +25,11 @@ import (
 	"time"
 
 	dapr "github.com/dapr/go-sdk/client"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/goplt/goplt/internal/invoke"
+	"github.com/goplt/goplt/internal/outbox"
 	"github.com/goplt/goplt/internal/token"
 )
 
@@ -43,8 +45,10 @@ type Kernel struct {
 	perms      []PermissionDecl
 	migrations fs.FS
 
-	invoker  *invoke.Client
-	verifier TokenVerifier
+	invoker   *invoke.Client
+	verifier  TokenVerifier
+	useOutbox bool
+	relay     *outbox.Relay
 
 	db     *pgxpool.Pool
 	daprMu sync.RWMutex
@@ -64,6 +68,23 @@ type TokenVerifier interface {
 // UseVerifier sets how Principal verifies access tokens (typically the auth client's
 // NewVerifier over Invoker(), cached). Call it in Init.
 func (k *Kernel) UseVerifier(v TokenVerifier) { k.verifier = v }
+
+// UseOutbox gives the module a transactional outbox: the kernel creates the outbox table in the
+// module's schema and runs the relay that publishes its rows through the sidecar. Add events
+// with outbox.Add inside Transact. Call it in Init.
+func (k *Kernel) UseOutbox() { k.useOutbox = true }
+
+// Transact runs f in a database transaction; after a commit it makes the outbox relay publish
+// what f added at once.
+func (k *Kernel) Transact(ctx context.Context, f func(pgx.Tx) error) error {
+	if err := pgx.BeginFunc(ctx, k.db, f); err != nil {
+		return err
+	}
+	if k.relay != nil {
+		k.relay.Kick()
+	}
+	return nil
+}
 
 // ErrNoToken is returned by Principal for a request without a bearer token.
 var ErrNoToken = errors.New("no bearer token")
@@ -200,13 +221,19 @@ func (k *Kernel) run(ctx context.Context) error {
 		}
 		k.db = pool
 		defer pool.Close()
-		if k.migrations != nil {
-			if err := migrate(ctx, pool, k.cfg.DBSchema, k.migrations, k.log); err != nil {
+		if k.useOutbox {
+			sub, _ := fs.Sub(outbox.Migrations, "migrations")
+			if err := migrate(ctx, pool, k.cfg.DBSchema, "outbox", sub, k.log); err != nil {
 				return err
 			}
 		}
-	} else if k.migrations != nil {
-		return errors.New("the module has migrations but GOPLT_DATABASE_URL is not set")
+		if k.migrations != nil {
+			if err := migrate(ctx, pool, k.cfg.DBSchema, "", k.migrations, k.log); err != nil {
+				return err
+			}
+		}
+	} else if k.migrations != nil || k.useOutbox {
+		return errors.New("the module has migrations or an outbox but GOPLT_DATABASE_URL is not set")
 	}
 	if k.cfg.MigrateOnly {
 		k.log.Info("migrations applied; exiting (--migrate-only)")
@@ -235,6 +262,10 @@ func (k *Kernel) run(ctx context.Context) error {
 		defer close(daprDone)
 		k.connectDapr(runCtx)
 	}()
+	if k.useOutbox {
+		k.relay = outbox.NewRelay(k.db, k.Publish, k.log, time.Second)
+		go k.relay.Run(runCtx)
+	}
 	if s, ok := k.module.(Starter); ok {
 		if err := s.Start(runCtx); err != nil {
 			_ = srv.Close()

@@ -53,7 +53,7 @@ func TestMigrateConcurrently(t *testing.T) {
 				return
 			}
 			defer pool.Close()
-			errs <- migrate(ctx, pool, "concurrent", fsys, log)
+			errs <- migrate(ctx, pool, "concurrent", "", fsys, log)
 		}()
 	}
 	wg.Wait()
@@ -96,7 +96,7 @@ func TestMigrationErrorNamesFile(t *testing.T) {
 		"00001_ok.sql":  "-- +goose Up\nCREATE TABLE ok (id int);\n",
 		"00002_bad.sql": "-- +goose Up\nCREATE TABLE half (id int);\nCREATE TABEL oops (id int);\n",
 	})
-	err = migrate(ctx, pool, "broken", fsys, newLogger(io.Discard, Config{}))
+	err = migrate(ctx, pool, "broken", "", fsys, newLogger(io.Discard, Config{}))
 	if err == nil || !strings.Contains(err.Error(), "migration 00002_bad.sql of schema broken failed") {
 		t.Fatalf("error = %v, want it to name 00002_bad.sql", err)
 	}

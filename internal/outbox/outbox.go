@@ -7,21 +7,13 @@
 // Delivery is at least once (a crash between publish and delete republishes a row with the
 // same event id, which subscribers deduplicate).
 //
-// Each module that uses it creates the table in its own migrations:
-//
-//	CREATE TABLE outbox (
-//	    seq        bigserial PRIMARY KEY,
-//	    event_id   text NOT NULL UNIQUE,
-//	    topic      text NOT NULL,
-//	    payload    jsonb NOT NULL,
-//	    created_at timestamptz NOT NULL DEFAULT now(),
-//	    attempts   int NOT NULL DEFAULT 0,
-//	    last_error text
-//	);
+// Modules do not use the relay directly: kernel.UseOutbox creates the table (Migrations, in the
+// module's schema) and runs the relay; kernel.Transact runs a change and kicks it.
 package outbox
 
 import (
 	"context"
+	"embed"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -32,6 +24,12 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
+
+// Migrations create the outbox table (goose files, applied by the kernel with a version table
+// of their own).
+//
+//go:embed migrations/*.sql
+var Migrations embed.FS
 
 // Add stores an event in the outbox within tx and returns its id. Publication happens after
 // the commit; call Relay.Kick to make it prompt.

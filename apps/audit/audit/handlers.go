@@ -89,7 +89,7 @@ func (m *Module) query(w http.ResponseWriter, r *http.Request) {
 	}
 	rows, err := m.k.DB().Query(r.Context(), selectEntries, f.after, f.actor, f.action, f.resource, f.outcome, f.from, f.to, f.limit+1)
 	if err != nil {
-		m.internalError(w, r, "query", err)
+		m.k.Fail(w, r, "query", err)
 		return
 	}
 	defer rows.Close()
@@ -97,14 +97,14 @@ func (m *Module) query(w http.ResponseWriter, r *http.Request) {
 	for rows.Next() {
 		var e EntryJSON
 		if err := rows.Scan(&e.Pos, &e.EventID, &e.Topic, &e.Source, &e.Actor, &e.Action, &e.Resource, &e.Outcome, &e.OccurredAt, &e.RecordedAt, &e.Entry.Payload); err != nil {
-			m.internalError(w, r, "query", err)
+			m.k.Fail(w, r, "query", err)
 			return
 		}
 		e.Payload = json.RawMessage(e.Entry.Payload)
 		out = append(out, e)
 	}
 	if err := rows.Err(); err != nil {
-		m.internalError(w, r, "query", err)
+		m.k.Fail(w, r, "query", err)
 		return
 	}
 	resp := struct {
@@ -161,7 +161,7 @@ func (m *Module) export(w http.ResponseWriter, r *http.Request) {
 func (m *Module) verify(w http.ResponseWriter, r *http.Request) {
 	res, err := chain.Verify(r.Context(), m.k.DB(), m.key.Public().(ed25519.PublicKey))
 	if err != nil {
-		m.internalError(w, r, "verify", err)
+		m.k.Fail(w, r, "verify", err)
 		return
 	}
 	kernel.WriteJSON(w, http.StatusOK, res)
@@ -170,7 +170,7 @@ func (m *Module) verify(w http.ResponseWriter, r *http.Request) {
 func (m *Module) deadLetters(w http.ResponseWriter, r *http.Request) {
 	rows, err := m.k.DB().Query(r.Context(), `SELECT event_id, topic, received_at, event FROM dead_letters ORDER BY seq DESC LIMIT 500`)
 	if err != nil {
-		m.internalError(w, r, "dead letters", err)
+		m.k.Fail(w, r, "dead letters", err)
 		return
 	}
 	defer rows.Close()
@@ -184,15 +184,10 @@ func (m *Module) deadLetters(w http.ResponseWriter, r *http.Request) {
 	for rows.Next() {
 		var l letter
 		if err := rows.Scan(&l.EventID, &l.Topic, &l.ReceivedAt, &l.Event); err != nil {
-			m.internalError(w, r, "dead letters", err)
+			m.k.Fail(w, r, "dead letters", err)
 			return
 		}
 		out = append(out, l)
 	}
 	kernel.WriteJSON(w, http.StatusOK, map[string]any{"deadLetters": out})
-}
-
-func (m *Module) internalError(w http.ResponseWriter, r *http.Request, what string, err error) {
-	m.k.Log().ErrorContext(r.Context(), what+" failed", "err", err)
-	kernel.WriteError(w, r, http.StatusInternalServerError, "internal", what+" failed")
 }

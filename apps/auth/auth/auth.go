@@ -18,7 +18,6 @@ import (
 	identity "github.com/goplt/goplt/apps/identity/client"
 	"github.com/goplt/goplt/internal/kernel"
 	"github.com/goplt/goplt/internal/localsecrets"
-	"github.com/goplt/goplt/internal/outbox"
 	"github.com/goplt/goplt/internal/token"
 )
 
@@ -66,7 +65,6 @@ type Module struct {
 	identity *identity.Client
 	signer   token.Signer
 	keys     atomic.Pointer[token.KeySet]
-	relay    *outbox.Relay
 }
 
 // New returns the module.
@@ -89,6 +87,7 @@ func (m *Module) Init(k *kernel.Kernel) error {
 		return err
 	}
 	k.Migrations(sub)
+	k.UseOutbox()
 	k.HandleFunc("POST /login", kernel.Public(), m.login)
 	k.HandleFunc("POST /token/refresh", kernel.Public(), m.refresh)
 	k.HandleFunc("POST /logout", kernel.Public(), m.logout)
@@ -101,8 +100,6 @@ func (m *Module) Init(k *kernel.Kernel) error {
 // rotation) and starts the outbox relay.
 func (m *Module) Start(ctx context.Context) error {
 	m.identity = identity.New(m.k.Invoker())
-	m.relay = outbox.NewRelay(m.k.DB(), m.k.Publish, m.k.Log(), time.Second)
-	go m.relay.Run(ctx)
 	lctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	if err := m.loadKeys(lctx); err != nil {

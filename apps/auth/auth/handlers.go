@@ -45,20 +45,6 @@ func (m *Module) event(ip string) client.SecurityEvent {
 	return client.SecurityEvent{Version: 1, IP: ip, At: time.Now().UTC()}
 }
 
-// tx runs f in a transaction and kicks the outbox relay after a commit.
-func (m *Module) tx(ctx context.Context, f func(pgx.Tx) error) error {
-	err := pgx.BeginFunc(ctx, m.k.DB(), f)
-	if err == nil {
-		m.relay.Kick()
-	}
-	return err
-}
-
-func (m *Module) internalError(w http.ResponseWriter, r *http.Request, what string, err error) {
-	m.k.Log().ErrorContext(r.Context(), what+" failed", "err", err)
-	kernel.WriteError(w, r, http.StatusInternalServerError, "internal", what+" failed")
-}
-
 func (m *Module) login(w http.ResponseWriter, r *http.Request) {
 	var in struct {
 		Email    string `json:"email"`
@@ -87,13 +73,13 @@ func (m *Module) login(w http.ResponseWriter, r *http.Request) {
 	keys := keysFor(email, ip)
 	wait, known, err := m.blockedFor(ctx, keys, email, ip)
 	if err != nil {
-		m.internalError(w, r, "login", err)
+		m.k.Fail(w, r, "login", err)
 		return
 	}
 	if wait > 0 {
 		ev := m.event(ip)
 		ev.Email, ev.Reason = email, "throttled"
-		_ = m.tx(ctx, func(tx pgx.Tx) error { _, err := outbox.Add(ctx, tx, client.TopicLoginThrottled, ev); return err })
+		_ = m.k.Transact(ctx, func(tx pgx.Tx) error { _, err := outbox.Add(ctx, tx, client.TopicLoginThrottled, ev); return err })
 		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
 		kernel.WriteError(w, r, http.StatusTooManyRequests, "too_many_attempts", "too many failed logins; try again later")
 		return
@@ -104,7 +90,7 @@ func (m *Module) login(w http.ResponseWriter, r *http.Request) {
 	case errors.As(err, &ie) && (ie.Code == "invalid_credentials" || ie.Code == "account_disabled"):
 		ev := m.event(ip)
 		ev.Email, ev.Reason = email, ie.Code
-		if err := m.tx(ctx, func(tx pgx.Tx) error {
+		if err := m.k.Transact(ctx, func(tx pgx.Tx) error {
 			if ie.Code == "invalid_credentials" {
 				if err := recordFailure(ctx, tx, keys, known); err != nil {
 					return err
@@ -113,7 +99,7 @@ func (m *Module) login(w http.ResponseWriter, r *http.Request) {
 			_, err := outbox.Add(ctx, tx, client.TopicLoginFailed, ev)
 			return err
 		}); err != nil {
-			m.internalError(w, r, "login", err)
+			m.k.Fail(w, r, "login", err)
 			return
 		}
 		if ie.Code == "account_disabled" {
@@ -128,7 +114,7 @@ func (m *Module) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var sid, refresh string
-	err = m.tx(ctx, func(tx pgx.Tx) error {
+	err = m.k.Transact(ctx, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `DELETE FROM login_throttle WHERE key = $1`, keys.pair); err != nil {
 			return err
 		}
@@ -150,7 +136,7 @@ func (m *Module) login(w http.ResponseWriter, r *http.Request) {
 		return err
 	})
 	if err != nil {
-		m.internalError(w, r, "login", err)
+		m.k.Fail(w, r, "login", err)
 		return
 	}
 	m.answerTokens(w, r, p, sid, refresh)
@@ -175,12 +161,12 @@ func (m *Module) answerTokens(w http.ResponseWriter, r *http.Request, p *identit
 	ks := m.keys.Load()
 	key, err := ks.Signing()
 	if err != nil {
-		m.internalError(w, r, "sign", err)
+		m.k.Fail(w, r, "sign", err)
 		return
 	}
 	raw, _, err := m.signer.Sign(key, p.UserID, sid, p.Roles)
 	if err != nil {
-		m.internalError(w, r, "sign", err)
+		m.k.Fail(w, r, "sign", err)
 		return
 	}
 	w.Header().Set("Cache-Control", "no-store")
@@ -229,7 +215,7 @@ func (m *Module) refresh(w http.ResponseWriter, r *http.Request) {
 		kernel.WriteError(w, r, http.StatusUnauthorized, "invalid_refresh_token", "the refresh token is not valid")
 		return
 	case err != nil:
-		m.internalError(w, r, "refresh", err)
+		m.k.Fail(w, r, "refresh", err)
 		return
 	case row.usedAt != nil:
 		m.reuseDetected(w, r, row, ip)
@@ -257,7 +243,7 @@ func (m *Module) refresh(w http.ResponseWriter, r *http.Request) {
 	}
 	var refresh string
 	reused := false
-	err = m.tx(ctx, func(tx pgx.Tx) error {
+	err = m.k.Transact(ctx, func(tx pgx.Tx) error {
 		tag, err := tx.Exec(ctx, `UPDATE refresh_tokens SET used_at = now() WHERE hash = $1 AND used_at IS NULL`, hash)
 		if err != nil {
 			return err
@@ -275,7 +261,7 @@ func (m *Module) refresh(w http.ResponseWriter, r *http.Request) {
 		return err
 	})
 	if err != nil {
-		m.internalError(w, r, "refresh", err)
+		m.k.Fail(w, r, "refresh", err)
 		return
 	}
 	if reused {
@@ -289,7 +275,7 @@ func (m *Module) refresh(w http.ResponseWriter, r *http.Request) {
 // not the user, so the whole family (session) is revoked.
 func (m *Module) reuseDetected(w http.ResponseWriter, r *http.Request, row refreshRow, ip string) {
 	if err := m.revoke(r.Context(), row.sid, "refresh_token_reused", row.userID, ip, client.TopicRefreshReused); err != nil {
-		m.internalError(w, r, "refresh", err)
+		m.k.Fail(w, r, "refresh", err)
 		return
 	}
 	kernel.WriteError(w, r, http.StatusUnauthorized, "refresh_token_reused", "this refresh token was already used; the session has been ended")
@@ -297,7 +283,7 @@ func (m *Module) reuseDetected(w http.ResponseWriter, r *http.Request, row refre
 
 // revoke ends session sid (if not already ended) and announces it on topic.
 func (m *Module) revoke(ctx context.Context, sid, reason, userID, ip, topic string) error {
-	return m.tx(ctx, func(tx pgx.Tx) error {
+	return m.k.Transact(ctx, func(tx pgx.Tx) error {
 		tag, err := tx.Exec(ctx, `UPDATE sessions SET revoked_at = now(), revoke_reason = $2 WHERE id = $1 AND revoked_at IS NULL`, sid, reason)
 		if err != nil {
 			return err
@@ -327,7 +313,7 @@ func (m *Module) logout(w http.ResponseWriter, r *http.Request) {
 		err = m.revoke(ctx, sid, "logout", userID, clientIP(r), client.TopicSessionRevoked)
 	}
 	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
-		m.internalError(w, r, "logout", err)
+		m.k.Fail(w, r, "logout", err)
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -345,12 +331,12 @@ func (m *Module) revocations(w http.ResponseWriter, r *http.Request) {
 	rows, err := m.k.DB().Query(r.Context(), `SELECT id::text FROM sessions WHERE revoked_at > now() - make_interval(secs => $1) ORDER BY revoked_at`,
 		(m.set.AccessTTL + time.Minute).Seconds())
 	if err != nil {
-		m.internalError(w, r, "revocations", err)
+		m.k.Fail(w, r, "revocations", err)
 		return
 	}
 	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
 	if err != nil {
-		m.internalError(w, r, "revocations", err)
+		m.k.Fail(w, r, "revocations", err)
 		return
 	}
 	if ids == nil {

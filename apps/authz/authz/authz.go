@@ -23,7 +23,6 @@ import (
 	"github.com/goplt/goplt/apps/authz/engine"
 	"github.com/goplt/goplt/apps/authz/permissions"
 	"github.com/goplt/goplt/internal/kernel"
-	"github.com/goplt/goplt/internal/outbox"
 )
 
 //go:embed migrations/*.sql
@@ -45,7 +44,6 @@ type Module struct {
 	compiled    []ladon.Policy
 	permissions map[string]bool
 	cur         atomic.Pointer[state]
-	relay       *outbox.Relay
 }
 
 // New returns the module.
@@ -62,6 +60,7 @@ func (m *Module) Init(k *kernel.Kernel) error {
 		return err
 	}
 	k.Migrations(sub)
+	k.UseOutbox()
 	k.DefinePermission(permissions.PolicyRead, "Read runtime policies")
 	k.DefinePermission(permissions.PolicyWrite, "Create, change and delete runtime policies")
 	k.HandleFunc("POST /internal/decisions", kernel.Internal("*"), m.decide)
@@ -83,8 +82,6 @@ func (m *Module) Start(ctx context.Context) error {
 	if err := m.reload(ctx); err != nil {
 		return err
 	}
-	m.relay = outbox.NewRelay(m.k.DB(), m.k.Publish, m.k.Log(), time.Second)
-	go m.relay.Run(ctx)
 	every := defaultPoll
 	if v := os.Getenv("GOPLT_AUTHZ_POLL"); v != "" {
 		d, err := time.ParseDuration(v)

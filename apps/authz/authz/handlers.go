@@ -109,7 +109,7 @@ type StoredPolicy struct {
 func (m *Module) listPolicies(w http.ResponseWriter, r *http.Request) {
 	rows, err := m.k.DB().Query(r.Context(), `SELECT document, revision, updated_at, updated_by FROM policies ORDER BY id`)
 	if err != nil {
-		m.internalError(w, r, "list policies", err)
+		m.k.Fail(w, r, "list policies", err)
 		return
 	}
 	out := []StoredPolicy{}
@@ -117,7 +117,7 @@ func (m *Module) listPolicies(w http.ResponseWriter, r *http.Request) {
 		var p StoredPolicy
 		if err := rows.Scan(&p.Policy, &p.Revision, &p.UpdatedAt, &p.UpdatedBy); err != nil {
 			rows.Close()
-			m.internalError(w, r, "list policies", err)
+			m.k.Fail(w, r, "list policies", err)
 			return
 		}
 		out = append(out, p)
@@ -141,15 +141,10 @@ func (m *Module) getPolicy(w http.ResponseWriter, r *http.Request) {
 	case errors.Is(err, pgx.ErrNoRows):
 		kernel.WriteError(w, r, http.StatusNotFound, "not_found", "no runtime policy with this id")
 	case err != nil:
-		m.internalError(w, r, "get policy", err)
+		m.k.Fail(w, r, "get policy", err)
 	default:
 		kernel.WriteJSON(w, http.StatusOK, p)
 	}
-}
-
-func (m *Module) internalError(w http.ResponseWriter, r *http.Request, what string, err error) {
-	m.k.Log().ErrorContext(r.Context(), what+" failed", "err", err)
-	kernel.WriteError(w, r, http.StatusInternalServerError, "internal", what+" failed")
 }
 
 // actor names who changed a policy: the calling app (as its sidecar proved it).
@@ -203,7 +198,7 @@ func (m *Module) putPolicy(w http.ResponseWriter, r *http.Request) {
 	}
 	doc, err := json.Marshal(p)
 	if err != nil {
-		m.internalError(w, r, "encode policy", err)
+		m.k.Fail(w, r, "encode policy", err)
 		return
 	}
 	ctx := r.Context()
@@ -219,7 +214,7 @@ func (m *Module) putPolicy(w http.ResponseWriter, r *http.Request) {
 		return m.recordChange(ctx, tx, rev, id, "put", doc, actor(r))
 	})
 	if err != nil {
-		m.internalError(w, r, "store policy", err)
+		m.k.Fail(w, r, "store policy", err)
 		return
 	}
 	kernel.WriteJSON(w, http.StatusOK, StoredPolicy{Policy: doc, Revision: rev, UpdatedAt: time.Now().UTC(), UpdatedBy: actor(r)})
@@ -246,7 +241,7 @@ func (m *Module) deletePolicy(w http.ResponseWriter, r *http.Request) {
 	case errors.Is(err, pgx.ErrNoRows):
 		kernel.WriteError(w, r, http.StatusNotFound, "not_found", "no runtime policy with this id")
 	case err != nil:
-		m.internalError(w, r, "delete policy", err)
+		m.k.Fail(w, r, "delete policy", err)
 	default:
 		w.WriteHeader(http.StatusNoContent)
 	}
@@ -255,7 +250,7 @@ func (m *Module) deletePolicy(w http.ResponseWriter, r *http.Request) {
 // write runs a policy change in a transaction serialised with other writers (so revisions
 // commit in order), then reloads this replica and kicks the relay.
 func (m *Module) write(ctx context.Context, f func(pgx.Tx) error) error {
-	err := pgx.BeginFunc(ctx, m.k.DB(), func(tx pgx.Tx) error {
+	err := m.k.Transact(ctx, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext('authz.policies'))`); err != nil {
 			return err
 		}
@@ -264,7 +259,6 @@ func (m *Module) write(ctx context.Context, f func(pgx.Tx) error) error {
 	if err != nil {
 		return err
 	}
-	m.relay.Kick()
 	if err := m.reload(ctx); err != nil {
 		m.k.Log().WarnContext(ctx, "reload after a policy change failed; the poller retries", "err", err)
 	}

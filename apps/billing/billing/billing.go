@@ -58,8 +58,7 @@ type ChangedEvent struct {
 
 // Module is the billing module.
 type Module struct {
-	k     *kernel.Kernel
-	relay *outbox.Relay
+	k *kernel.Kernel
 }
 
 // New returns the module.
@@ -76,6 +75,7 @@ func (m *Module) Init(k *kernel.Kernel) error {
 		return err
 	}
 	k.Migrations(sub)
+	k.UseOutbox()
 	k.UseVerifier(auth.New(k.Invoker()).NewVerifier(auth.VerifierOptions{}).Cached(10000))
 	k.DefinePermission(permissions.SubscriptionRead, "See one's subscription")
 	k.DefinePermission(permissions.SubscriptionChange, "Change one's plan")
@@ -89,28 +89,21 @@ func (m *Module) Init(k *kernel.Kernel) error {
 
 // Start implements kernel.Starter.
 func (m *Module) Start(ctx context.Context) error {
-	m.relay = outbox.NewRelay(m.k.DB(), m.k.Publish, m.k.Log(), time.Second)
-	go m.relay.Run(ctx)
 	return nil
 }
 
 func (m *Module) plans(w http.ResponseWriter, r *http.Request) {
 	rows, err := m.k.DB().Query(r.Context(), `SELECT id, name, price_cents FROM plans ORDER BY price_cents`)
 	if err != nil {
-		m.internalError(w, r, "plans", err)
+		m.k.Fail(w, r, "plans", err)
 		return
 	}
 	ps, err := pgx.CollectRows(rows, pgx.RowToStructByPos[Plan])
 	if err != nil {
-		m.internalError(w, r, "plans", err)
+		m.k.Fail(w, r, "plans", err)
 		return
 	}
 	kernel.WriteJSON(w, http.StatusOK, map[string][]Plan{"plans": ps})
-}
-
-func (m *Module) internalError(w http.ResponseWriter, r *http.Request, what string, err error) {
-	m.k.Log().ErrorContext(r.Context(), what+" failed", "err", err)
-	kernel.WriteError(w, r, http.StatusInternalServerError, "internal", what+" failed")
 }
 
 func (m *Module) mine(w http.ResponseWriter, r *http.Request) {
@@ -126,7 +119,7 @@ func (m *Module) mine(w http.ResponseWriter, r *http.Request) {
 	case errors.Is(err, pgx.ErrNoRows):
 		kernel.WriteError(w, r, http.StatusNotFound, "no_subscription", "no subscription yet (it is created when identity announces the user)")
 	case err != nil:
-		m.internalError(w, r, "subscription", err)
+		m.k.Fail(w, r, "subscription", err)
 	default:
 		kernel.WriteJSON(w, http.StatusOK, s)
 	}
@@ -146,7 +139,7 @@ func (m *Module) change(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx := r.Context()
 	var s Subscription
-	err = pgx.BeginFunc(ctx, m.k.DB(), func(tx pgx.Tx) error {
+	err = m.k.Transact(ctx, func(tx pgx.Tx) error {
 		var prev string
 		if err := tx.QueryRow(ctx, `SELECT plan_id FROM subscriptions WHERE user_id = $1 FOR UPDATE`, c.Subject).Scan(&prev); err != nil {
 			return err
@@ -174,9 +167,8 @@ func (m *Module) change(w http.ResponseWriter, r *http.Request) {
 	case errors.Is(err, pgx.ErrNoRows):
 		kernel.WriteError(w, r, http.StatusNotFound, "no_subscription", "no subscription yet")
 	case err != nil:
-		m.internalError(w, r, "change plan", err)
+		m.k.Fail(w, r, "change plan", err)
 	default:
-		m.relay.Kick()
 		kernel.WriteJSON(w, http.StatusOK, s)
 	}
 }
@@ -193,7 +185,7 @@ func (m *Module) userCreated(ctx context.Context, e kernel.Event) error {
 	if _, err := uuid.Parse(ev.UserID); err != nil {
 		return errors.Join(kernel.ErrDrop, err)
 	}
-	err := pgx.BeginFunc(ctx, m.k.DB(), func(tx pgx.Tx) error {
+	err := m.k.Transact(ctx, func(tx pgx.Tx) error {
 		tag, err := tx.Exec(ctx, `INSERT INTO subscriptions (user_id, plan_id) VALUES ($1, $2) ON CONFLICT (user_id) DO NOTHING`, ev.UserID, FreePlan)
 		if err != nil || tag.RowsAffected() == 0 {
 			return err
@@ -201,9 +193,6 @@ func (m *Module) userCreated(ctx context.Context, e kernel.Event) error {
 		_, err = outbox.Add(ctx, tx, TopicSubscriptionChanged, ChangedEvent{Version: 1, UserID: ev.UserID, PlanID: FreePlan, Status: "active", At: time.Now().UTC()})
 		return err
 	})
-	if err == nil {
-		m.relay.Kick()
-	}
 	return err
 }
 
@@ -216,7 +205,7 @@ func (m *Module) userDeleted(ctx context.Context, e kernel.Event) error {
 	if _, err := uuid.Parse(ev.UserID); err != nil {
 		return errors.Join(kernel.ErrDrop, err)
 	}
-	err := pgx.BeginFunc(ctx, m.k.DB(), func(tx pgx.Tx) error {
+	err := m.k.Transact(ctx, func(tx pgx.Tx) error {
 		var prev string
 		err := tx.QueryRow(ctx, `UPDATE subscriptions SET status = 'cancelled', updated_at = now() WHERE user_id = $1 AND status <> 'cancelled' RETURNING plan_id`, ev.UserID).Scan(&prev)
 		if errors.Is(err, pgx.ErrNoRows) {
@@ -228,8 +217,5 @@ func (m *Module) userDeleted(ctx context.Context, e kernel.Event) error {
 		_, err = outbox.Add(ctx, tx, TopicSubscriptionChanged, ChangedEvent{Version: 1, UserID: ev.UserID, PlanID: prev, Status: "cancelled", Previous: prev, At: time.Now().UTC()})
 		return err
 	})
-	if err == nil {
-		m.relay.Kick()
-	}
 	return err
 }

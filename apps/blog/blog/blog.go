@@ -59,7 +59,6 @@ type PublishedEvent struct {
 type Module struct {
 	k     *kernel.Kernel
 	authz *authz.Client
-	relay *outbox.Relay
 }
 
 // New returns the module.
@@ -76,6 +75,7 @@ func (m *Module) Init(k *kernel.Kernel) error {
 		return err
 	}
 	k.Migrations(sub)
+	k.UseOutbox()
 	k.UseVerifier(auth.New(k.Invoker()).NewVerifier(auth.VerifierOptions{}).Cached(10000))
 	m.authz = authz.New(k.Invoker(), time.Second)
 	for _, p := range []struct{ name, desc string }{
@@ -100,8 +100,6 @@ func (m *Module) Init(k *kernel.Kernel) error {
 
 // Start implements kernel.Starter.
 func (m *Module) Start(ctx context.Context) error {
-	m.relay = outbox.NewRelay(m.k.DB(), m.k.Publish, m.k.Log(), time.Second)
-	go m.relay.Run(ctx)
 	return nil
 }
 
@@ -149,15 +147,10 @@ func (m *Module) create(w http.ResponseWriter, r *http.Request) {
 	p, err := scanPost(m.k.DB().QueryRow(r.Context(), `INSERT INTO posts (author_id, title, body) VALUES ($1, $2, $3) RETURNING `+postColumns,
 		c.Subject, in.Title, in.Body))
 	if err != nil {
-		m.internalError(w, r, "create post", err)
+		m.k.Fail(w, r, "create post", err)
 		return
 	}
 	kernel.WriteJSON(w, http.StatusCreated, p)
-}
-
-func (m *Module) internalError(w http.ResponseWriter, r *http.Request, what string, err error) {
-	m.k.Log().ErrorContext(r.Context(), what+" failed", "err", err)
-	kernel.WriteError(w, r, http.StatusInternalServerError, "internal", what+" failed")
 }
 
 func postID(w http.ResponseWriter, r *http.Request) (string, bool) {
@@ -181,7 +174,7 @@ func (m *Module) get(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err != nil {
-		m.internalError(w, r, "get post", err)
+		m.k.Fail(w, r, "get post", err)
 		return
 	}
 	if p.Status != "published" {
@@ -197,7 +190,7 @@ func (m *Module) get(w http.ResponseWriter, r *http.Request) {
 func (m *Module) list(w http.ResponseWriter, r *http.Request, where string, args ...any) {
 	rows, err := m.k.DB().Query(r.Context(), `SELECT `+postColumns+` FROM posts WHERE `+where+` ORDER BY seq DESC LIMIT 100`, args...)
 	if err != nil {
-		m.internalError(w, r, "list posts", err)
+		m.k.Fail(w, r, "list posts", err)
 		return
 	}
 	defer rows.Close()
@@ -205,7 +198,7 @@ func (m *Module) list(w http.ResponseWriter, r *http.Request, where string, args
 	for rows.Next() {
 		p, err := scanPost(rows)
 		if err != nil {
-			m.internalError(w, r, "list posts", err)
+			m.k.Fail(w, r, "list posts", err)
 			return
 		}
 		out = append(out, p)
@@ -243,7 +236,7 @@ func (m *Module) owned(w http.ResponseWriter, r *http.Request, tx pgx.Tx, action
 		return nil, false
 	}
 	if err != nil {
-		m.internalError(w, r, "load post", err)
+		m.k.Fail(w, r, "load post", err)
 		return nil, false
 	}
 	owner := ""
@@ -263,23 +256,31 @@ func (m *Module) owned(w http.ResponseWriter, r *http.Request, tx pgx.Tx, action
 	return p, true
 }
 
-// inTx runs f in a transaction; f reports whether it answered with an error (then roll back).
-func (m *Module) inTx(w http.ResponseWriter, r *http.Request, f func(tx pgx.Tx) bool) {
-	ctx := r.Context()
-	tx, err := m.k.DB().Begin(ctx)
-	if err != nil {
-		m.internalError(w, r, "begin", err)
-		return
+// errAnswered ends a transaction whose handler already answered (an error response).
+var errAnswered = errors.New("answered")
+
+// inTx runs f in a transaction (the kernel kicks the outbox relay after a commit) and answers
+// with f's status and body only once the commit succeeded. f returns ok=false after answering
+// an error itself.
+func (m *Module) inTx(w http.ResponseWriter, r *http.Request, f func(tx pgx.Tx) (status int, body any, ok bool)) {
+	var status int
+	var body any
+	err := m.k.Transact(r.Context(), func(tx pgx.Tx) error {
+		var ok bool
+		if status, body, ok = f(tx); !ok {
+			return errAnswered
+		}
+		return nil
+	})
+	switch {
+	case errors.Is(err, errAnswered):
+	case err != nil:
+		m.k.Fail(w, r, "commit", err)
+	case body == nil:
+		w.WriteHeader(status)
+	default:
+		kernel.WriteJSON(w, status, body)
 	}
-	defer func() { _ = tx.Rollback(ctx) }()
-	if !f(tx) {
-		return
-	}
-	if err := tx.Commit(ctx); err != nil {
-		m.internalError(w, r, "commit", err)
-		return
-	}
-	m.relay.Kick()
 }
 
 func (m *Module) update(w http.ResponseWriter, r *http.Request) {
@@ -287,56 +288,52 @@ func (m *Module) update(w http.ResponseWriter, r *http.Request) {
 	if !kernel.DecodeJSON(w, r, 128<<10, &in) || !in.check(w, r) {
 		return
 	}
-	m.inTx(w, r, func(tx pgx.Tx) bool {
+	m.inTx(w, r, func(tx pgx.Tx) (int, any, bool) {
 		p, ok := m.owned(w, r, tx, permissions.PostUpdate)
 		if !ok {
-			return false
+			return 0, nil, false
 		}
 		p, err := scanPost(tx.QueryRow(r.Context(), `UPDATE posts SET title = $2, body = $3, updated_at = now() WHERE id = $1 RETURNING `+postColumns, p.ID, in.Title, in.Body))
 		if err != nil {
-			m.internalError(w, r, "update post", err)
-			return false
+			m.k.Fail(w, r, "update post", err)
+			return 0, nil, false
 		}
-		kernel.WriteJSON(w, http.StatusOK, p)
-		return true
+		return http.StatusOK, p, true
 	})
 }
 
 func (m *Module) delete(w http.ResponseWriter, r *http.Request) {
-	m.inTx(w, r, func(tx pgx.Tx) bool {
+	m.inTx(w, r, func(tx pgx.Tx) (int, any, bool) {
 		p, ok := m.owned(w, r, tx, permissions.PostDelete)
 		if !ok {
-			return false
+			return 0, nil, false
 		}
 		if _, err := tx.Exec(r.Context(), `DELETE FROM posts WHERE id = $1`, p.ID); err != nil {
-			m.internalError(w, r, "delete post", err)
-			return false
+			m.k.Fail(w, r, "delete post", err)
+			return 0, nil, false
 		}
-		w.WriteHeader(http.StatusNoContent)
-		return true
+		return http.StatusNoContent, nil, true
 	})
 }
 
 func (m *Module) publish(w http.ResponseWriter, r *http.Request) {
-	m.inTx(w, r, func(tx pgx.Tx) bool {
+	m.inTx(w, r, func(tx pgx.Tx) (int, any, bool) {
 		p, ok := m.owned(w, r, tx, permissions.PostPublish)
 		if !ok {
-			return false
+			return 0, nil, false
 		}
 		if p.Status == "published" {
-			kernel.WriteJSON(w, http.StatusOK, p) // idempotent: no second event
-			return true
+			return http.StatusOK, p, true // idempotent: no second event
 		}
 		p, err := scanPost(tx.QueryRow(r.Context(), `UPDATE posts SET status = 'published', published_at = now(), updated_at = now() WHERE id = $1 RETURNING `+postColumns, p.ID))
 		if err == nil {
 			_, err = outbox.Add(r.Context(), tx, TopicPostPublished, PublishedEvent{Version: 1, PostID: p.ID, AuthorID: *p.AuthorID, Title: p.Title, At: time.Now().UTC()})
 		}
 		if err != nil {
-			m.internalError(w, r, "publish post", err)
-			return false
+			m.k.Fail(w, r, "publish post", err)
+			return 0, nil, false
 		}
-		kernel.WriteJSON(w, http.StatusOK, p)
-		return true
+		return http.StatusOK, p, true
 	})
 }
 

@@ -40,22 +40,13 @@ func userEvent(u *client.User) client.UserEvent {
 	return client.UserEvent{Version: 1, UserID: u.ID, Email: u.Email, DisplayName: u.DisplayName, Status: u.Status, Roles: u.Roles, At: time.Now().UTC()}
 }
 
-// tx runs f in a transaction and kicks the outbox relay after a commit.
-func (m *Module) tx(ctx context.Context, f func(pgx.Tx) error) error {
-	err := pgx.BeginFunc(ctx, m.k.DB(), f)
-	if err == nil {
-		m.relay.Kick()
-	}
-	return err
-}
-
 func (m *Module) createUser(ctx context.Context, email, pw, name string, roles []string) (*client.User, error) {
 	hash, err := m.hasher.Hash(pw)
 	if err != nil {
 		return nil, err
 	}
 	var u *client.User
-	err = m.tx(ctx, func(tx pgx.Tx) error {
+	err = m.k.Transact(ctx, func(tx pgx.Tx) error {
 		var id string
 		err := tx.QueryRow(ctx, `INSERT INTO users (email, display_name, password_hash) VALUES ($1, $2, $3)
 			ON CONFLICT (email) DO NOTHING RETURNING id::text`, email, name, hash).Scan(&id)
@@ -115,15 +106,10 @@ func (m *Module) register(w http.ResponseWriter, r *http.Request) {
 	case errors.Is(err, errEmailTaken):
 		kernel.WriteError(w, r, http.StatusConflict, "email_taken", "a user with this email already exists")
 	case err != nil:
-		m.internalError(w, r, "register", err)
+		m.k.Fail(w, r, "register", err)
 	default:
 		kernel.WriteJSON(w, http.StatusCreated, u)
 	}
-}
-
-func (m *Module) internalError(w http.ResponseWriter, r *http.Request, what string, err error) {
-	m.k.Log().ErrorContext(r.Context(), what+" failed", "err", err)
-	kernel.WriteError(w, r, http.StatusInternalServerError, "internal", what+" failed")
 }
 
 // userID reads and checks the {id} path parameter; on failure it has answered.
@@ -150,7 +136,7 @@ func (m *Module) answerUser(w http.ResponseWriter, r *http.Request, u *client.Us
 	case errors.Is(err, pgx.ErrNoRows):
 		kernel.WriteError(w, r, http.StatusNotFound, "not_found", "no such user")
 	case err != nil:
-		m.internalError(w, r, "user query", err)
+		m.k.Fail(w, r, "user query", err)
 	default:
 		kernel.WriteJSON(w, http.StatusOK, u)
 	}
@@ -201,7 +187,7 @@ func (m *Module) list(w http.ResponseWriter, r *http.Request) {
 		WHERE u.seq > $1 AND ($2::text IS NULL OR u.email = $2) AND ($3::text IS NULL OR u.status = $3)
 		ORDER BY u.seq LIMIT $4`, after, email, status, limit+1)
 	if err != nil {
-		m.internalError(w, r, "list users", err)
+		m.k.Fail(w, r, "list users", err)
 		return
 	}
 	defer rows.Close()
@@ -211,14 +197,14 @@ func (m *Module) list(w http.ResponseWriter, r *http.Request) {
 		var u client.User
 		var seq int64
 		if err := rows.Scan(&seq, &u.ID, &u.Email, &u.DisplayName, &u.Status, &u.CreatedAt, &u.UpdatedAt, &u.Roles); err != nil {
-			m.internalError(w, r, "list users", err)
+			m.k.Fail(w, r, "list users", err)
 			return
 		}
 		page.Users = append(page.Users, u)
 		seqs = append(seqs, seq)
 	}
 	if err := rows.Err(); err != nil {
-		m.internalError(w, r, "list users", err)
+		m.k.Fail(w, r, "list users", err)
 		return
 	}
 	if len(page.Users) > limit {
@@ -237,7 +223,7 @@ func (m *Module) change(w http.ResponseWriter, r *http.Request, f func(ctx conte
 	}
 	ctx := r.Context()
 	var u *client.User
-	err := m.tx(ctx, func(tx pgx.Tx) error {
+	err := m.k.Transact(ctx, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `SELECT 1 FROM users WHERE id = $1 FOR UPDATE`, id); err != nil {
 			return err
 		}
@@ -338,7 +324,7 @@ func (m *Module) delete(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := r.Context()
-	err := m.tx(ctx, func(tx pgx.Tx) error {
+	err := m.k.Transact(ctx, func(tx pgx.Tx) error {
 		tag, err := tx.Exec(ctx, `DELETE FROM users WHERE id = $1`, id)
 		if err != nil {
 			return err
@@ -353,7 +339,7 @@ func (m *Module) delete(w http.ResponseWriter, r *http.Request) {
 	case errors.Is(err, pgx.ErrNoRows):
 		kernel.WriteError(w, r, http.StatusNotFound, "not_found", "no such user")
 	case err != nil:
-		m.internalError(w, r, "delete user", err)
+		m.k.Fail(w, r, "delete user", err)
 	default:
 		w.WriteHeader(http.StatusNoContent)
 	}
@@ -387,7 +373,7 @@ func (m *Module) verifyCredentials(w http.ResponseWriter, r *http.Request) {
 			FROM users u WHERE u.email = $1`, email).Scan(&p.UserID, &p.Email, &p.Status, &hash, &p.Roles)
 	}
 	if err != nil && !errors.Is(err, pgx.ErrNoRows) && emailErr == nil {
-		m.internalError(w, r, "verify credentials", err)
+		m.k.Fail(w, r, "verify credentials", err)
 		return
 	}
 	if err != nil {
@@ -397,7 +383,7 @@ func (m *Module) verifyCredentials(w http.ResponseWriter, r *http.Request) {
 	}
 	ok, rehash, err := m.hasher.Verify(in.Password, hash)
 	if err != nil {
-		m.internalError(w, r, "verify credentials", err)
+		m.k.Fail(w, r, "verify credentials", err)
 		return
 	}
 	if !ok {
@@ -434,7 +420,7 @@ func (m *Module) principal(w http.ResponseWriter, r *http.Request) {
 	case errors.Is(err, pgx.ErrNoRows):
 		kernel.WriteError(w, r, http.StatusNotFound, "not_found", "no such user")
 	case err != nil:
-		m.internalError(w, r, "principal", err)
+		m.k.Fail(w, r, "principal", err)
 	default:
 		kernel.WriteJSON(w, http.StatusOK, p)
 	}

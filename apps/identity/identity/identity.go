@@ -21,7 +21,6 @@ import (
 	"github.com/goplt/goplt/internal/emailaddr"
 	"github.com/goplt/goplt/internal/kernel"
 	"github.com/goplt/goplt/internal/localsecrets"
-	"github.com/goplt/goplt/internal/outbox"
 	"github.com/goplt/goplt/internal/password"
 )
 
@@ -40,7 +39,6 @@ type Module struct {
 	roles map[string]bool
 	// defaultRoles are given to every registered user (platform.yaml spec.defaultRoles).
 	defaultRoles []string
-	relay        *outbox.Relay
 }
 
 // New returns the module.
@@ -57,6 +55,7 @@ func (m *Module) Init(k *kernel.Kernel) error {
 		return err
 	}
 	k.Migrations(sub)
+	k.UseOutbox()
 	for _, p := range []struct{ name, desc string }{
 		{permissions.UserRead, "Read a user"},
 		{permissions.UserList, "List users"},
@@ -91,8 +90,6 @@ func (m *Module) Start(ctx context.Context) error {
 	if m.dummy, err = m.hasher.Hash("dummy password for unknown users"); err != nil {
 		return err
 	}
-	m.relay = outbox.NewRelay(m.k.DB(), m.k.Publish, m.k.Log(), time.Second)
-	go m.relay.Run(ctx)
 	bctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	return m.bootstrap(bctx)

@@ -38,18 +38,8 @@ CREATE TABLE known_clients (
     PRIMARY KEY (email, ip)
 );
 
-CREATE TABLE outbox (
-    seq        bigserial PRIMARY KEY,
-    event_id   text NOT NULL UNIQUE,
-    topic      text NOT NULL,
-    payload    jsonb NOT NULL,
-    created_at timestamptz NOT NULL DEFAULT now(),
-    attempts   int NOT NULL DEFAULT 0,
-    last_error text
-);
 
 -- +goose Down
-DROP TABLE outbox;
 DROP TABLE known_clients;
 DROP TABLE login_throttle;
 DROP TABLE refresh_tokens;

@@ -22,18 +22,8 @@ CREATE TABLE policy_history (
     actor      text NOT NULL DEFAULT ''
 );
 
-CREATE TABLE outbox (
-    seq        bigserial PRIMARY KEY,
-    event_id   text NOT NULL UNIQUE,
-    topic      text NOT NULL,
-    payload    jsonb NOT NULL,
-    created_at timestamptz NOT NULL DEFAULT now(),
-    attempts   int NOT NULL DEFAULT 0,
-    last_error text
-);
 
 -- +goose Down
-DROP TABLE outbox;
 DROP TABLE policy_history;
 DROP TABLE policies;
 DROP SEQUENCE policy_revision;

@@ -13,16 +13,6 @@ CREATE TABLE posts (
 );
 CREATE INDEX posts_author ON posts (author_id);
 
-CREATE TABLE outbox (
-    seq        bigserial PRIMARY KEY,
-    event_id   text NOT NULL UNIQUE,
-    topic      text NOT NULL,
-    payload    jsonb NOT NULL,
-    created_at timestamptz NOT NULL DEFAULT now(),
-    attempts   int NOT NULL DEFAULT 0,
-    last_error text
-);
 
 -- +goose Down
-DROP TABLE outbox;
 DROP TABLE posts;

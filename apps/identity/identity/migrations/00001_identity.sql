@@ -17,17 +17,7 @@ CREATE TABLE user_roles (
     PRIMARY KEY (user_id, role)
 );
 
-CREATE TABLE outbox (
-    seq        bigserial PRIMARY KEY,
-    event_id   text NOT NULL UNIQUE,
-    topic      text NOT NULL,
-    payload    jsonb NOT NULL,
-    created_at timestamptz NOT NULL DEFAULT now(),
-    attempts   int NOT NULL DEFAULT 0,
-    last_error text
-);
 
 -- +goose Down
-DROP TABLE outbox;
 DROP TABLE user_roles;
 DROP TABLE users;
