@@ -79,12 +79,16 @@ const (
 	PostgresSecret = "goplt-postgres"
 )
 
-// policiesMount is where the goplt-policies ConfigMap appears in app containers.
-const policiesMount = "/etc/goplt/policies"
+// Where the goplt-policies ConfigMap appears in app containers, and goplt-routes in the
+// gateway's.
+const (
+	policiesMount = "/etc/goplt/policies"
+	routesMount   = "/etc/goplt/routes"
+)
 
-func policiesVolume() volume {
-	v := volume{Name: "policies"}
-	v.ConfigMap.Name = "goplt-policies"
+func configMapVolume(name, configMap string) volume {
+	v := volume{Name: name}
+	v.ConfigMap.Name = configMap
 	return v
 }
 
@@ -131,6 +135,14 @@ func (g *gen) workloads(shared []Artifact) {
 		if db := m.Spec.Database; db != nil {
 			dbEnv = append(dbEnv, secretEnv("GOPLT_DATABASE_URL", PostgresSecret, "url"), envVar{Name: "GOPLT_DB_SCHEMA", Value: db.Schema})
 		}
+		mounts := []volumeMount{{Name: "policies", MountPath: policiesMount, ReadOnly: true}}
+		volumes := []volume{configMapVolume("policies", "goplt-policies")}
+		if id == g.set.Platform.Spec.Gateway {
+			// The gateway routes by the compiled table, re-read when the ConfigMap changes.
+			env = append(env, envVar{Name: "GOPLT_ROUTES", Value: routesMount + "/routes.json"})
+			mounts = append(mounts, volumeMount{Name: "routes", MountPath: routesMount, ReadOnly: true})
+			volumes = append(volumes, configMapVolume("routes", "goplt-routes"))
+		}
 		health := m.Spec.App.HealthPath
 		if health == "" {
 			health = "/readyz"
@@ -155,8 +167,8 @@ func (g *gen) workloads(shared []Artifact) {
 				Spec: podSpec{Containers: []container{{
 					Name: "app", Image: image, Ports: []containerPort{{Name: "http", ContainerPort: port}},
 					Env: append(env, dbEnv...), ReadinessProbe: httpProbe(health), LivenessProbe: httpProbe("/healthz"),
-					VolumeMounts: []volumeMount{{Name: "policies", MountPath: policiesMount, ReadOnly: true}},
-				}}, Volumes: []volume{policiesVolume()}},
+					VolumeMounts: mounts,
+				}}, Volumes: volumes},
 			}},
 		}
 		svc := kobj{APIVersion: "v1", Kind: "Service", Metadata: objectMeta{Name: id, Namespace: g.ns, Labels: labels},
