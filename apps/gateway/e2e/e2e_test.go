@@ -482,3 +482,47 @@ func TestModuleDownGives503AndRecovers(t *testing.T) {
 	}
 	t.Logf("while blog restarted the gateway answered %v", codes)
 }
+
+// Deleting a user reaches the modules through identity.user.deleted: blog anonymises the
+// posts (they stay, without an author), billing cancels the subscription.
+func TestUserDeletionReachesModules(t *testing.T) {
+	needStack(t)
+	author := register(t) // new users are editors (defaultRoles)
+	r := do(t, "POST", "/blog/posts", author.tok.AccessToken, map[string]string{"title": "soon orphaned", "body": "x"})
+	expect(t, r, http.StatusCreated, "create")
+	var p struct{ ID string }
+	r.decode(t, &p)
+	expect(t, do(t, "POST", "/blog/posts/"+p.ID+"/publish", author.tok.AccessToken, nil), http.StatusOK, "publish")
+	expect(t, do(t, "DELETE", "/users/"+author.ID, admin(t).tok.AccessToken, nil), http.StatusNoContent, "delete user")
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		r := do(t, "GET", "/blog/posts/"+p.ID, "", nil)
+		expect(t, r, http.StatusOK, "the post stays")
+		if strings.Contains(string(r.body), `"authorId":null`) && strings.Contains(string(r.body), `"authorName":"deleted user"`) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("post not anonymised within 30s: %s", r.body)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	// The (still unexpired) token shows the subscription cancelled.
+	for {
+		r := do(t, "GET", "/billing/subscription", author.tok.AccessToken, nil)
+		if r.status == http.StatusOK && strings.Contains(string(r.body), `"status":"cancelled"`) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("subscription not cancelled within 30s: %d %s", r.status, r.body)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+func TestOversizeHeadersAreRefused(t *testing.T) {
+	needStack(t)
+	r := do(t, "GET", "/billing/plans", "", nil, "X-Padding", strings.Repeat("p", 64<<10))
+	if r.status != http.StatusRequestHeaderFieldsTooLarge {
+		t.Fatalf("64 KiB of headers: %d, want 431", r.status)
+	}
+}

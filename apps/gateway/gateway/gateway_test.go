@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -247,5 +248,41 @@ func TestLimitsAndErrors(t *testing.T) {
 	}
 	if last.Code != 429 || last.Header().Get("Retry-After") == "" {
 		t.Errorf("rate limit: %d %v", last.Code, last.Header())
+	}
+}
+
+// The route table is re-read when its file changes; a broken file keeps the old table.
+func TestRouteTableReload(t *testing.T) {
+	dir := t.TempDir()
+	file := dir + "/routes.json"
+	write := func(s string) {
+		if err := os.WriteFile(file, []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(`{"routes":[{"method":"GET","path":"/a","appId":"x","module":"x","public":true}]}`)
+	tb, err := LoadTable(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := New(Config{Sidecar: "http://127.0.0.1:1", RoutesFile: file, DefaultBodyLimit: 1 << 20, RequestTimeout: time.Second},
+		tb, fakeVerifier{}, &fakeAuthz{}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer func() { cancel(); g.Wait() }()
+	g.Run(ctx)
+	has := func(path string) bool { r, _ := g.Table().Match("GET", path); return r != nil }
+	time.Sleep(1100 * time.Millisecond) // a different modification time
+	write(`{"routes":[{"method":"GET","path":"/a","appId":"x","module":"x","public":true},{"method":"GET","path":"/b","appId":"x","module":"x","public":true}]}`)
+	deadline := time.Now().Add(5 * time.Second)
+	for !has("/b") {
+		if time.Now().After(deadline) {
+			t.Fatal("the new route did not appear within 5s")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	write(`{"routes":[{"method":"GET","path":"no-slash"}]}`)
+	time.Sleep(2500 * time.Millisecond)
+	if !has("/a") || !has("/b") {
+		t.Fatal("a broken table replaced the good one")
 	}
 }
