@@ -13,8 +13,8 @@ package outbox
 
 import (
 	"context"
-	"embed"
 	"crypto/rand"
+	"embed"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
