@@ -2,38 +2,28 @@ package kernel
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/subtle"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
-	"regexp"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/goplt/goplt/internal/httpx"
 )
 
 // Error is the JSON body of every error the kernel (and well-behaved modules) return.
-type Error struct {
-	Code    string `json:"code"`    // stable, machine-readable, e.g. "not_found"
-	Message string `json:"message"` // for humans
-	// RequestID lets a user quote the failing request.
-	RequestID string `json:"requestId,omitempty"`
-}
+type Error = httpx.Error
 
 // WriteJSON writes v as JSON with the status.
-func WriteJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
-}
+func WriteJSON(w http.ResponseWriter, status int, v any) { httpx.WriteJSON(w, status, v) }
 
 // WriteError writes the standard error body.
 func WriteError(w http.ResponseWriter, r *http.Request, status int, code, msg string) {
-	WriteJSON(w, status, map[string]Error{"error": {Code: code, Message: msg, RequestID: RequestID(r.Context())}})
+	httpx.WriteError(w, r, status, code, msg)
 }
 
 // Fail logs err with what failed and answers 500 with the standard body (no internals leak to
@@ -105,7 +95,7 @@ func (k *Kernel) handler() http.Handler {
 		}
 		protected.ServeHTTP(w, r)
 	})
-	return k.recoverer(k.requestID(k.accessLog(root)))
+	return httpx.Recover(k.log, httpx.RequestID(k.accessLog(root)))
 }
 
 func (k *Kernel) readyz(w http.ResponseWriter, r *http.Request) {
@@ -162,65 +152,15 @@ func requireCaller(callers []string, next http.Handler) http.Handler {
 	})
 }
 
-var requestIDRE = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,128}$`)
-
-// requestID keeps a well-formed incoming X-Request-ID and makes one up otherwise.
-func (k *Kernel) requestID(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		id := r.Header.Get("X-Request-ID")
-		if !requestIDRE.MatchString(id) {
-			b := make([]byte, 12)
-			_, _ = rand.Read(b)
-			id = hex.EncodeToString(b)
-		}
-		w.Header().Set("X-Request-ID", id)
-		next.ServeHTTP(w, r.WithContext(WithRequestID(r.Context(), id)))
-	})
-}
-
-type statusRecorder struct {
-	http.ResponseWriter
-	status int
-}
-
-func (s *statusRecorder) WriteHeader(code int) {
-	if s.status == 0 {
-		s.status = code
-	}
-	s.ResponseWriter.WriteHeader(code)
-}
-
-func (s *statusRecorder) Write(b []byte) (int, error) {
-	if s.status == 0 {
-		s.status = http.StatusOK
-	}
-	return s.ResponseWriter.Write(b)
-}
-
 func (k *Kernel) accessLog(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		rec := &statusRecorder{ResponseWriter: w}
+		rec := &httpx.StatusRecorder{ResponseWriter: w}
 		next.ServeHTTP(rec, r)
 		if r.URL.Path == "/healthz" || r.URL.Path == "/readyz" {
 			return
 		}
 		k.log.DebugContext(r.Context(), "request", "method", r.Method, "path", r.URL.Path,
-			"status", rec.status, "duration_ms", float64(time.Since(start).Microseconds())/1000)
-	})
-}
-
-func (k *Kernel) recoverer(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		defer func() {
-			if v := recover(); v != nil {
-				if v == http.ErrAbortHandler {
-					panic(v)
-				}
-				k.log.ErrorContext(r.Context(), "handler panicked", "panic", fmt.Sprint(v), "path", r.URL.Path)
-				WriteError(w, r, http.StatusInternalServerError, "internal", "internal error")
-			}
-		}()
-		next.ServeHTTP(w, r)
+			"status", rec.Status, "duration_ms", float64(time.Since(start).Microseconds())/1000)
 	})
 }

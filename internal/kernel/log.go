@@ -4,21 +4,16 @@ import (
 	"context"
 	"io"
 	"log/slog"
+
+	"github.com/goplt/goplt/internal/httpx"
 )
 
-type ctxKey int
-
-const requestIDKey ctxKey = 0
-
 // RequestID returns the request id carried by ctx ("" if none).
-func RequestID(ctx context.Context) string {
-	id, _ := ctx.Value(requestIDKey).(string)
-	return id
-}
+func RequestID(ctx context.Context) string { return httpx.RequestIDFrom(ctx) }
 
 // WithRequestID returns ctx carrying a request id, which log records made with it include.
 func WithRequestID(ctx context.Context, id string) context.Context {
-	return context.WithValue(ctx, requestIDKey, id)
+	return httpx.WithRequestID(ctx, id)
 }
 
 func newLogger(out io.Writer, cfg Config) *slog.Logger {

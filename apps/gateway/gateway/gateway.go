@@ -10,8 +10,6 @@ package gateway
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -22,7 +20,6 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"os"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -33,6 +30,7 @@ import (
 	"github.com/rs/cors"
 
 	authz "github.com/goplt/goplt/apps/authz/client"
+	"github.com/goplt/goplt/internal/httpx"
 	"github.com/goplt/goplt/internal/token"
 )
 
@@ -124,7 +122,7 @@ func New(cfg Config, t *Table, v Verifier, a Authorizer, log *slog.Logger) *Gate
 	if g.cors != nil {
 		h = g.cors.Handler(h)
 	}
-	g.handler = g.recoverer(g.requestID(h))
+	g.handler = httpx.Recover(log, httpx.RequestID(h))
 	return g
 }
 
@@ -182,49 +180,10 @@ func (g *Gateway) watchRoutes(ctx context.Context) {
 
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) { g.handler.ServeHTTP(w, r) }
 
-// Error is the gateway's error body (the platform's shape).
-type Error struct {
-	Code      string `json:"code"`
-	Message   string `json:"message"`
-	RequestID string `json:"requestId,omitempty"`
-}
-
+// writeError answers with the platform's error body; gateway errors are never cached.
 func writeError(w http.ResponseWriter, r *http.Request, status int, code, msg string) {
-	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(map[string]Error{"error": {Code: code, Message: msg, RequestID: w.Header().Get("X-Request-ID")}})
-}
-
-var requestIDRE = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,128}$`)
-
-func (g *Gateway) requestID(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		id := r.Header.Get("X-Request-ID")
-		if !requestIDRE.MatchString(id) {
-			b := make([]byte, 12)
-			_, _ = rand.Read(b)
-			id = hex.EncodeToString(b)
-		}
-		r.Header.Set("X-Request-ID", id)
-		w.Header().Set("X-Request-ID", id)
-		next.ServeHTTP(w, r)
-	})
-}
-
-func (g *Gateway) recoverer(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		defer func() {
-			if v := recover(); v != nil {
-				if v == http.ErrAbortHandler {
-					panic(v)
-				}
-				g.log.Error("handler panicked", "panic", fmt.Sprint(v), "path", r.URL.Path)
-				writeError(w, r, http.StatusInternalServerError, "internal", "internal error")
-			}
-		}()
-		next.ServeHTTP(w, r)
-	})
+	httpx.WriteError(w, r, status, code, msg)
 }
 
 // internalHeaders are never accepted from clients: the sidecar's, the platform's, and
@@ -258,50 +217,24 @@ func clientIP(r *http.Request) string {
 	return host
 }
 
-// statusWriter records the status the client got.
-type statusWriter struct {
-	http.ResponseWriter
-	status int
-}
-
-func (s *statusWriter) WriteHeader(c int) {
-	if s.status == 0 {
-		s.status = c
-	}
-	s.ResponseWriter.WriteHeader(c)
-}
-
-func (s *statusWriter) Write(b []byte) (int, error) {
-	if s.status == 0 {
-		s.status = http.StatusOK
-	}
-	return s.ResponseWriter.Write(b)
-}
-
-func (s *statusWriter) Flush() {
-	if f, ok := s.ResponseWriter.(http.Flusher); ok {
-		f.Flush()
-	}
-}
-
 func (g *Gateway) serve(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	switch r.URL.Path {
 	case "/healthz":
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+		httpx.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 		return
 	case "/readyz":
 		if g.cfg.Ready != nil {
 			if err := g.cfg.Ready(r.Context()); err != nil {
-				writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "not ready", "reason": err.Error()})
+				httpx.WriteJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "not ready", "reason": err.Error()})
 				return
 			}
 		}
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+		httpx.WriteJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 		return
 	case "/openapi.json":
 		if r.Method == http.MethodGet {
-			writeJSON(w, http.StatusOK, OpenAPI(g.table.Load()))
+			httpx.WriteJSON(w, http.StatusOK, OpenAPI(g.table.Load()))
 			return
 		}
 	}
@@ -322,7 +255,7 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ip := clientIP(r)
-	sw := &statusWriter{ResponseWriter: w}
+	sw := &httpx.StatusRecorder{ResponseWriter: w}
 	ev := RequestEvent{Version: 1, Actor: "anonymous", Action: "public", Resource: path, Route: rt.Method + " " + rt.Path,
 		Decision: "public", RequestID: r.Header.Get("X-Request-ID"), ClientIP: ip}
 	if rt.Permission != "" {
@@ -330,9 +263,9 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	if rt.Audit {
 		defer func() {
-			ev.Status = sw.status
+			ev.Status = sw.Status
 			ev.Outcome = "success"
-			if sw.status >= 400 {
+			if sw.Status >= 400 {
 				ev.Outcome = "failure"
 			}
 			ev.At = start.UTC()
@@ -369,12 +302,6 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	ctx = context.WithValue(ctx, ctxKey{}, &routed{route: rt, path: path, clientIP: ip})
 	g.proxy.ServeHTTP(sw, r.WithContext(ctx))
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
 }
 
 func (g *Gateway) rateOK(w http.ResponseWriter, r *http.Request, key, class string) bool {
@@ -462,7 +389,7 @@ func (g *Gateway) sidecarErrors(resp *http.Response) error {
 	if json.Unmarshal(b, &de) == nil && strings.HasPrefix(de.ErrorCode, "ERR_") {
 		rt := routeOf(resp.Request.Context())
 		g.log.Warn("module unavailable", "app_id", rt.route.AppID, "sidecar_error", de.ErrorCode)
-		body, _ := json.Marshal(map[string]Error{"error": {Code: "module_unavailable",
+		body, _ := json.Marshal(map[string]httpx.Error{"error": {Code: "module_unavailable",
 			Message: "module " + rt.route.Module + " is unavailable; retry later", RequestID: resp.Request.Header.Get("X-Request-ID")}})
 		resp.StatusCode, resp.Status = http.StatusServiceUnavailable, "503 Service Unavailable"
 		resp.Header = http.Header{"Content-Type": {"application/json"}, "Retry-After": {"2"}, "Cache-Control": {"no-store"}}
