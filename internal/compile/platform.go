@@ -9,6 +9,8 @@ import (
 	"sort"
 	"strings"
 	"unicode"
+
+	"github.com/goplt/goplt/internal/routetable"
 )
 
 // Outputs shared by every profile.
@@ -99,29 +101,16 @@ type PolicyDocument struct {
 	Policies     []Policy `json:"policies"`
 }
 
-// GatewayRoute is one entry of the gateway's route table.
-type GatewayRoute struct {
-	Method     string `json:"method"`
-	Path       string `json:"path"`
-	AppID      string `json:"appId"`
-	Module     string `json:"module"`
-	Permission string `json:"permission,omitempty"`
-	Public     bool   `json:"public,omitempty"`
-	Audit      bool   `json:"audit,omitempty"`
-	BodyLimit  int    `json:"bodyLimit,omitempty"`
-	RateLimit  string `json:"rateLimit,omitempty"`
-}
-
 func (g *gen) routes() {
-	var rs []GatewayRoute
+	var rs []routetable.Route
 	for _, m := range g.set.Modules {
 		for i, r := range m.Spec.Routes {
 			if len(r.Callers) > 0 {
 				continue // internal: never exposed by the gateway
 			}
 			g.from("route "+r.Method+" "+r.Path, m.PosOf(fmt.Sprintf("/spec/routes/%d", i)))
-			rs = append(rs, GatewayRoute{Method: r.Method, Path: r.Path, AppID: m.Spec.App.ID, Module: m.Metadata.Name,
-				Permission: r.Permission, Public: r.Public, Audit: r.Audit, BodyLimit: r.BodyLimit, RateLimit: r.RateLimit})
+			rs = append(rs, routetable.Route{Method: r.Method, Path: r.Path, AppID: m.Spec.App.ID, Module: m.Metadata.Name,
+				Permission: r.Permission, Public: r.Public, Audit: r.Audit, BodyLimit: int64(r.BodyLimit), RateLimit: r.RateLimit})
 		}
 	}
 	sort.Slice(rs, func(i, j int) bool {
@@ -130,10 +119,7 @@ func (g *gen) routes() {
 		}
 		return rs[i].Method < rs[j].Method
 	})
-	g.emitJSON(RoutesFile, struct {
-		Generated string         `json:"generated"`
-		Routes    []GatewayRoute `json:"routes"`
-	}{jsonMarker, rs})
+	g.emitJSON(RoutesFile, routetable.File{Generated: jsonMarker, Routes: rs})
 }
 
 // MigrationStep is one module's migrations in the plan.
@@ -163,6 +149,9 @@ func (g *gen) migrationPlan() {
 	}{"goplt/v1", "MigrationPlan", steps})
 }
 
+// kernelImport is the import path of the app kernel, which generated code refers to.
+const kernelImport = "github.com/goplt/goplt/internal/kernel"
+
 // permissionConstants writes <app package>/permissions/permissions_gen.go for every module
 // built from a Go package, so code names permissions and roles by constant, never by string.
 func (g *gen) permissionConstants() error {
@@ -173,11 +162,14 @@ func (g *gen) permissionConstants() error {
 		var b bytes.Buffer
 		b.WriteString(GoHeader)
 		fmt.Fprintf(&b, "\n// Package permissions names the permissions and roles of module %s (manifests/%s.yaml).\npackage permissions\n\n", m.Metadata.Name, m.Metadata.Name)
+		if len(m.Spec.Permissions) > 0 {
+			fmt.Fprintf(&b, "import %q\n\n", kernelImport)
+		}
 		b.WriteString("// Permissions.\nconst (\n")
-		var names []string
+		var decls strings.Builder
 		for _, p := range m.Spec.Permissions {
 			id := goName(strings.TrimPrefix(p.Name, m.Metadata.Name+"."))
-			names = append(names, id)
+			fmt.Fprintf(&decls, "\t\t{Name: %s, Description: %q},\n", id, p.Description)
 			if p.Description != "" {
 				fmt.Fprintf(&b, "\t// %s: %s.\n", id, strings.TrimSuffix(p.Description, "."))
 			}
@@ -187,7 +179,12 @@ func (g *gen) permissionConstants() error {
 		for _, r := range m.Spec.Roles {
 			fmt.Fprintf(&b, "\tRole%s = %q\n", goName(strings.TrimPrefix(r.Name, m.Metadata.Name+".")), r.Name)
 		}
-		b.WriteString(")\n\n// All returns every permission the module declares, in manifest order.\nfunc All() []string {\n\treturn []string{" + strings.Join(names, ", ") + "}\n}\n")
+		b.WriteString(")\n")
+		if len(m.Spec.Permissions) > 0 {
+			b.WriteString("\n// Declared lists every permission the module declares, with its description, in manifest\n" +
+				"// order, for Init: k.DefinePermissions(permissions.Declared()...).\n" +
+				"func Declared() []kernel.PermissionDecl {\n\treturn []kernel.PermissionDecl{\n" + decls.String() + "\t}\n}\n")
+		}
 		src, err := format.Source(b.Bytes())
 		if err != nil {
 			return fmt.Errorf("permission constants of %s: %w", m.Metadata.Name, err)

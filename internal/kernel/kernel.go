@@ -44,6 +44,7 @@ type Kernel struct {
 	subs       []Subscription
 	perms      []PermissionDecl
 	migrations fs.FS
+	initErrs   []string // problems found while Init declared things, reported by validate
 
 	invoker   *invoke.Client
 	verifier  TokenVerifier

@@ -144,6 +144,11 @@ func TestDeclarationRules(t *testing.T) {
 		"bad perm name":   {func(k *Kernel) { k.DefinePermission("demo.Read", "") }, `want <module>.<resource>.<action>`},
 		"duplicate route": {func(k *Kernel) { k.HandleFunc("GET /a", Public(), noop); k.HandleFunc("GET /a", Public(), noop) }, `declared twice`},
 		"both":            {func(k *Kernel) { k.HandleFunc("GET /a", Access{Public: true, Permission: "x"}, noop) }, `public and permission`},
+		"duplicate perms": {func(k *Kernel) {
+			k.DefinePermissions(PermissionDecl{Name: "demo.a.read"}, PermissionDecl{Name: "demo.a.read"})
+		}, `declared twice`},
+		"bad migrations folder":       {func(k *Kernel) { k.Migrations(migrationsFS(nil), "../up") }, `migrations folder "../up"`},
+		"internal outside /internal/": {func(k *Kernel) { k.HandleFunc("POST /x", Internal("auth"), noop) }, `must be under /internal/`},
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {

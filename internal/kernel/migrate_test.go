@@ -112,7 +112,7 @@ func TestMigrateOnly(t *testing.T) {
 		t.Skip("integration test: needs PostgreSQL")
 	}
 	m := testModule{name: "jobdemo", init: func(k *Kernel) {
-		k.Migrations(migrationsFS(map[string]string{"00001_t.sql": "-- +goose Up\nCREATE TABLE t (id int);\n"}))
+		k.Migrations(migrationsFS(map[string]string{"00001_t.sql": "-- +goose Up\nCREATE TABLE t (id int);\n"}), ".")
 	}}
 	env := map[string]string{"GOPLT_DATABASE_URL": stack.Endpoints().PostgresURL}
 	done := make(chan error, 1)

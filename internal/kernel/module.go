@@ -94,9 +94,20 @@ func (k *Kernel) Subscribe(topic, path string, h EventHandler) {
 	k.subs = append(k.subs, Subscription{Topic: topic, Path: path, Handler: h})
 }
 
-// Migrations sets the module's SQL migrations (goose format: NNN_name.sql with
-// `-- +goose Up` sections), applied in order at start.
-func (k *Kernel) Migrations(fsys fs.FS) { k.migrations = fsys }
+// Migrations sets the module's SQL migrations: the folder dir of fsys (usually an embed.FS),
+// holding goose files (NNN_name.sql with `-- +goose Up` sections), applied in order at start.
+func (k *Kernel) Migrations(fsys fs.FS, dir string) {
+	sub, err := fs.Sub(fsys, dir)
+	if err != nil {
+		k.initErrs = append(k.initErrs, fmt.Sprintf("migrations folder %q: %v", dir, err))
+		return
+	}
+	k.migrations = sub
+}
+
+// DefinePermissions declares permissions the module's routes may require: usually the
+// generated list, k.DefinePermissions(permissions.Declared()...).
+func (k *Kernel) DefinePermissions(decls ...PermissionDecl) { k.perms = append(k.perms, decls...) }
 
 // DefinePermission declares a permission the module's routes may require.
 func (k *Kernel) DefinePermission(name, description string) {
@@ -105,7 +116,7 @@ func (k *Kernel) DefinePermission(name, description string) {
 
 // validate checks the declarations made in Init, reporting every problem.
 func (k *Kernel) validate() error {
-	var errs []string
+	errs := append([]string(nil), k.initErrs...)
 	perms := map[string]bool{}
 	for _, p := range k.perms {
 		module, ok := naming.PermissionModule(p.Name)

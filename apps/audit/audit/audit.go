@@ -11,7 +11,6 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"strings"
 	"time"
@@ -64,15 +63,8 @@ func (m *Module) Init(k *kernel.Kernel) error {
 		}
 		m.every = d
 	}
-	sub, err := fs.Sub(migrations, "migrations")
-	if err != nil {
-		return err
-	}
-	k.Migrations(sub)
-	k.DefinePermission(permissions.LogRead, "Query the audit log")
-	k.DefinePermission(permissions.LogExport, "Export the audit log as JSON lines")
-	k.DefinePermission(permissions.LogVerify, "Verify the audit log's hash chain")
-	k.DefinePermission(permissions.DeadletterRead, "List events audit could not process")
+	k.Migrations(migrations, "migrations")
+	k.DefinePermissions(permissions.Declared()...)
 	k.HandleFunc("GET /audit/entries", kernel.Permission(permissions.LogRead), m.query)
 	k.HandleFunc("GET /audit/export", kernel.Permission(permissions.LogExport), m.export)
 	k.HandleFunc("GET /audit/verify", kernel.Permission(permissions.LogVerify), m.verify)

@@ -9,7 +9,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/goplt/goplt/apps/audit/chain"
+	"github.com/goplt/goplt/apps/audit/client"
 	"github.com/goplt/goplt/internal/kernel"
 )
 
@@ -76,10 +79,14 @@ const selectEntries = `SELECT pos, event_id, topic, source, actor, action, resou
 	AND ($6::timestamptz IS NULL OR occurred_at >= $6) AND ($7::timestamptz IS NULL OR occurred_at < $7)
 	ORDER BY pos LIMIT $8`
 
-// EntryJSON is an entry as the API returns it: the payload as JSON, not as a string.
-type EntryJSON struct {
-	chain.Entry
-	Payload json.RawMessage `json:"payload"`
+// scanEntry reads one row of selectEntries as the API returns it (client.Entry: the payload as
+// JSON, not as the string it is stored as).
+func scanEntry(rows pgx.Rows) (client.Entry, error) {
+	var e client.Entry
+	var payload string
+	err := rows.Scan(&e.Pos, &e.EventID, &e.Topic, &e.Source, &e.Actor, &e.Action, &e.Resource, &e.Outcome, &e.OccurredAt, &e.RecordedAt, &payload)
+	e.Payload = json.RawMessage(payload)
+	return e, err
 }
 
 func (m *Module) query(w http.ResponseWriter, r *http.Request) {
@@ -93,24 +100,20 @@ func (m *Module) query(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer rows.Close()
-	out := []EntryJSON{}
+	out := []client.Entry{}
 	for rows.Next() {
-		var e EntryJSON
-		if err := rows.Scan(&e.Pos, &e.EventID, &e.Topic, &e.Source, &e.Actor, &e.Action, &e.Resource, &e.Outcome, &e.OccurredAt, &e.RecordedAt, &e.Entry.Payload); err != nil {
+		e, err := scanEntry(rows)
+		if err != nil {
 			m.k.Fail(w, r, "query", err)
 			return
 		}
-		e.Payload = json.RawMessage(e.Entry.Payload)
 		out = append(out, e)
 	}
 	if err := rows.Err(); err != nil {
 		m.k.Fail(w, r, "query", err)
 		return
 	}
-	resp := struct {
-		Entries    []EntryJSON `json:"entries"`
-		NextCursor string      `json:"nextCursor,omitempty"`
-	}{Entries: out}
+	resp := client.Page{Entries: out}
 	if len(out) > f.limit {
 		resp.Entries = out[:f.limit]
 		resp.NextCursor = base64.RawURLEncoding.EncodeToString([]byte("a:" + strconv.FormatInt(out[f.limit-1].Pos, 10)))
@@ -135,12 +138,11 @@ func (m *Module) export(w http.ResponseWriter, r *http.Request) {
 		}
 		n := 0
 		for rows.Next() {
-			var e EntryJSON
-			if err := rows.Scan(&e.Pos, &e.EventID, &e.Topic, &e.Source, &e.Actor, &e.Action, &e.Resource, &e.Outcome, &e.OccurredAt, &e.RecordedAt, &e.Entry.Payload); err != nil {
+			e, err := scanEntry(rows)
+			if err != nil {
 				rows.Close()
 				return
 			}
-			e.Payload = json.RawMessage(e.Entry.Payload)
 			if enc.Encode(e) != nil {
 				rows.Close()
 				return

@@ -22,21 +22,21 @@ import (
 
 // Entry is one audit record.
 type Entry struct {
-	Pos        int64     `json:"pos"`
-	EventID    string    `json:"eventId"`
-	Topic      string    `json:"topic"`
-	Source     string    `json:"source"`
-	Actor      string    `json:"actor"`
-	Action     string    `json:"action"`
-	Resource   string    `json:"resource"`
-	Outcome    string    `json:"outcome"`
-	OccurredAt time.Time `json:"occurredAt"`
-	RecordedAt time.Time `json:"recordedAt"`
+	Pos        int64
+	EventID    string
+	Topic      string
+	Source     string
+	Actor      string
+	Action     string
+	Resource   string
+	Outcome    string
+	OccurredAt time.Time
+	RecordedAt time.Time
 	// Payload is the event's data in canonical JSON (sorted keys, no insignificant space):
 	// exactly the bytes hashed.
-	Payload  string `json:"payload"`
-	PrevHash []byte `json:"-"`
-	Hash     []byte `json:"-"`
+	Payload  string
+	PrevHash []byte
+	Hash     []byte
 }
 
 // Genesis is the previous hash of position 1.

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/goplt/goplt/apps/audit/chain"
 	"github.com/goplt/goplt/internal/invoke"
 )
 
@@ -65,13 +66,7 @@ type Page struct {
 }
 
 // Verification is the result of a chain verification.
-type Verification struct {
-	OK         bool   `json:"ok"`
-	Rows       int64  `json:"rows"`
-	FirstBad   int64  `json:"firstBad,omitempty"`
-	Problem    string `json:"problem,omitempty"`
-	Checkpoint int64  `json:"checkpoint,omitempty"`
-}
+type Verification = chain.Result
 
 // Client calls audit through a sidecar.
 type Client struct{ c *invoke.Client }

@@ -3,6 +3,8 @@
 // Package permissions names the permissions and roles of module audit (manifests/audit.yaml).
 package permissions
 
+import "github.com/goplt/goplt/internal/kernel"
+
 // Permissions.
 const (
 	// LogRead: Query the audit log.
@@ -20,7 +22,13 @@ const (
 	RoleAdmin = "audit.admin"
 )
 
-// All returns every permission the module declares, in manifest order.
-func All() []string {
-	return []string{LogRead, LogExport, LogVerify, DeadletterRead}
+// Declared lists every permission the module declares, with its description, in manifest
+// order, for Init: k.DefinePermissions(permissions.Declared()...).
+func Declared() []kernel.PermissionDecl {
+	return []kernel.PermissionDecl{
+		{Name: LogRead, Description: "Query the audit log"},
+		{Name: LogExport, Description: "Export the audit log as JSON lines"},
+		{Name: LogVerify, Description: "Verify the audit log's hash chain"},
+		{Name: DeadletterRead, Description: "List events audit could not process"},
+	}
 }

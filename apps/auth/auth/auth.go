@@ -9,7 +9,6 @@ import (
 	"context"
 	"embed"
 	"fmt"
-	"io/fs"
 	"os"
 	"sync/atomic"
 	"time"
@@ -82,11 +81,7 @@ func (m *Module) Init(k *kernel.Kernel) error {
 	}
 	m.set = set
 	m.signer = token.Signer{Issuer: client.Issuer, Audience: client.Audience, TTL: set.AccessTTL}
-	sub, err := fs.Sub(migrations, "migrations")
-	if err != nil {
-		return err
-	}
-	k.Migrations(sub)
+	k.Migrations(migrations, "migrations")
 	k.UseOutbox()
 	k.HandleFunc("POST /login", kernel.Public(), m.login)
 	k.HandleFunc("POST /token/refresh", kernel.Public(), m.refresh)

@@ -110,6 +110,17 @@ func newUser(t testing.TB) (*identity.User, string) {
 	return u, pw
 }
 
+// login logs in through the console sidecar, failing the test on error.
+func login(t testing.TB, email, pw string) *auth.Tokens {
+	t.Helper()
+	_, a := clients()
+	tok, err := a.Login(context.Background(), email, pw, "")
+	if err != nil {
+		t.Fatalf("login %s: %v", email, err)
+	}
+	return tok
+}
+
 func verifier(strict bool) *token.Verifier {
 	_, a := clients()
 	return a.NewVerifier(auth.VerifierOptions{Strict: strict, RevocationMaxAge: time.Millisecond, JWKSMinRefresh: time.Millisecond})
@@ -152,10 +163,7 @@ func TestLoginRefreshReuseLogout(t *testing.T) {
 	_, a := clients()
 	v := verifier(true)
 
-	t1, err := a.Login(ctx, u.Email, pw, "")
-	if err != nil {
-		t.Fatal(err)
-	}
+	t1 := login(t, u.Email, pw)
 	c, err := v.Verify(ctx, t1.AccessToken)
 	if err != nil {
 		t.Fatalf("fresh access token: %v", err)
@@ -190,10 +198,7 @@ func TestLoginRefreshReuseLogout(t *testing.T) {
 	}
 
 	// Logout ends another session.
-	t3, err := a.Login(ctx, u.Email, pw, "")
-	if err != nil {
-		t.Fatal(err)
-	}
+	t3 := login(t, u.Email, pw)
 	if err := a.Logout(ctx, t3.RefreshToken); err != nil {
 		t.Fatal(err)
 	}
@@ -214,10 +219,7 @@ func TestDisabledUserCannotLogIn(t *testing.T) {
 	ctx := context.Background()
 	u, pw := newUser(t)
 	id, a := clients()
-	t1, err := a.Login(ctx, u.Email, pw, "")
-	if err != nil {
-		t.Fatal(err)
-	}
+	t1 := login(t, u.Email, pw)
 	if _, err := id.SetStatus(ctx, u.ID, false); err != nil {
 		t.Fatal(err)
 	}
@@ -246,10 +248,7 @@ func TestRolesChangeShowsInNextToken(t *testing.T) {
 	ctx := context.Background()
 	u, pw := newUser(t)
 	id, a := clients()
-	t1, err := a.Login(ctx, u.Email, pw, "")
-	if err != nil {
-		t.Fatal(err)
-	}
+	t1 := login(t, u.Email, pw)
 	if _, err := id.SetRoles(ctx, u.ID, []string{"identity.viewer", "notes.writer"}); err != nil {
 		t.Fatal(err)
 	}
@@ -318,10 +317,7 @@ func TestEventsArriveAsDeclared(t *testing.T) {
 	if _, err := a.Login(ctx, u.Email, "not the password!", ""); err == nil {
 		t.Fatal("wrong password accepted")
 	}
-	t1, err := a.Login(ctx, u.Email, pw, "")
-	if err != nil {
-		t.Fatal(err)
-	}
+	t1 := login(t, u.Email, pw)
 	if _, err := a.Refresh(ctx, t1.RefreshToken); err != nil {
 		t.Fatal(err)
 	}
@@ -422,10 +418,7 @@ func TestKeyRotation(t *testing.T) {
 	u, pw := newUser(t)
 	_, a := clients()
 	v := verifier(false)
-	before, err := a.Login(ctx, u.Email, pw, "")
-	if err != nil {
-		t.Fatal(err)
-	}
+	before := login(t, u.Email, pw)
 	if _, err := v.Verify(ctx, before.AccessToken); err != nil {
 		t.Fatal(err)
 	}

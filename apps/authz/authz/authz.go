@@ -12,7 +12,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"sync/atomic"
 	"time"
@@ -55,14 +54,9 @@ func (m *Module) Name() string { return "authz" }
 // Init implements kernel.Module.
 func (m *Module) Init(k *kernel.Kernel) error {
 	m.k = k
-	sub, err := fs.Sub(migrations, "migrations")
-	if err != nil {
-		return err
-	}
-	k.Migrations(sub)
+	k.Migrations(migrations, "migrations")
 	k.UseOutbox()
-	k.DefinePermission(permissions.PolicyRead, "Read runtime policies")
-	k.DefinePermission(permissions.PolicyWrite, "Create, change and delete runtime policies")
+	k.DefinePermissions(permissions.Declared()...)
 	k.HandleFunc("POST /internal/decisions", kernel.Internal("*"), m.decide)
 	k.HandleFunc("POST /internal/decisions/batch", kernel.Internal("*"), m.decideBatch)
 	k.HandleFunc("GET /authz/policies", kernel.Permission(permissions.PolicyRead), m.listPolicies)

@@ -3,6 +3,8 @@
 // Package permissions names the permissions and roles of module authz (manifests/authz.yaml).
 package permissions
 
+import "github.com/goplt/goplt/internal/kernel"
+
 // Permissions.
 const (
 	// PolicyRead: Read runtime policies.
@@ -16,7 +18,11 @@ const (
 	RoleAdmin = "authz.admin"
 )
 
-// All returns every permission the module declares, in manifest order.
-func All() []string {
-	return []string{PolicyRead, PolicyWrite}
+// Declared lists every permission the module declares, with its description, in manifest
+// order, for Init: k.DefinePermissions(permissions.Declared()...).
+func Declared() []kernel.PermissionDecl {
+	return []kernel.PermissionDecl{
+		{Name: PolicyRead, Description: "Read runtime policies"},
+		{Name: PolicyWrite, Description: "Create, change and delete runtime policies"},
+	}
 }

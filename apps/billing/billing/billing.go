@@ -8,11 +8,9 @@ import (
 	"context"
 	"embed"
 	"errors"
-	"io/fs"
 	"net/http"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
 	auth "github.com/goplt/goplt/apps/auth/client"
@@ -70,15 +68,10 @@ func (m *Module) Name() string { return "billing" }
 // Init implements kernel.Module.
 func (m *Module) Init(k *kernel.Kernel) error {
 	m.k = k
-	sub, err := fs.Sub(migrations, "migrations")
-	if err != nil {
-		return err
-	}
-	k.Migrations(sub)
+	k.Migrations(migrations, "migrations")
 	k.UseOutbox()
 	k.UseVerifier(auth.New(k.Invoker()).NewVerifier(auth.VerifierOptions{}).Cached(10000))
-	k.DefinePermission(permissions.SubscriptionRead, "See one's subscription")
-	k.DefinePermission(permissions.SubscriptionChange, "Change one's plan")
+	k.DefinePermissions(permissions.Declared()...)
 	k.HandleFunc("GET /billing/plans", kernel.Public(), m.plans)
 	k.HandleFunc("GET /billing/subscription", kernel.Permission(permissions.SubscriptionRead), m.mine)
 	k.HandleFunc("PUT /billing/subscription", kernel.Permission(permissions.SubscriptionChange), m.change)
@@ -178,14 +171,11 @@ var errUnknownPlan = errors.New("unknown plan")
 // userCreated gives the new user the free plan. Redelivery finds the subscription and does
 // nothing (no second event).
 func (m *Module) userCreated(ctx context.Context, e kernel.Event) error {
-	var ev identity.UserEvent
-	if err := e.Decode(&ev); err != nil {
-		return errors.Join(kernel.ErrDrop, err)
+	ev, err := identity.DecodeUserEvent(e)
+	if err != nil {
+		return err
 	}
-	if _, err := uuid.Parse(ev.UserID); err != nil {
-		return errors.Join(kernel.ErrDrop, err)
-	}
-	err := m.k.Transact(ctx, func(tx pgx.Tx) error {
+	err = m.k.Transact(ctx, func(tx pgx.Tx) error {
 		tag, err := tx.Exec(ctx, `INSERT INTO subscriptions (user_id, plan_id) VALUES ($1, $2) ON CONFLICT (user_id) DO NOTHING`, ev.UserID, FreePlan)
 		if err != nil || tag.RowsAffected() == 0 {
 			return err
@@ -198,14 +188,11 @@ func (m *Module) userCreated(ctx context.Context, e kernel.Event) error {
 
 // userDeleted cancels the subscription of a deleted user.
 func (m *Module) userDeleted(ctx context.Context, e kernel.Event) error {
-	var ev identity.UserEvent
-	if err := e.Decode(&ev); err != nil {
-		return errors.Join(kernel.ErrDrop, err)
+	ev, err := identity.DecodeUserEvent(e)
+	if err != nil {
+		return err
 	}
-	if _, err := uuid.Parse(ev.UserID); err != nil {
-		return errors.Join(kernel.ErrDrop, err)
-	}
-	err := m.k.Transact(ctx, func(tx pgx.Tx) error {
+	err = m.k.Transact(ctx, func(tx pgx.Tx) error {
 		var prev string
 		err := tx.QueryRow(ctx, `UPDATE subscriptions SET status = 'cancelled', updated_at = now() WHERE user_id = $1 AND status <> 'cancelled' RETURNING plan_id`, ev.UserID).Scan(&prev)
 		if errors.Is(err, pgx.ErrNoRows) {

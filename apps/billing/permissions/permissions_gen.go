@@ -3,6 +3,8 @@
 // Package permissions names the permissions and roles of module billing (manifests/billing.yaml).
 package permissions
 
+import "github.com/goplt/goplt/internal/kernel"
+
 // Permissions.
 const (
 	// SubscriptionRead: See one's subscription.
@@ -16,7 +18,11 @@ const (
 	RoleCustomer = "billing.customer"
 )
 
-// All returns every permission the module declares, in manifest order.
-func All() []string {
-	return []string{SubscriptionRead, SubscriptionChange}
+// Declared lists every permission the module declares, with its description, in manifest
+// order, for Init: k.DefinePermissions(permissions.Declared()...).
+func Declared() []kernel.PermissionDecl {
+	return []kernel.PermissionDecl{
+		{Name: SubscriptionRead, Description: "See one's subscription"},
+		{Name: SubscriptionChange, Description: "Change one's plan"},
+	}
 }

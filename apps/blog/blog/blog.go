@@ -9,7 +9,6 @@ import (
 	"context"
 	"embed"
 	"errors"
-	"io/fs"
 	"net/http"
 	"strings"
 	"time"
@@ -70,23 +69,11 @@ func (m *Module) Name() string { return "blog" }
 // Init implements kernel.Module.
 func (m *Module) Init(k *kernel.Kernel) error {
 	m.k = k
-	sub, err := fs.Sub(migrations, "migrations")
-	if err != nil {
-		return err
-	}
-	k.Migrations(sub)
+	k.Migrations(migrations, "migrations")
 	k.UseOutbox()
 	k.UseVerifier(auth.New(k.Invoker()).NewVerifier(auth.VerifierOptions{}).Cached(10000))
 	m.authz = authz.New(k.Invoker(), time.Second)
-	for _, p := range []struct{ name, desc string }{
-		{permissions.PostRead, "Read one's own posts, drafts included"},
-		{permissions.PostCreate, "Write posts"},
-		{permissions.PostUpdate, "Edit posts (one's own: see the author policy)"},
-		{permissions.PostDelete, "Delete posts (one's own)"},
-		{permissions.PostPublish, "Publish posts (one's own)"},
-	} {
-		k.DefinePermission(p.name, p.desc)
-	}
+	k.DefinePermissions(permissions.Declared()...)
 	k.HandleFunc("POST /blog/posts", kernel.Permission(permissions.PostCreate), m.create)
 	k.HandleFunc("GET /blog/posts", kernel.Public(), m.listPublished)
 	k.HandleFunc("GET /blog/posts/{id}", kernel.Public(), m.get)
@@ -339,13 +326,10 @@ func (m *Module) publish(w http.ResponseWriter, r *http.Request) {
 
 // userDeleted anonymises the posts of a deleted user: they stay, without an author.
 func (m *Module) userDeleted(ctx context.Context, e kernel.Event) error {
-	var ev identity.UserEvent
-	if err := e.Decode(&ev); err != nil {
-		return errors.Join(kernel.ErrDrop, err)
+	ev, err := identity.DecodeUserEvent(e)
+	if err != nil {
+		return err
 	}
-	if _, err := uuid.Parse(ev.UserID); err != nil {
-		return errors.Join(kernel.ErrDrop, err)
-	}
-	_, err := m.k.DB().Exec(ctx, `UPDATE posts SET author_id = NULL, author_name = 'deleted user', updated_at = now() WHERE author_id = $1`, ev.UserID)
+	_, err = m.k.DB().Exec(ctx, `UPDATE posts SET author_id = NULL, author_name = 'deleted user', updated_at = now() WHERE author_id = $1`, ev.UserID)
 	return err // idempotent: a redelivery finds nothing left to change
 }

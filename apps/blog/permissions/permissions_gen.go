@@ -3,6 +3,8 @@
 // Package permissions names the permissions and roles of module blog (manifests/blog.yaml).
 package permissions
 
+import "github.com/goplt/goplt/internal/kernel"
+
 // Permissions.
 const (
 	// PostRead: Read one's own posts, drafts included.
@@ -23,7 +25,14 @@ const (
 	RoleEditor = "blog.editor"
 )
 
-// All returns every permission the module declares, in manifest order.
-func All() []string {
-	return []string{PostRead, PostCreate, PostUpdate, PostDelete, PostPublish}
+// Declared lists every permission the module declares, with its description, in manifest
+// order, for Init: k.DefinePermissions(permissions.Declared()...).
+func Declared() []kernel.PermissionDecl {
+	return []kernel.PermissionDecl{
+		{Name: PostRead, Description: "Read one's own posts, drafts included"},
+		{Name: PostCreate, Description: "Write posts"},
+		{Name: PostUpdate, Description: "Edit posts"},
+		{Name: PostDelete, Description: "Delete posts"},
+		{Name: PostPublish, Description: "Publish posts"},
+	}
 }

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"github.com/goplt/goplt/internal/routetable"
 	"io"
 	"log/slog"
 	"net/http"
@@ -18,8 +19,8 @@ func BenchmarkHop(b *testing.B) {
 	}))
 	defer sidecar.Close()
 	tb, _ := NewTable([]*Route{
-		{Method: "GET", Path: "/blog/posts/{id}", AppID: "blog", Module: "blog", Public: true},
-		{Method: "GET", Path: "/blog/me/posts", AppID: "blog", Module: "blog", Permission: "blog.post.read"},
+		{Route: routetable.Route{Method: "GET", Path: "/blog/posts/{id}", AppID: "blog", Module: "blog", Public: true}},
+		{Route: routetable.Route{Method: "GET", Path: "/blog/me/posts", AppID: "blog", Module: "blog", Permission: "blog.post.read"}},
 	})
 	g := New(Config{Sidecar: sidecar.URL, DefaultBodyLimit: 1 << 20, RequestTimeout: 0, DecisionTTL: 1 << 40,
 		Limits: map[string]Limit{"default": {Rate: 1e9, Burst: 1e9}, "subject": {Rate: 1e9, Burst: 1e9}}},

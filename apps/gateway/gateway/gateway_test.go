@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"encoding/json"
+	"github.com/goplt/goplt/internal/routetable"
 	"io"
 	"log/slog"
 	"net"
@@ -82,8 +83,8 @@ func setup(t *testing.T, sidecar http.HandlerFunc) (*Gateway, *fakeAuthz, *recor
 	sc := httptest.NewServer(sidecar)
 	t.Cleanup(sc.Close)
 	tb, err := NewTable([]*Route{
-		{Method: "GET", Path: "/blog/posts/{id}", AppID: "blog", Module: "blog", Public: true},
-		{Method: "POST", Path: "/blog/posts", AppID: "blog", Module: "blog", Permission: "blog.post.create", Audit: true, BodyLimit: 1024},
+		{Route: routetable.Route{Method: "GET", Path: "/blog/posts/{id}", AppID: "blog", Module: "blog", Public: true}},
+		{Route: routetable.Route{Method: "POST", Path: "/blog/posts", AppID: "blog", Module: "blog", Permission: "blog.post.create", Audit: true, BodyLimit: 1024}},
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -8,20 +8,13 @@ import (
 	"os"
 	"sort"
 	"strings"
+
+	"github.com/goplt/goplt/internal/routetable"
 )
 
-// Route is one entry of the compiled route table (deploy/gateway/routes.json).
+// Route is one entry of the compiled route table, ready for matching.
 type Route struct {
-	Method     string `json:"method"`
-	Path       string `json:"path"`
-	AppID      string `json:"appId"`
-	Module     string `json:"module"`
-	Permission string `json:"permission,omitempty"`
-	Public     bool   `json:"public,omitempty"`
-	Audit      bool   `json:"audit,omitempty"`
-	BodyLimit  int64  `json:"bodyLimit,omitempty"`
-	RateLimit  string `json:"rateLimit,omitempty"`
-
+	routetable.Route
 	segs []string // pattern segments; "{x}" is one segment, "{x...}" the rest
 }
 
@@ -36,13 +29,15 @@ func LoadTable(path string) (*Table, error) {
 	if err != nil {
 		return nil, fmt.Errorf("route table: %w", err)
 	}
-	var doc struct {
-		Routes []*Route `json:"routes"`
-	}
+	var doc routetable.File
 	if err := json.Unmarshal(b, &doc); err != nil {
 		return nil, fmt.Errorf("route table %s: %w", path, err)
 	}
-	return NewTable(doc.Routes)
+	routes := make([]*Route, len(doc.Routes))
+	for i, r := range doc.Routes {
+		routes[i] = &Route{Route: r}
+	}
+	return NewTable(routes)
 }
 
 // NewTable checks routes and prepares them for matching.

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"github.com/goplt/goplt/internal/routetable"
 	"net/url"
 	"strings"
 	"testing"
@@ -9,11 +10,11 @@ import (
 func table(t *testing.T) *Table {
 	t.Helper()
 	tb, err := NewTable([]*Route{
-		{Method: "GET", Path: "/blog/posts/{id}", AppID: "blog", Public: true},
-		{Method: "PUT", Path: "/blog/posts/{id}", AppID: "blog", Permission: "blog.post.update"},
-		{Method: "GET", Path: "/blog/posts/mine", AppID: "blog", Permission: "blog.post.read"},
-		{Method: "GET", Path: "/files/{rest...}", AppID: "files", Public: true},
-		{Method: "POST", Path: "/admin/users", AppID: "identity", Permission: "identity.user.manage"},
+		{Route: routetable.Route{Method: "GET", Path: "/blog/posts/{id}", AppID: "blog", Public: true}},
+		{Route: routetable.Route{Method: "PUT", Path: "/blog/posts/{id}", AppID: "blog", Permission: "blog.post.update"}},
+		{Route: routetable.Route{Method: "GET", Path: "/blog/posts/mine", AppID: "blog", Permission: "blog.post.read"}},
+		{Route: routetable.Route{Method: "GET", Path: "/files/{rest...}", AppID: "files", Public: true}},
+		{Route: routetable.Route{Method: "POST", Path: "/admin/users", AppID: "identity", Permission: "identity.user.manage"}},
 	})
 	if err != nil {
 		t.Fatal(err)

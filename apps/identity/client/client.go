@@ -5,11 +5,16 @@ package client
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/goplt/goplt/internal/invoke"
+	"github.com/goplt/goplt/internal/kernel"
 )
 
 // AppID is the identity service's Dapr app id.
@@ -73,6 +78,20 @@ type UserEvent struct {
 	Status      string    `json:"status,omitempty"`
 	Roles       []string  `json:"roles"`
 	At          time.Time `json:"at"`
+}
+
+// DecodeUserEvent reads an identity.user.* event's payload for a subscriber. An event that can
+// never be processed (not the payload, or no user id) comes back as kernel.ErrDrop, so the
+// handler can return the error as it is.
+func DecodeUserEvent(e kernel.Event) (UserEvent, error) {
+	var ev UserEvent
+	if err := e.Decode(&ev); err != nil {
+		return ev, errors.Join(kernel.ErrDrop, err)
+	}
+	if _, err := uuid.Parse(ev.UserID); err != nil {
+		return ev, errors.Join(kernel.ErrDrop, fmt.Errorf("event %s: user id: %w", e.ID, err))
+	}
+	return ev, nil
 }
 
 // RolesChangedEvent is the payload (schema version 1) of identity.user.roles.changed.

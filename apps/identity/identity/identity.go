@@ -10,7 +10,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"slices"
 	"strings"
@@ -50,22 +49,9 @@ func (m *Module) Name() string { return "identity" }
 // Init implements kernel.Module.
 func (m *Module) Init(k *kernel.Kernel) error {
 	m.k = k
-	sub, err := fs.Sub(migrations, "migrations")
-	if err != nil {
-		return err
-	}
-	k.Migrations(sub)
+	k.Migrations(migrations, "migrations")
 	k.UseOutbox()
-	for _, p := range []struct{ name, desc string }{
-		{permissions.UserRead, "Read a user"},
-		{permissions.UserList, "List users"},
-		{permissions.UserUpdate, "Update a user's profile"},
-		{permissions.UserManage, "Disable and enable users"},
-		{permissions.UserDelete, "Delete a user"},
-		{permissions.RoleAssign, "Assign roles to users"},
-	} {
-		k.DefinePermission(p.name, p.desc)
-	}
+	k.DefinePermissions(permissions.Declared()...)
 	k.HandleFunc("POST /users", kernel.Public(), m.register)
 	k.HandleFunc("GET /users", kernel.Permission(permissions.UserList), m.list)
 	k.HandleFunc("GET /users/{id}", kernel.Permission(permissions.UserRead), m.get)

@@ -3,6 +3,8 @@
 // Package permissions names the permissions and roles of module identity (manifests/identity.yaml).
 package permissions
 
+import "github.com/goplt/goplt/internal/kernel"
+
 // Permissions.
 const (
 	// UserRead: Read a user.
@@ -25,7 +27,15 @@ const (
 	RoleViewer = "identity.viewer"
 )
 
-// All returns every permission the module declares, in manifest order.
-func All() []string {
-	return []string{UserRead, UserList, UserUpdate, UserManage, UserDelete, RoleAssign}
+// Declared lists every permission the module declares, with its description, in manifest
+// order, for Init: k.DefinePermissions(permissions.Declared()...).
+func Declared() []kernel.PermissionDecl {
+	return []kernel.PermissionDecl{
+		{Name: UserRead, Description: "Read a user"},
+		{Name: UserList, Description: "List users"},
+		{Name: UserUpdate, Description: "Update a user's profile"},
+		{Name: UserManage, Description: "Disable and enable users"},
+		{Name: UserDelete, Description: "Delete a user"},
+		{Name: RoleAssign, Description: "Assign roles to users"},
+	}
 }

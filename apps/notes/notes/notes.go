@@ -8,7 +8,6 @@ import (
 	"context"
 	"embed"
 	"errors"
-	"io/fs"
 	"net/http"
 	"strings"
 	"time"
@@ -37,13 +36,8 @@ func (m *Module) Name() string { return "notes" }
 // Init implements kernel.Module.
 func (m *Module) Init(k *kernel.Kernel) error {
 	m.k = k
-	sub, err := fs.Sub(migrations, "migrations")
-	if err != nil {
-		return err
-	}
-	k.Migrations(sub)
-	k.DefinePermission(permissions.NoteCreate, "Create a note")
-	k.DefinePermission(permissions.NoteRead, "Read a note")
+	k.Migrations(migrations, "migrations")
+	k.DefinePermissions(permissions.Declared()...)
 	k.HandleFunc("POST /notes", kernel.Permission(permissions.NoteCreate), m.create)
 	k.HandleFunc("GET /notes/{id}", kernel.Permission(permissions.NoteRead), m.get)
 	k.Subscribe(Topic, "/events/note-created", m.noteCreated)

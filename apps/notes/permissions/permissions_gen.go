@@ -3,6 +3,8 @@
 // Package permissions names the permissions and roles of module notes (manifests/notes.yaml).
 package permissions
 
+import "github.com/goplt/goplt/internal/kernel"
+
 // Permissions.
 const (
 	// NoteCreate: Create a note.
@@ -17,7 +19,11 @@ const (
 	RoleReader = "notes.reader"
 )
 
-// All returns every permission the module declares, in manifest order.
-func All() []string {
-	return []string{NoteCreate, NoteRead}
+// Declared lists every permission the module declares, with its description, in manifest
+// order, for Init: k.DefinePermissions(permissions.Declared()...).
+func Declared() []kernel.PermissionDecl {
+	return []kernel.PermissionDecl{
+		{Name: NoteCreate, Description: "Create a note"},
+		{Name: NoteRead, Description: "Read a note"},
+	}
 }

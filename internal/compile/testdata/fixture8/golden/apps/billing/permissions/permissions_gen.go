@@ -3,6 +3,8 @@
 // Package permissions names the permissions and roles of module billing (manifests/billing.yaml).
 package permissions
 
+import "github.com/goplt/goplt/internal/kernel"
+
 // Permissions.
 const (
 	PlanRead = "billing.plan.read"
@@ -13,7 +15,10 @@ const (
 	RoleCustomer = "billing.customer"
 )
 
-// All returns every permission the module declares, in manifest order.
-func All() []string {
-	return []string{PlanRead}
+// Declared lists every permission the module declares, with its description, in manifest
+// order, for Init: k.DefinePermissions(permissions.Declared()...).
+func Declared() []kernel.PermissionDecl {
+	return []kernel.PermissionDecl{
+		{Name: PlanRead, Description: ""},
+	}
 }

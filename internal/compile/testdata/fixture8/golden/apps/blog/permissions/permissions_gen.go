@@ -3,6 +3,8 @@
 // Package permissions names the permissions and roles of module blog (manifests/blog.yaml).
 package permissions
 
+import "github.com/goplt/goplt/internal/kernel"
+
 // Permissions.
 const (
 	PostCreate = "blog.post.create"
@@ -15,7 +17,11 @@ const (
 	RoleAuthor = "blog.author"
 )
 
-// All returns every permission the module declares, in manifest order.
-func All() []string {
-	return []string{PostCreate, PostUpdate}
+// Declared lists every permission the module declares, with its description, in manifest
+// order, for Init: k.DefinePermissions(permissions.Declared()...).
+func Declared() []kernel.PermissionDecl {
+	return []kernel.PermissionDecl{
+		{Name: PostCreate, Description: ""},
+		{Name: PostUpdate, Description: ""},
+	}
 }

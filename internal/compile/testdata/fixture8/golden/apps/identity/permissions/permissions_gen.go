@@ -3,6 +3,8 @@
 // Package permissions names the permissions and roles of module identity (manifests/identity.yaml).
 package permissions
 
+import "github.com/goplt/goplt/internal/kernel"
+
 // Permissions.
 const (
 	// UserRead: Read users.
@@ -16,7 +18,11 @@ const (
 	RoleAdmin = "identity.admin"
 )
 
-// All returns every permission the module declares, in manifest order.
-func All() []string {
-	return []string{UserRead, UserManage}
+// Declared lists every permission the module declares, with its description, in manifest
+// order, for Init: k.DefinePermissions(permissions.Declared()...).
+func Declared() []kernel.PermissionDecl {
+	return []kernel.PermissionDecl{
+		{Name: UserRead, Description: "Read users"},
+		{Name: UserManage, Description: "Manage users"},
+	}
 }
