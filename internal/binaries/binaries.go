@@ -16,17 +16,23 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/goplt/goplt/internal/sidecar"
 )
 
 // Tool describes one pinned third-party binary and how to build it.
 type Tool struct {
-	Name    string   // executable name, e.g. "daprd"
-	Version string   // the pinned version, e.g. "1.16.5"
+	Name    string // executable name, e.g. "daprd"
+	Version string // the pinned version, e.g. "1.16.5"
+	// Variant tells builds of one version apart in the cache (e.g. the component set of
+	// goplt's daprd); empty for plain builds.
+	Variant string
 	Module  string   // build module, relative to the repository root, e.g. "tools/dapr"
-	Package string   // Go package path of the command
+	Package string   // Go package path of the command, or a path relative to Module ("./daprd")
 	Tags    []string // build tags
 	LDFlags string   // extra -ldflags (version stamping)
 	// VersionArgs prints the version; the output must contain Version. Without them, binaries
@@ -45,11 +51,25 @@ const (
 	ConsulVersion = "1.22.0"
 )
 
-// Daprd is the Dapr sidecar. The allcomponents tag is needed for the Consul name resolver.
+// Daprd is goplt's Dapr sidecar (tools/dapr/daprd): Dapr's runtime at DaprVersion with only
+// the component types in internal/sidecar. A daprd on PATH is never taken for it (a stock one
+// reports the same version); set GOPLT_DAPRD to run another build (see SidecarPath).
 func Daprd() Tool {
+	return Tool{
+		Name: "daprd", Version: DaprVersion, Variant: "goplt-" + sidecar.ComponentSet(), Module: "tools/dapr",
+		Package:   "./daprd",
+		LDFlags:   "-X github.com/dapr/dapr/pkg/buildinfo.version=" + DaprVersion,
+		ColdBuild: 6 * time.Minute,
+	}
+}
+
+// StockDaprd is Dapr's own daprd with every component (-tags allcomponents, which the Consul
+// resolver needs), as `dapr init` installs it. goplt does not need it; benchmarks compare
+// against it, and GOPLT_DAPRD can point the stack at it to show the same files work there.
+func StockDaprd() Tool {
 	home, _ := os.UserHomeDir()
 	return Tool{
-		Name: "daprd", Version: DaprVersion, Module: "tools/dapr",
+		Name: "daprd", Version: DaprVersion, Variant: "allcomponents", Module: "tools/dapr",
 		Package:     "github.com/dapr/dapr/cmd/daprd",
 		Tags:        []string{"allcomponents"},
 		LDFlags:     "-X github.com/dapr/dapr/pkg/buildinfo.version=" + DaprVersion,
@@ -57,6 +77,22 @@ func Daprd() Tool {
 		ExtraDirs:   []string{filepath.Join(home, ".dapr", "bin")},
 		ColdBuild:   25 * time.Minute,
 	}
+}
+
+// SidecarEnv names the environment variable that replaces goplt's daprd with another binary
+// (for example the stock daprd of `dapr init`: GOPLT_DAPRD=~/.dapr/bin/daprd).
+const SidecarEnv = "GOPLT_DAPRD"
+
+// SidecarPath returns the daprd to run: $GOPLT_DAPRD when set (it must be executable), else
+// goplt's build from find (Resolver.Find or Resolver.Ensure with Daprd()).
+func SidecarPath(ctx context.Context, find func(context.Context, Tool) (string, error)) (string, error) {
+	if p := os.Getenv(SidecarEnv); p != "" {
+		if !isExecutable(p) {
+			return "", fmt.Errorf("%s=%s is not an executable file", SidecarEnv, p)
+		}
+		return p, nil
+	}
+	return find(ctx, Daprd())
 }
 
 // Sentry is Dapr's certificate authority, which gives sidecars mTLS identities.
@@ -80,7 +116,7 @@ func Consul() Tool {
 	}
 }
 
-// All returns every pinned tool, in the order `goplt deps` builds them.
+// All returns every pinned tool goplt runs, in the order `goplt deps` builds them.
 func All() []Tool { return []Tool{Daprd(), Sentry(), Consul()} }
 
 // ErrNotFound means no usable binary exists and none was built.
@@ -116,9 +152,17 @@ func (r Resolver) cacheDir() string {
 	return DefaultCacheDir()
 }
 
-// CachePath is where a build of t is kept.
+// CachePath is where a build of t is kept: <name>-<version>[-<variant>].
 func (r Resolver) CachePath(t Tool) string {
-	return filepath.Join(r.cacheDir(), t.Name+"-"+t.Version)
+	return filepath.Join(r.cacheDir(), t.key())
+}
+
+func (t Tool) key() string {
+	k := t.Name + "-" + t.Version
+	if t.Variant != "" {
+		k += "-" + t.Variant
+	}
+	return k
 }
 
 // Find returns the path of a usable binary for t without building. It returns an error
@@ -153,7 +197,7 @@ func (r Resolver) Ensure(ctx context.Context, t Tool) (string, error) {
 		return "", fmt.Errorf("create build cache: %w", err)
 	}
 	// One build per tool at a time, across processes: a second caller waits, then finds it.
-	unlock, err := lockFile(filepath.Join(r.cacheDir(), "."+t.Name+"-"+t.Version+".lock"))
+	unlock, err := lockFile(filepath.Join(r.cacheDir(), "."+t.key()+".lock"))
 	if err != nil {
 		return "", err
 	}
@@ -179,8 +223,12 @@ func (r Resolver) build(ctx context.Context, t Tool) error {
 	if out == nil {
 		out = io.Discard
 	}
-	fmt.Fprintf(out, "building %s %s from the Go module proxy (first time only; about %s cold on 2 cores)\n",
-		t.Name, t.Version, t.ColdBuild.Round(time.Minute))
+	variant := ""
+	if t.Variant != "" {
+		variant = " (" + t.Variant + ")"
+	}
+	fmt.Fprintf(out, "building %s %s%s from the Go module proxy (first time only; about %s cold on 2 cores)\n",
+		t.Name, t.Version, variant, t.ColdBuild.Round(time.Minute))
 	fmt.Fprintf(out, "  %s: resolving and downloading its modules...\n", t.Name)
 	total := countPackages(ctx, modDir, t)
 	fmt.Fprintf(out, "  %s: compiling %d packages\n", t.Name, total)
@@ -298,4 +346,42 @@ func lockFile(path string) (func(), error) {
 		_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
 		f.Close()
 	}, nil
+}
+
+// EnsureAll returns a usable binary for each tool, in order, building the missing ones side by
+// side: on 2 cores one build's linking and downloading leave room for another's compiling, so
+// together they finish well before one after the other would. Progress lines of concurrent
+// builds are written whole, each prefixed with its tool.
+func (r Resolver) EnsureAll(ctx context.Context, tools []Tool) ([]string, error) {
+	if r.Progress != nil {
+		r.Progress = &lockedWriter{w: r.Progress}
+	}
+	paths := make([]string, len(tools))
+	errs := make([]error, len(tools))
+	var wg sync.WaitGroup
+	for i, t := range tools {
+		if p, err := r.Find(ctx, t); err == nil {
+			paths[i] = p
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			paths[i], errs[i] = r.Ensure(ctx, t)
+		}()
+	}
+	wg.Wait()
+	return paths, errors.Join(errs...)
+}
+
+// lockedWriter serialises writes from concurrent builds.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }

@@ -46,7 +46,7 @@ prefixed by app. Ctrl-C stops everything this command started.`,
 				return usageError{fmt.Errorf("--only %s: no such app in %s", id, planPath)}
 			}
 		}
-		daprd, err := e.resolver().Ensure(ctx, binaries.Daprd())
+		daprd, err := binaries.SidecarPath(ctx, e.resolver().Ensure)
 		if err != nil {
 			return err
 		}

@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/goplt/goplt/internal/binaries"
+	"github.com/goplt/goplt/internal/ports"
 	"github.com/goplt/goplt/internal/proc"
 	"github.com/goplt/goplt/internal/repo"
 )
@@ -34,11 +35,16 @@ func testHome(t *testing.T) string {
 
 func fakeConfig(t *testing.T) Config {
 	t.Helper()
-	ports, err := FreePorts(1)
+	alloc, err := ports.Default()
 	if err != nil {
 		t.Fatal(err)
 	}
-	return Config{Home: testHome(t), Ports: ports, Consul: "/bin/false", Sentry: "/bin/false", Self: "/bin/false"}
+	t.Cleanup(alloc.Close)
+	ps, err := FreePorts(alloc, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return Config{Home: testHome(t), Ports: ps, Consul: "/bin/false", Sentry: "/bin/false", Self: "/bin/false"}
 }
 
 func TestTakenPortIsNamed(t *testing.T) {
@@ -61,7 +67,7 @@ func TestTakenPortIsNamed(t *testing.T) {
 func TestPortsValidate(t *testing.T) {
 	p := DefaultPorts()
 	p.SentryGRPC = p.Postgres
-	if err := p.Validate(); err == nil || !strings.Contains(err.Error(), "both use port 55432") {
+	if err := p.Validate(); err == nil || !strings.Contains(err.Error(), "both use port 25432") {
 		t.Errorf("duplicate port: %v", err)
 	}
 	p = DefaultPorts()

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/goplt/goplt/internal/ports"
 )
 
 // Ports are the loopback ports of the local stack.
@@ -26,27 +28,30 @@ type Ports struct {
 }
 
 // DefaultPorts keeps clear of a system PostgreSQL (5432), Kafka (9092), Consul (8500, 8600,
-// 8300-8302) and Dapr's own defaults (50001, 8080, 9090).
+// 8300-8302) and Dapr's own defaults (50001, 8080, 9090), and stays below the kernel's
+// ephemeral range (32768-60999 on Linux) and the app port pool under it (package ports): no
+// outbound connection can be holding one of these when the stack starts.
 func DefaultPorts() Ports {
 	return Ports{
-		Postgres:      55432,
-		Kafka:         []int{59092, 59093, 59094},
-		ConsulHTTP:    58500,
-		ConsulDNS:     58600,
-		ConsulGRPC:    58502,
-		ConsulSerfLAN: 58301,
-		ConsulSerfWAN: 58302,
-		ConsulServer:  58300,
-		SentryGRPC:    55050,
-		SentryHealthz: 55051,
-		SentryMetrics: 55052,
+		Postgres:      25432,
+		Kafka:         []int{29092, 29093, 29094},
+		ConsulHTTP:    28500,
+		ConsulDNS:     28600,
+		ConsulGRPC:    28502,
+		ConsulSerfLAN: 28301,
+		ConsulSerfWAN: 28302,
+		ConsulServer:  28300,
+		SentryGRPC:    25050,
+		SentryHealthz: 25051,
+		SentryMetrics: 25052,
 	}
 }
 
-// FreePorts picks unused loopback ports for every service (tests run beside a live stack).
-func FreePorts(kafkaBrokers int) (Ports, error) {
+// FreePorts reserves ports from alloc for every service (tests run a stack beside a live one).
+// They stay reserved until alloc releases them.
+func FreePorts(alloc *ports.Allocator, kafkaBrokers int) (Ports, error) {
 	n := 10 + kafkaBrokers
-	ps, err := FreeTCPPorts(n)
+	ps, err := alloc.Take(n)
 	if err != nil {
 		return Ports{}, err
 	}
@@ -56,26 +61,6 @@ func FreePorts(kafkaBrokers int) (Ports, error) {
 		SentryGRPC: ps[7], SentryHealthz: ps[8], SentryMetrics: ps[9],
 		Kafka: ps[10:],
 	}, nil
-}
-
-// FreeTCPPorts asks the kernel for n distinct free loopback ports.
-func FreeTCPPorts(n int) ([]int, error) {
-	var ls []net.Listener
-	defer func() {
-		for _, l := range ls {
-			l.Close()
-		}
-	}()
-	ports := make([]int, 0, n)
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, fmt.Errorf("find a free port: %w", err)
-		}
-		ls = append(ls, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	return ports, nil
 }
 
 // portUse names the service each port belongs to, for error messages.

@@ -273,6 +273,43 @@ func FuzzLoad(f *testing.F) {
 	})
 }
 
+// A profile may only name component types goplt's daprd registers (internal/sidecar).
+func TestProfileComponentsMustBeInTheSidecar(t *testing.T) {
+	for _, c := range []struct{ from, to, marker, want string }{
+		{"type: pubsub.kafka", "type: pubsub.redis", "pubsub:",
+			"profile local: goplt's daprd has no pubsub component pubsub.redis (it registers pubsub.kafka/v1) [sidecar-component]"},
+		{"      devCallers:", "      state: {type: state.postgresql, version: v1}\n      devCallers:", "state:",
+			"profile local: goplt's daprd has no state component state.postgresql/v1 (it registers state.postgresql/v2) [sidecar-component]"},
+		{"      devCallers:", "      nameResolution: {component: sqlite}\n      devCallers:", "nameResolution:",
+			"profile local: goplt's daprd has no nameresolution component sqlite"},
+	} {
+		fs := files(nil)
+		plat := strings.Replace(platformYAML, c.from, c.to, 1)
+		fs["manifests/platform.yaml"] = []byte(plat)
+		_, err := Load(fs, testRoot(t))
+		var ps Problems
+		if !errors.As(err, &ps) {
+			t.Fatalf("%s: want Problems, got %v", c.to, err)
+		}
+		line := strings.Count(plat[:strings.Index(plat, c.marker)], "\n") + 1
+		found := false
+		for _, p := range ps {
+			if strings.Contains(p.String(), c.want) {
+				found = true
+				if p.Pos.File != "manifests/platform.yaml" || p.Pos.Line != line {
+					t.Errorf("%s: problem at %s, want line %d", c.to, p.Pos, line)
+				}
+				if !strings.Contains(p.Fix, "tools/dapr/daprd/components.go") {
+					t.Errorf("%s: fix does not say what to do: %q", c.to, p.Fix)
+				}
+			}
+		}
+		if !found {
+			t.Errorf("%s: no problem %q in\n%v", c.to, c.want, ps)
+		}
+	}
+}
+
 // The remaining rules: exact rule id and message, located in the right file and line.
 func TestMoreRules(t *testing.T) {
 	edit := func(name, from, to string) map[string]string {

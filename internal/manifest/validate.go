@@ -13,6 +13,7 @@ import (
 	"github.com/santhosh-tekuri/jsonschema/v6"
 
 	"github.com/goplt/goplt/internal/naming"
+	"github.com/goplt/goplt/internal/sidecar"
 )
 
 var (
@@ -253,11 +254,46 @@ func validatePlatform(set *Set, appIDs map[string]*Module) Problems {
 		}
 	}
 	for name, prof := range p.Spec.Profiles {
+		ps = append(ps, sidecarComponents(p, name, prof)...)
 		for i, c := range prof.DevCallers {
 			if appIDs[c] != nil {
 				ps = append(ps, Problem{Pos: p.PosOf(fmt.Sprintf("/spec/profiles/%s/devCallers/%d", name, i)), Rule: "dev-caller", Msg: fmt.Sprintf("dev caller %q is also a module's app id", c), Fix: "use another id"})
 			}
 		}
+	}
+	return ps
+}
+
+// sidecarComponents checks that goplt's daprd (tools/dapr/daprd) registers every component
+// type a profile names: otherwise every sidecar would fail at start with "couldn't find ... in
+// the registry".
+func sidecarComponents(p *Platform, profile string, prof Profile) Problems {
+	var ps Problems
+	check := func(block, kind, typ, version string) {
+		if typ == "" || sidecar.Supports(kind, typ, version) {
+			return
+		}
+		what := typ
+		if version != "" {
+			what += "/" + version
+		}
+		ps = append(ps, Problem{
+			Pos:  p.PosOf(fmt.Sprintf("/spec/profiles/%s/%s", profile, block)),
+			Rule: "sidecar-component",
+			Msg: fmt.Sprintf("profile %s: goplt's daprd has no %s component %s (it registers %s)",
+				profile, kind, what, strings.Join(sidecar.Names(kind), ", ")),
+			Fix: "use one of those, or register the type in tools/dapr/daprd/components.go and list it in internal/sidecar (the next `make deps` rebuilds daprd)",
+		})
+	}
+	check("pubsub", "pubsub", prof.PubSub.Type, prof.PubSub.Version)
+	if prof.State != nil {
+		check("state", "state", prof.State.Type, prof.State.Version)
+	}
+	if prof.Secrets != nil {
+		check("secrets", "secretstores", prof.Secrets.Type, prof.Secrets.Version)
+	}
+	if prof.NameResolution != nil {
+		check("nameResolution", "nameresolution", prof.NameResolution.Component, "")
 	}
 	return ps
 }

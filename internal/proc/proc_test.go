@@ -87,3 +87,27 @@ func TestTailKeepsLastLines(t *testing.T) {
 		t.Errorf("empty tail = %v", got)
 	}
 }
+
+// Memory counts the process and what it spawned: a shell whose child holds 64 MiB.
+func TestMemoryCountsDescendants(t *testing.T) {
+	p, err := Start(Spec{Name: "holder", Path: "/bin/sh", Args: []string{"-c",
+		`python3 -c 'import time; b = bytearray(64 << 20); time.sleep(30)' & wait`}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Stop(time.Second)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		m, err := p.Memory()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.RSS >= 64<<20 && m.PSS >= 60<<20 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("memory = %s RSS, %s PSS; want the child's 64 MiB counted", MiB(m.RSS), MiB(m.PSS))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

@@ -24,6 +24,7 @@ import (
 	consul "github.com/hashicorp/consul/api"
 
 	"github.com/goplt/goplt/internal/infra"
+	"github.com/goplt/goplt/internal/ports"
 	"github.com/goplt/goplt/internal/proc"
 	"github.com/goplt/goplt/internal/runplan"
 )
@@ -41,6 +42,9 @@ type Options struct {
 	ReadyTimeout time.Duration
 	// Only starts just these app ids (and what they depend on); empty means all.
 	Only []string
+	// Ports reserves every app's and sidecar's ports; nil means a ports.Default() allocator
+	// of the group's own, released by Stop.
+	Ports *ports.Allocator
 }
 
 // App is a started app and its sidecar.
@@ -83,6 +87,7 @@ type Group struct {
 	stopping chan struct{}
 	stopOnce sync.Once
 	wg       sync.WaitGroup
+	ownPorts bool // opts.Ports was made by Start, so Stop closes it
 }
 
 // App returns a started app by id.
@@ -102,22 +107,32 @@ func Start(ctx context.Context, opts Options) (*Group, error) {
 		return nil, err
 	}
 	order = selectApps(opts.Plan, order, opts.Only)
+	ownPorts := opts.Ports == nil
+	if ownPorts {
+		if opts.Ports, err = ports.Default(); err != nil {
+			return nil, err
+		}
+	}
 	g := &Group{
 		opts: opts, apps: map[string]*App{}, order: order,
 		out:      newPrefixer(opts.Output, opts.Color, order),
 		failed:   make(chan error, len(order)*2),
 		stopping: make(chan struct{}),
+		ownPorts: ownPorts,
 	}
 	if err := os.MkdirAll(opts.WorkDir, 0o755); err != nil {
+		g.Stop()
 		return nil, err
 	}
 	if g.bins, err = g.buildApps(ctx); err != nil {
+		g.Stop()
 		return nil, err
 	}
 	for _, id := range order {
 		spec, _ := opts.Plan.App(id)
-		a, err := newApp(spec)
-		if err != nil {
+		a := &App{Spec: spec, DaprAPIToken: token(), AppAPIToken: token(), ready: make(chan struct{})}
+		if err := g.assignPorts(a); err != nil {
+			g.Stop()
 			return nil, err
 		}
 		g.apps[id] = a
@@ -186,21 +201,34 @@ func selectApps(p *runplan.Plan, order, only []string) []string {
 	return out
 }
 
-func newApp(spec runplan.App) (*App, error) {
-	ports, err := infra.FreeTCPPorts(5)
+// assignPorts reserves the app's port (unless its spec fixes one) and its sidecar's four,
+// giving back any it held before.
+func (g *Group) assignPorts(a *App) error {
+	n := 5
+	if a.Spec.AppPort != 0 {
+		n = 4
+	}
+	ps, err := g.opts.Ports.Take(n)
 	if err != nil {
-		return nil, err
+		return fmt.Errorf("app %s: %w", a.Spec.ID, err)
 	}
-	a := &App{
-		Spec: spec, AppPort: ports[0], HTTPPort: ports[1], GRPCPort: ports[2],
-		InternalGRPCPort: ports[3], MetricsPort: ports[4],
-		DaprAPIToken: token(), AppAPIToken: token(),
-		ready: make(chan struct{}),
+	g.opts.Ports.Release(a.reserved()...)
+	a.HTTPPort, a.GRPCPort, a.InternalGRPCPort, a.MetricsPort = ps[0], ps[1], ps[2], ps[3]
+	if a.Spec.AppPort != 0 {
+		a.AppPort = a.Spec.AppPort
+	} else {
+		a.AppPort = ps[4]
 	}
-	if spec.AppPort != 0 {
-		a.AppPort = spec.AppPort
+	return nil
+}
+
+// reserved lists the ports assignPorts took for a (none before the first assignment).
+func (a *App) reserved() []int {
+	ps := []int{a.HTTPPort, a.GRPCPort, a.InternalGRPCPort, a.MetricsPort}
+	if a.Spec.AppPort == 0 {
+		ps = append(ps, a.AppPort)
 	}
-	return a, nil
+	return ps
 }
 
 func token() string {
@@ -253,7 +281,54 @@ func (g *Group) path(p string) string {
 	return filepath.Join(g.opts.Root, p)
 }
 
+// portAttempts bounds the starts of one app that fail because a port was taken after it was
+// reserved (only a foreign program binding inside the pool can do that).
+const portAttempts = 3
+
+// startApp starts a and its sidecar and waits until they are ready. When one of them could not
+// bind a port, it stops both, reserves new ports and tries again, at most portAttempts times.
 func (g *Group) startApp(ctx context.Context, a *App) error {
+	for attempt := 1; ; attempt++ {
+		err := g.startOnce(ctx, a)
+		if err == nil || attempt == portAttempts || !a.lostPort() {
+			return err
+		}
+		fmt.Fprintf(g.opts.Output, "goplt: %s could not bind a port it was given (%v); retrying with new ports (attempt %d of %d)\n",
+			a.Spec.ID, err, attempt+1, portAttempts)
+		a.stopProcesses()
+		if err := g.assignPorts(a); err != nil {
+			return err
+		}
+	}
+}
+
+// lostPort says whether the app or its sidecar exited because an address was in use.
+func (a *App) lostPort() bool {
+	for _, p := range []*proc.Process{a.Process(), a.Sidecar()} {
+		if p == nil || !p.Exited() {
+			continue
+		}
+		for _, l := range p.Tail() {
+			if strings.Contains(l, "address already in use") || strings.Contains(l, "could not listen on any endpoint") {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// stopProcesses stops the app first, so it can finish requests through its sidecar, then the
+// sidecar.
+func (a *App) stopProcesses() {
+	if p := a.Process(); p != nil {
+		p.Stop(10 * time.Second)
+	}
+	if p := a.Sidecar(); p != nil {
+		p.Stop(10 * time.Second)
+	}
+}
+
+func (g *Group) startOnce(ctx context.Context, a *App) error {
 	cfgPath, selfRegister, err := renderConfig(g.path(a.Spec.Config), filepath.Join(g.opts.WorkDir, "config"), a)
 	if err != nil {
 		return fmt.Errorf("app %s: %w", a.Spec.ID, err)
@@ -559,13 +634,11 @@ func (g *Group) Stop() {
 		if a == nil {
 			continue
 		}
-		// The app first, so it can finish requests through its sidecar; then the sidecar.
-		if p := a.Process(); p != nil {
-			p.Stop(10 * time.Second)
-		}
-		if p := a.Sidecar(); p != nil {
-			p.Stop(10 * time.Second)
-		}
+		a.stopProcesses()
+		g.opts.Ports.Release(a.reserved()...)
 	}
 	g.wg.Wait()
+	if g.ownPorts {
+		g.opts.Ports.Close()
+	}
 }

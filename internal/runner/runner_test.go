@@ -2,10 +2,14 @@ package runner_test
 
 import (
 	"context"
+	"fmt"
+	"io"
+	"net"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/goplt/goplt/internal/ports"
 	"github.com/goplt/goplt/internal/runner"
 	"github.com/goplt/goplt/internal/runplan"
 	"github.com/goplt/goplt/internal/stacktest"
@@ -31,7 +35,7 @@ func start(t *testing.T, timeout time.Duration, apps ...runplan.App) (*runner.Gr
 	}
 	return runner.Start(context.Background(), runner.Options{
 		Root: stack.Root, Plan: plan, Infra: stack.Endpoints(), Daprd: stack.Daprd,
-		WorkDir: t.TempDir(), Output: stack.Output, ReadyTimeout: timeout,
+		WorkDir: t.TempDir(), Output: stack.Output, ReadyTimeout: timeout, Ports: stack.Ports,
 	})
 }
 
@@ -67,5 +71,88 @@ func TestDependentsWaitForReadiness(t *testing.T) {
 	}
 	if strings.Contains(err.Error(), "dependent") {
 		t.Errorf("the dependent was started: %v", err)
+	}
+}
+
+// Many sidecars start at once, round after round, while another process churns through the
+// kernel's ephemeral ports (listeners on :0 and outbound connections, as nine sidecars talking
+// to Kafka and Consul do): every start succeeds, and every port the runner hands out lies
+// outside the ephemeral range, where nothing but an explicit bind can take it.
+func TestManySidecarsStartWhileEphemeralPortsChurn(t *testing.T) {
+	if stack == nil {
+		t.Skip("integration test: needs the real stack")
+	}
+	const sidecars, rounds = 12, 3
+	eph := ports.EphemeralRange()
+
+	stop := make(chan struct{})
+	churned := make(chan int)
+	go func() { churned <- churnEphemeralPorts(stop) }()
+
+	var apps []runplan.App
+	for i := range sidecars {
+		apps = append(apps, runplan.App{ID: fmt.Sprintf("many%02d", i), Config: "deploy/local/config/console.yaml"})
+	}
+	for round := range rounds {
+		g, err := start(t, time.Minute, apps...)
+		if err != nil {
+			close(stop)
+			t.Fatalf("round %d: %v", round+1, err)
+		}
+		for _, a := range apps {
+			ra := g.App(a.ID)
+			for _, p := range []int{ra.HTTPPort, ra.GRPCPort, ra.InternalGRPCPort, ra.MetricsPort} {
+				if p >= eph.Lo && p < eph.Hi {
+					t.Errorf("round %d: %s got port %d inside the ephemeral range %s", round+1, a.ID, p, eph)
+				}
+			}
+		}
+		g.Stop()
+	}
+	close(stop)
+	if n := <-churned; n < 1000 {
+		t.Errorf("the churn opened only %d ephemeral sockets; the test did not stress anything", n)
+	}
+}
+
+// churnEphemeralPorts keeps taking and dropping ephemeral ports until stop: listeners on :0
+// and connections to one of its own listeners. It returns how many sockets it opened.
+func churnEphemeralPorts(stop <-chan struct{}) int {
+	target, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0
+	}
+	defer target.Close()
+	go func() {
+		for {
+			c, err := target.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	opened := 0
+	for {
+		select {
+		case <-stop:
+			return opened
+		default:
+		}
+		var held []io.Closer
+		for range 50 {
+			if l, err := net.Listen("tcp", "127.0.0.1:0"); err == nil {
+				held = append(held, l)
+				opened++
+			}
+			if c, err := net.Dial("tcp", target.Addr().String()); err == nil {
+				held = append(held, c)
+				opened++
+			}
+		}
+		time.Sleep(5 * time.Millisecond)
+		for _, h := range held {
+			h.Close()
+		}
 	}
 }

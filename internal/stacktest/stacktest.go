@@ -20,6 +20,7 @@ import (
 
 	"github.com/goplt/goplt/internal/binaries"
 	"github.com/goplt/goplt/internal/infra"
+	"github.com/goplt/goplt/internal/ports"
 	"github.com/goplt/goplt/internal/repo"
 	"github.com/goplt/goplt/internal/runner"
 	"github.com/goplt/goplt/internal/runplan"
@@ -31,6 +32,8 @@ type Stack struct {
 	Home  string // temporary home of the stack
 	Daprd string
 	Infra *infra.Stack
+	// Ports reserves the stack's ports and those of the apps it runs.
+	Ports *ports.Allocator
 	// Output receives the apps' and sidecars' logs (os.Stderr when GOPLT_TEST_LOGS is set).
 	Output io.Writer
 }
@@ -45,8 +48,12 @@ func Start(ctx context.Context) (*Stack, error) {
 		return nil, err
 	}
 	r := binaries.Resolver{RepoRoot: root}
+	daprd, err := binaries.SidecarPath(ctx, r.Find)
+	if err != nil {
+		return nil, fmt.Errorf("%w: run `make deps` (or `go run ./tools/goplt deps`) to build it first", err)
+	}
 	bins := map[string]string{}
-	for _, t := range binaries.All() {
+	for _, t := range []binaries.Tool{binaries.Sentry(), binaries.Consul()} {
 		p, err := r.Find(ctx, t)
 		if err != nil {
 			return nil, fmt.Errorf("%w: run `make deps` (or `go run ./tools/goplt deps`) to build it first", err)
@@ -62,7 +69,7 @@ func Start(ctx context.Context) (*Stack, error) {
 	if err := os.Chmod(home, 0o755); err != nil {
 		return nil, err
 	}
-	s := &Stack{Root: root, Home: home, Daprd: bins["daprd"], Output: io.Discard}
+	s := &Stack{Root: root, Home: home, Daprd: daprd, Output: io.Discard}
 	if os.Getenv("GOPLT_TEST_LOGS") != "" {
 		s.Output = os.Stderr
 	}
@@ -73,13 +80,17 @@ func Start(ctx context.Context) (*Stack, error) {
 		s.cleanup()
 		return nil, fmt.Errorf("build goplt for the broker: %w\n%s", err, out)
 	}
-	ports, err := infra.FreePorts(3)
+	if s.Ports, err = ports.Default(); err != nil {
+		s.cleanup()
+		return nil, err
+	}
+	ps, err := infra.FreePorts(s.Ports, 3)
 	if err != nil {
 		s.cleanup()
 		return nil, err
 	}
 	s.Infra, err = infra.Up(ctx, infra.Config{
-		Home: home, Ports: ports, Consul: bins["consul"], Sentry: bins["sentry"], Self: self,
+		Home: home, Ports: ps, Consul: bins["consul"], Sentry: bins["sentry"], Self: self,
 		Progress: s.Output,
 	})
 	if err != nil {
@@ -93,7 +104,7 @@ func Start(ctx context.Context) (*Stack, error) {
 func (s *Stack) Run(ctx context.Context, plan *runplan.Plan) (*runner.Group, error) {
 	return runner.Start(ctx, runner.Options{
 		Root: s.Root, Plan: plan, Infra: s.Endpoints(), Daprd: s.Daprd,
-		WorkDir: filepath.Join(s.Home, "apps"), Output: s.Output,
+		WorkDir: filepath.Join(s.Home, "apps"), Output: s.Output, Ports: s.Ports,
 	})
 }
 
@@ -105,7 +116,12 @@ func (s *Stack) Close() {
 	s.cleanup()
 }
 
-func (s *Stack) cleanup() { _ = os.RemoveAll(s.Home) }
+func (s *Stack) cleanup() {
+	if s.Ports != nil {
+		s.Ports.Close()
+	}
+	_ = os.RemoveAll(s.Home)
+}
 
 // Main runs a test package against one shared stack: it starts the stack (unless -short),
 // calls setup with it (to keep it in a package variable and start apps; the returned cleanup,

@@ -103,7 +103,7 @@ func New(cfg Config, t *Table, v Verifier, a Authorizer, log *slog.Logger) *Gate
 		},
 		Transport:      transport,
 		FlushInterval:  -1,
-		ModifyResponse: g.sidecarErrors,
+		ModifyResponse: g.modifyResponse,
 		ErrorHandler:   g.proxyError,
 		ErrorLog:       slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
@@ -370,6 +370,14 @@ func (g *Gateway) authorize(w http.ResponseWriter, r *http.Request, rt *Route, p
 		writeError(w, r, http.StatusForbidden, "forbidden", "missing permission "+rt.Permission)
 	}
 	return false
+}
+
+// modifyResponse prepares a module's answer for the client: the gateway has already set the
+// request's X-Request-ID on its response (the same id it forwarded), so the module's copy is
+// dropped rather than sent twice; sidecar failures become the gateway's 503.
+func (g *Gateway) modifyResponse(resp *http.Response) error {
+	resp.Header.Del("X-Request-ID")
+	return g.sidecarErrors(resp)
 }
 
 // sidecarErrors turns the sidecar's own failures (the module unreachable, no healthy

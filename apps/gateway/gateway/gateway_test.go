@@ -132,6 +132,7 @@ func TestForwardingAndHeaders(t *testing.T) {
 		s.path, s.headers = r.URL.RequestURI(), r.Header.Clone()
 		s.mu.Unlock()
 		w.Header().Set("X-Module", "blog")
+		w.Header().Set("X-Request-ID", r.Header.Get("X-Request-ID")) // as the kernel answers
 		w.WriteHeader(http.StatusTeapot)
 		_, _ = io.WriteString(w, `{"error":{"code":"module_says_no"}}`)
 	})
@@ -139,6 +140,9 @@ func TestForwardingAndHeaders(t *testing.T) {
 		"X-Goplt-User", "admin", "dapr-api-token", "guess", "X-Request-ID", "client-id-1", "Traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
 	if rec.Code != http.StatusTeapot || code(rec) != "module_says_no" || rec.Header().Get("X-Module") != "blog" {
 		t.Fatalf("module answer not passed through: %d %s %v", rec.Code, rec.Body, rec.Header())
+	}
+	if ids := rec.Header().Values("X-Request-ID"); len(ids) != 1 || ids[0] != "client-id-1" {
+		t.Errorf("X-Request-ID in the answer: %q, want it once", ids)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()

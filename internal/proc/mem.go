@@ -1,0 +1,111 @@
+package proc
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+)
+
+// Mem is the memory of a process and everything it spawned (PostgreSQL's backends, the binary
+// under `go run`), in bytes.
+type Mem struct {
+	// RSS sums resident set sizes; pages shared between the processes count once per process.
+	RSS int64
+	// PSS sums proportional set sizes: shared pages are split between their users, so PSS
+	// totals over several processes add up to what they really occupy.
+	PSS int64
+}
+
+// Add returns the sum of two measurements.
+func (m Mem) Add(o Mem) Mem { return Mem{RSS: m.RSS + o.RSS, PSS: m.PSS + o.PSS} }
+
+// MiB formats bytes in mebibytes.
+func MiB(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
+
+// Memory measures the process and its descendants (Linux /proc).
+func (p *Process) Memory() (Mem, error) { return TreeMemory(p.Pid()) }
+
+// TreeMemory measures pid and its descendants.
+func TreeMemory(pid int) (Mem, error) {
+	var total Mem
+	pids := append([]int{pid}, descendants(pid)...)
+	for _, q := range pids {
+		m, err := memoryOf(q)
+		if err != nil {
+			if q == pid {
+				return Mem{}, err
+			}
+			continue // a descendant that just exited
+		}
+		total = total.Add(m)
+	}
+	return total, nil
+}
+
+func memoryOf(pid int) (Mem, error) {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/smaps_rollup", pid))
+	if err != nil {
+		return Mem{}, fmt.Errorf("memory of pid %d: %w", pid, err)
+	}
+	defer f.Close()
+	var m Mem
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fs := strings.Fields(sc.Text())
+		if len(fs) < 3 || fs[2] != "kB" {
+			continue
+		}
+		kb, err := strconv.ParseInt(fs[1], 10, 64)
+		if err != nil {
+			continue
+		}
+		switch fs[0] {
+		case "Rss:":
+			m.RSS = kb << 10
+		case "Pss:":
+			m.PSS = kb << 10
+		}
+	}
+	return m, sc.Err()
+}
+
+// descendants lists every process below pid, from each process's parent id in /proc.
+func descendants(pid int) []int {
+	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
+	children := map[int][]int{}
+	for _, s := range stats {
+		b, err := os.ReadFile(s)
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid ...; comm may hold spaces and parentheses.
+		rest := string(b)
+		i := strings.LastIndexByte(rest, ')')
+		if i < 0 {
+			continue
+		}
+		fs := strings.Fields(rest[i+1:])
+		if len(fs) < 2 {
+			continue
+		}
+		ppid, err1 := strconv.Atoi(fs[1])
+		self, err2 := strconv.Atoi(strings.Fields(rest[:i])[0])
+		if err1 == nil && err2 == nil {
+			children[ppid] = append(children[ppid], self)
+		}
+	}
+	var out []int
+	queue := []int{pid}
+	for len(queue) > 0 {
+		q := queue[0]
+		queue = queue[1:]
+		for _, c := range children[q] {
+			out = append(out, c)
+			queue = append(queue, c)
+		}
+	}
+	return out
+}
