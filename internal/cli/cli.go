@@ -161,13 +161,17 @@ cores: daprd about 6 minutes, sentry 4, consul 15 (consul decides the total).
 			}
 			missing := 0
 			for _, t := range tools {
+				name := t.Name
+				if t.Variant == binaries.StockDaprd().Variant {
+					name = "daprd-stock"
+				}
 				p, err := r.Find(cmd.Context(), t)
 				if err != nil {
-					fmt.Fprintf(e.stdout, "%-7s %-8s missing (`goplt deps` builds it)\n", t.Name, t.Version)
+					fmt.Fprintf(e.stdout, "%-11s %-8s missing (`goplt deps` builds it)\n", name, t.Version)
 					missing++
 					continue
 				}
-				fmt.Fprintf(e.stdout, "%-7s %-8s %s\n", t.Name, t.Version, p)
+				fmt.Fprintf(e.stdout, "%-11s %-8s %s\n", name, t.Version, p)
 			}
 			if missing > 0 {
 				return &exitError{code: ExitUnhealthy, msg: fmt.Sprintf("%d binaries missing", missing)}

@@ -17,6 +17,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -273,6 +274,10 @@ func (k *Kernel) run(ctx context.Context) error {
 			return fmt.Errorf("start %s: %w", k.module.Name(), err)
 		}
 	}
+	// Start-up work (migrations, a module's Start: identity hashes two passwords at 19 MiB
+	// each) leaves garbage that the runtime would return to the OS only minutes later; an idle
+	// app should not sit on it.
+	debug.FreeOSMemory()
 	k.ready.Store(true)
 
 	select {

@@ -156,3 +156,30 @@ func churnEphemeralPorts(stop <-chan struct{}) int {
 		}
 	}
 }
+
+// BenchmarkSidecarStart times one sidecar (no app) from process start to healthy: its
+// /v1.0/healthz answers and its metadata names it (components loaded, mTLS certificate from
+// Sentry). Compare daprd builds with GOPLT_DAPRD:
+//
+//	go test -run XXX -bench SidecarStart -benchtime 5x ./internal/runner
+func BenchmarkSidecarStart(b *testing.B) {
+	if stack == nil {
+		b.Skip("integration benchmark: needs the real stack")
+	}
+	plan := &runplan.Plan{APIVersion: runplan.APIVersion, Kind: runplan.Kind,
+		Apps: []runplan.App{{ID: "starter", Config: "deploy/local/config/console.yaml", Resources: []string{"components/local"}}}}
+	work := b.TempDir()
+	for b.Loop() {
+		g, err := runner.Start(context.Background(), runner.Options{
+			Root: stack.Root, Plan: plan, Infra: stack.Endpoints(), Daprd: stack.Daprd,
+			WorkDir: work, Output: stack.Output, Ports: stack.Ports,
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		g.Stop()
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N), "ms/start")
+}

@@ -3,7 +3,6 @@ package e2e
 import (
 	"fmt"
 	"net/http"
-	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -11,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/goplt/goplt/internal/binaries"
 	"github.com/goplt/goplt/internal/proc"
 )
 
@@ -24,10 +22,7 @@ import (
 //	go test -run XXX -bench Footprint -benchtime 1x ./apps/gateway/e2e
 func BenchmarkFootprint(b *testing.B) {
 	needStack(b)
-	daprd := "goplt"
-	if os.Getenv(binaries.SidecarEnv) != "" {
-		daprd = "stock"
-	}
+	daprd := filepath.Base(stack.Daprd)
 	for b.Loop() {
 		time.Sleep(10 * time.Second) // idle: past start-up, caches warm, Consul checks settled
 		var apps, sidecars, infra proc.Mem
