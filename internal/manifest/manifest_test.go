@@ -273,17 +273,30 @@ func FuzzLoad(f *testing.F) {
 	})
 }
 
-// A profile may only name component types goplt's daprd registers (internal/sidecar).
+// A profile may only name component types goplt's daprd registers (internal/sidecar), for the
+// building blocks some module uses.
 func TestProfileComponentsMustBeInTheSidecar(t *testing.T) {
-	for _, c := range []struct{ from, to, marker, want string }{
-		{"type: pubsub.kafka", "type: pubsub.redis", "pubsub:",
+	// A state store no module uses needs no registration.
+	base := with("blog", baseModules["blog"])
+	fs := files(base)
+	fs["manifests/platform.yaml"] = []byte(strings.Replace(platformYAML, "      devCallers:", "      state: {type: state.postgresql, version: v2}\n      devCallers:", 1))
+	if _, err := Load(fs, testRoot(t)); err != nil {
+		t.Fatalf("an unused state store was refused: %v", err)
+	}
+
+	stateful := with("blog", strings.Replace(baseModules["blog"], "  permissions:", "  state: [cache]\n  permissions:", 1))
+	for _, c := range []struct {
+		mods                   map[string]string
+		from, to, marker, want string
+	}{
+		{base, "type: pubsub.kafka", "type: pubsub.redis", "pubsub:",
 			"profile local: goplt's daprd has no pubsub component pubsub.redis (it registers pubsub.kafka/v1) [sidecar-component]"},
-		{"      devCallers:", "      state: {type: state.postgresql, version: v1}\n      devCallers:", "state:",
-			"profile local: goplt's daprd has no state component state.postgresql/v1 (it registers state.postgresql/v2) [sidecar-component]"},
-		{"      devCallers:", "      nameResolution: {component: sqlite}\n      devCallers:", "nameResolution:",
+		{stateful, "      devCallers:", "      state: {type: state.postgresql, version: v2}\n      devCallers:", "state:",
+			"profile local: goplt's daprd has no state component state.postgresql/v2 (it registers no state component) [sidecar-component]"},
+		{base, "      devCallers:", "      nameResolution: {component: sqlite}\n      devCallers:", "nameResolution:",
 			"profile local: goplt's daprd has no nameresolution component sqlite"},
 	} {
-		fs := files(nil)
+		fs := files(c.mods)
 		plat := strings.Replace(platformYAML, c.from, c.to, 1)
 		fs["manifests/platform.yaml"] = []byte(plat)
 		_, err := Load(fs, testRoot(t))

@@ -254,7 +254,7 @@ func validatePlatform(set *Set, appIDs map[string]*Module) Problems {
 		}
 	}
 	for name, prof := range p.Spec.Profiles {
-		ps = append(ps, sidecarComponents(p, name, prof)...)
+		ps = append(ps, sidecarComponents(set, name, prof)...)
 		for i, c := range prof.DevCallers {
 			if appIDs[c] != nil {
 				ps = append(ps, Problem{Pos: p.PosOf(fmt.Sprintf("/spec/profiles/%s/devCallers/%d", name, i)), Rule: "dev-caller", Msg: fmt.Sprintf("dev caller %q is also a module's app id", c), Fix: "use another id"})
@@ -267,8 +267,10 @@ func validatePlatform(set *Set, appIDs map[string]*Module) Problems {
 // sidecarComponents checks that goplt's daprd (tools/dapr/daprd) registers every component
 // type a profile names: otherwise every sidecar would fail at start with "couldn't find ... in
 // the registry".
-func sidecarComponents(p *Platform, profile string, prof Profile) Problems {
+func sidecarComponents(set *Set, profile string, prof Profile) Problems {
 	var ps Problems
+	p := set.Platform
+	uses := func(f func(*Module) bool) bool { return slices.ContainsFunc(set.Modules, f) }
 	check := func(block, kind, typ, version string) {
 		if typ == "" || sidecar.Supports(kind, typ, version) {
 			return
@@ -277,19 +279,23 @@ func sidecarComponents(p *Platform, profile string, prof Profile) Problems {
 		if version != "" {
 			what += "/" + version
 		}
+		have := "it registers " + strings.Join(sidecar.Names(kind), ", ")
+		if len(sidecar.Names(kind)) == 0 {
+			have = "it registers no " + kind + " component"
+		}
 		ps = append(ps, Problem{
 			Pos:  p.PosOf(fmt.Sprintf("/spec/profiles/%s/%s", profile, block)),
 			Rule: "sidecar-component",
-			Msg: fmt.Sprintf("profile %s: goplt's daprd has no %s component %s (it registers %s)",
-				profile, kind, what, strings.Join(sidecar.Names(kind), ", ")),
-			Fix: "use one of those, or register the type in tools/dapr/daprd/components.go and list it in internal/sidecar (the next `make deps` rebuilds daprd)",
+			Msg:  fmt.Sprintf("profile %s: goplt's daprd has no %s component %s (%s)", profile, kind, what, have),
+			Fix:  "use one of those, or register the type in tools/dapr/daprd/components.go and list it in internal/sidecar (the next `make deps` rebuilds daprd)",
 		})
 	}
+	// A building block no module uses emits no component, so it needs no registration.
 	check("pubsub", "pubsub", prof.PubSub.Type, prof.PubSub.Version)
-	if prof.State != nil {
+	if prof.State != nil && uses(func(m *Module) bool { return len(m.Spec.State) > 0 }) {
 		check("state", "state", prof.State.Type, prof.State.Version)
 	}
-	if prof.Secrets != nil {
+	if prof.Secrets != nil && uses(func(m *Module) bool { return len(m.Spec.Secrets) > 0 }) {
 		check("secrets", "secretstores", prof.Secrets.Type, prof.Secrets.Version)
 	}
 	if prof.NameResolution != nil {

@@ -25,9 +25,7 @@ type Component struct {
 // and fails when the two differ.
 var Components = []Component{
 	{Kind: "pubsub", Type: "pubsub.kafka", Versions: []string{"", "v1"}},
-	{Kind: "state", Type: "state.postgresql", Versions: []string{"", "v2"}},
 	{Kind: "secretstores", Type: "secretstores.local.file", Versions: []string{"", "v1"}},
-	{Kind: "secretstores", Type: "secretstores.local.env", Versions: []string{"", "v1"}},
 	{Kind: "secretstores", Type: "secretstores.kubernetes", Versions: []string{"", "v1"}},
 	{Kind: "nameresolution", Type: "consul"},
 	{Kind: "nameresolution", Type: "hashicorp.consul"},

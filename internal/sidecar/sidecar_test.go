@@ -117,8 +117,8 @@ func TestSupports(t *testing.T) {
 		{"pubsub", "pubsub.kafka", "v1", true},
 		{"pubsub", "pubsub.kafka", "", true},
 		{"pubsub", "pubsub.redis", "v1", false},
-		{"state", "state.postgresql", "v2", true},
-		{"state", "state.postgresql", "v1", false},
+		{"state", "state.postgresql", "v2", false}, // no module declares state
+		{"secretstores", "secretstores.local.env", "", false},
 		{"secretstores", "secretstores.kubernetes", "", true},
 		{"nameresolution", "consul", "", true},
 		{"nameresolution", "sqlite", "", false},
