@@ -9,6 +9,8 @@ package binaries
 import (
 	"bufio"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -20,21 +22,21 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
-
-	"github.com/goplt/goplt/internal/sidecar"
 )
 
 // Tool describes one pinned third-party binary and how to build it.
 type Tool struct {
 	Name    string // executable name, e.g. "daprd"
 	Version string // the pinned version, e.g. "1.16.5"
-	// Variant tells builds of one version apart in the cache (e.g. the component set of
-	// goplt's daprd); empty for plain builds.
+	// Variant tells builds of one version apart in the cache; empty for plain builds.
 	Variant string
-	Module  string   // build module, relative to the repository root, e.g. "tools/dapr"
-	Package string   // Go package path of the command, or a path relative to Module ("./daprd")
-	Tags    []string // build tags
-	LDFlags string   // extra -ldflags (version stamping)
+	// KeyFiles are source files (relative to the repository root) whose content is part of the
+	// cache key: goplt's daprd is rebuilt when its generated component list changes.
+	KeyFiles []string
+	Module   string   // build module, relative to the repository root, e.g. "tools/dapr"
+	Package  string   // Go package path of the command, or a path relative to Module ("./daprd")
+	Tags     []string // build tags
+	LDFlags  string   // extra -ldflags (version stamping)
 	// VersionArgs prints the version; the output must contain Version. Without them, binaries
 	// on PATH are not considered.
 	VersionArgs []string
@@ -52,12 +54,13 @@ const (
 )
 
 // Daprd is goplt's Dapr sidecar (tools/dapr/daprd): Dapr's runtime at DaprVersion with only
-// the component types in internal/sidecar. A daprd on PATH is never taken for it (a stock one
+// the component types the compiled manifests reference (its generated components_gen.go). A daprd on PATH is never taken for it (a stock one
 // reports the same version); set GOPLT_DAPRD to run another build (see SidecarPath).
 func Daprd() Tool {
 	return Tool{
-		Name: "daprd", Version: DaprVersion, Variant: "goplt-" + sidecar.ComponentSet(), Module: "tools/dapr",
+		Name: "daprd", Version: DaprVersion, Variant: "goplt", Module: "tools/dapr",
 		Package:   "./daprd",
+		KeyFiles:  []string{"tools/dapr/daprd/components_gen.go"},
 		LDFlags:   "-X github.com/dapr/dapr/pkg/buildinfo.version=" + DaprVersion,
 		ColdBuild: 6 * time.Minute,
 	}
@@ -152,15 +155,28 @@ func (r Resolver) cacheDir() string {
 	return DefaultCacheDir()
 }
 
-// CachePath is where a build of t is kept: <name>-<version>[-<variant>].
+// CachePath is where a build of t is kept: <name>-<version>[-<variant>][-<digest of KeyFiles>].
 func (r Resolver) CachePath(t Tool) string {
-	return filepath.Join(r.cacheDir(), t.key())
+	return filepath.Join(r.cacheDir(), r.key(t))
 }
 
-func (t Tool) key() string {
+func (r Resolver) key(t Tool) string {
 	k := t.Name + "-" + t.Version
 	if t.Variant != "" {
 		k += "-" + t.Variant
+	}
+	if len(t.KeyFiles) > 0 {
+		h := sha256.New()
+		for _, f := range t.KeyFiles {
+			b, err := os.ReadFile(filepath.Join(r.RepoRoot, f))
+			if err != nil {
+				// No such build can exist; Find reports it missing and a build says why.
+				b = []byte("missing " + f)
+			}
+			fmt.Fprintf(h, "%s %d\n", f, len(b))
+			h.Write(b)
+		}
+		k += "-" + hex.EncodeToString(h.Sum(nil))[:10]
 	}
 	return k
 }
@@ -197,7 +213,7 @@ func (r Resolver) Ensure(ctx context.Context, t Tool) (string, error) {
 		return "", fmt.Errorf("create build cache: %w", err)
 	}
 	// One build per tool at a time, across processes: a second caller waits, then finds it.
-	unlock, err := lockFile(filepath.Join(r.cacheDir(), "."+t.key()+".lock"))
+	unlock, err := lockFile(filepath.Join(r.cacheDir(), "."+r.key(t)+".lock"))
 	if err != nil {
 		return "", err
 	}

@@ -69,6 +69,9 @@ func Generate(set *manifest.Set) ([]Artifact, error) {
 	if err := g.permissionConstants(); err != nil {
 		return nil, err
 	}
+	if err := g.sidecarComponents("local", "kubernetes"); err != nil {
+		return nil, err
+	}
 	out := g.out
 	if kprof, ok := set.Platform.Spec.Profiles["kubernetes"]; ok {
 		ns := kprof.Namespace

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -253,4 +254,31 @@ func TestSourcesPointAtManifestEntries(t *testing.T) {
 		t.Fatalf("no source for blog's access: %+v", a.Sources)
 	}
 	t.Fatal("identity configuration not generated")
+}
+
+// The daprd registrations generated for the fixture (which uses every building block,
+// state included) compile against the pinned Dapr: the catalogue's Go is checked for real, by
+// type-checking tools/dapr/daprd with the fixture's file in place of the repository's.
+func TestFixtureSidecarCompilesAgainstDapr(t *testing.T) {
+	if testing.Short() {
+		t.Skip("type-checks Dapr's runtime (a minute or two with a cold build cache)")
+	}
+	golden, err := filepath.Abs(filepath.Join("testdata", "fixture8", "golden", SidecarComponentsFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	target, err := filepath.Abs(filepath.Join("..", "..", SidecarComponentsFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	overlay := filepath.Join(t.TempDir(), "overlay.json")
+	b, _ := json.Marshal(map[string]map[string]string{"Replace": {target: golden}})
+	if err := os.WriteFile(overlay, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("go", "vet", "-overlay", overlay, "./daprd")
+	cmd.Dir = filepath.Join("..", "..", "tools", "dapr")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("the fixture's daprd registrations do not compile: %v\n%s", err, out)
+	}
 }

@@ -273,28 +273,27 @@ func FuzzLoad(f *testing.F) {
 	})
 }
 
-// A profile may only name component types goplt's daprd registers (internal/sidecar), for the
-// building blocks some module uses.
-func TestProfileComponentsMustBeInTheSidecar(t *testing.T) {
-	// A state store no module uses needs no registration.
+// A profile may only name component types goplt's daprd can include (internal/sidecar), for
+// the building blocks some module uses.
+func TestProfileComponentsMustBeInTheSidecarCatalogue(t *testing.T) {
 	base := with("blog", baseModules["blog"])
+	// A state store no module uses is not checked: it emits nothing.
 	fs := files(base)
-	fs["manifests/platform.yaml"] = []byte(strings.Replace(platformYAML, "      devCallers:", "      state: {type: state.postgresql, version: v2}\n      devCallers:", 1))
+	fs["manifests/platform.yaml"] = []byte(strings.Replace(platformYAML, "      devCallers:", "      state: {type: state.redis, version: v1}\n      devCallers:", 1))
 	if _, err := Load(fs, testRoot(t)); err != nil {
 		t.Fatalf("an unused state store was refused: %v", err)
 	}
-
 	stateful := with("blog", strings.Replace(baseModules["blog"], "  permissions:", "  state: [cache]\n  permissions:", 1))
 	for _, c := range []struct {
 		mods                   map[string]string
 		from, to, marker, want string
 	}{
 		{base, "type: pubsub.kafka", "type: pubsub.redis", "pubsub:",
-			"profile local: goplt's daprd has no pubsub component pubsub.redis (it registers pubsub.kafka/v1) [sidecar-component]"},
-		{stateful, "      devCallers:", "      state: {type: state.postgresql, version: v2}\n      devCallers:", "state:",
-			"profile local: goplt's daprd has no state component state.postgresql/v2 (it registers no state component) [sidecar-component]"},
+			"profile local: goplt's daprd cannot include pubsub component pubsub.redis (it can include pubsub.kafka/v1) [sidecar-component]"},
+		{stateful, "      devCallers:", "      state: {type: state.postgresql, version: v1}\n      devCallers:", "state:",
+			"profile local: goplt's daprd cannot include state component state.postgresql/v1 (it can include state.postgresql/v2) [sidecar-component]"},
 		{base, "      devCallers:", "      nameResolution: {component: sqlite}\n      devCallers:", "nameResolution:",
-			"profile local: goplt's daprd has no nameresolution component sqlite"},
+			"profile local: goplt's daprd cannot include nameresolution component sqlite"},
 	} {
 		fs := files(c.mods)
 		plat := strings.Replace(platformYAML, c.from, c.to, 1)
@@ -312,7 +311,7 @@ func TestProfileComponentsMustBeInTheSidecar(t *testing.T) {
 				if p.Pos.File != "manifests/platform.yaml" || p.Pos.Line != line {
 					t.Errorf("%s: problem at %s, want line %d", c.to, p.Pos, line)
 				}
-				if !strings.Contains(p.Fix, "tools/dapr/daprd/components.go") {
+				if !strings.Contains(p.Fix, "internal/sidecar.Catalogue") {
 					t.Errorf("%s: fix does not say what to do: %q", c.to, p.Fix)
 				}
 			}

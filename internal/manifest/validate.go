@@ -264,33 +264,36 @@ func validatePlatform(set *Set, appIDs map[string]*Module) Problems {
 	return ps
 }
 
-// sidecarComponents checks that goplt's daprd (tools/dapr/daprd) registers every component
-// type a profile names: otherwise every sidecar would fail at start with "couldn't find ... in
-// the registry".
+// sidecarComponents checks that goplt's daprd can include every component type a profile
+// names for a building block some module uses (internal/sidecar.Catalogue): generate writes the
+// daprd's registrations for exactly those types.
 func sidecarComponents(set *Set, profile string, prof Profile) Problems {
 	var ps Problems
 	p := set.Platform
 	uses := func(f func(*Module) bool) bool { return slices.ContainsFunc(set.Modules, f) }
 	check := func(block, kind, typ, version string) {
-		if typ == "" || sidecar.Supports(kind, typ, version) {
+		if typ == "" {
+			return
+		}
+		if _, ok := sidecar.Lookup(kind, typ, version); ok {
 			return
 		}
 		what := typ
 		if version != "" {
 			what += "/" + version
 		}
-		have := "it registers " + strings.Join(sidecar.Names(kind), ", ")
+		have := "it can include " + strings.Join(sidecar.Names(kind), ", ")
 		if len(sidecar.Names(kind)) == 0 {
-			have = "it registers no " + kind + " component"
+			have = "it can include no " + kind + " component"
 		}
 		ps = append(ps, Problem{
 			Pos:  p.PosOf(fmt.Sprintf("/spec/profiles/%s/%s", profile, block)),
 			Rule: "sidecar-component",
-			Msg:  fmt.Sprintf("profile %s: goplt's daprd has no %s component %s (%s)", profile, kind, what, have),
-			Fix:  "use one of those, or register the type in tools/dapr/daprd/components.go and list it in internal/sidecar (the next `make deps` rebuilds daprd)",
+			Msg:  fmt.Sprintf("profile %s: goplt's daprd cannot include %s component %s (%s)", profile, kind, what, have),
+			Fix:  "use one of those, or add the type with its registration to internal/sidecar.Catalogue (then `make generate` and `make deps`)",
 		})
 	}
-	// A building block no module uses emits no component, so it needs no registration.
+	// A building block no module uses emits no component, so it needs nothing in daprd.
 	check("pubsub", "pubsub", prof.PubSub.Type, prof.PubSub.Version)
 	if prof.State != nil && uses(func(m *Module) bool { return len(m.Spec.State) > 0 }) {
 		check("state", "state", prof.State.Type, prof.State.Version)

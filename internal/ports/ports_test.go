@@ -7,15 +7,27 @@ import (
 	"testing"
 )
 
+// testPool finds size consecutive free ports at the top of the default pool: live stacks take
+// the lowest ports first, so the top is where tests beside them find room. The tests use a
+// private lock folder, so they never touch a live stack's locks.
 func testPool(t *testing.T, size int) Range {
 	t.Helper()
-	// A pool inside the ephemeral range would fight :0 listeners; use the real default's
-	// neighbourhood but a private lock folder, so tests never touch a live stack's locks.
 	def, err := DefaultPool(EphemeralRange())
 	if err != nil {
 		t.Skip(err)
 	}
-	return Range{def.Lo, def.Lo + size}
+	hi := def.Hi
+	for lo := hi - 1; lo >= def.Lo; lo-- {
+		if !listenable(lo) {
+			hi = lo
+			continue
+		}
+		if hi-lo == size {
+			return Range{lo, hi}
+		}
+	}
+	t.Skipf("no %d consecutive free ports in %s", size, def)
+	return Range{}
 }
 
 func TestTakeReservesDistinctPortsInThePool(t *testing.T) {

@@ -4,112 +4,11 @@ import (
 	"go/ast"
 	"go/parser"
 	"go/token"
-	"path/filepath"
-	"slices"
-	"strconv"
 	"strings"
 	"testing"
 )
 
-// registrations parses tools/dapr/daprd/components.go: kind -> registered names -> versions
-// (nil for a plain RegisterComponent).
-func registrations(t *testing.T) map[string]map[string][]string {
-	t.Helper()
-	path := filepath.Join("..", "..", "tools", "dapr", "daprd", "components.go")
-	f, err := parser.ParseFile(token.NewFileSet(), path, nil, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kinds := map[string]string{
-		"pubsubLoader": "pubsub", "stateLoader": "state",
-		"secretstoresLoader": "secretstores", "nrLoader": "nameresolution",
-	}
-	out := map[string]map[string][]string{}
-	ast.Inspect(f, func(n ast.Node) bool {
-		call, ok := n.(*ast.CallExpr)
-		if !ok {
-			return true
-		}
-		sel, ok := call.Fun.(*ast.SelectorExpr)
-		if !ok || !strings.HasPrefix(sel.Sel.Name, "RegisterComponent") {
-			return true
-		}
-		reg, ok := sel.X.(*ast.SelectorExpr)
-		if !ok {
-			return true
-		}
-		loader, _ := reg.X.(*ast.Ident)
-		kind := kinds[loader.Name]
-		if kind == "" {
-			t.Errorf("registration through unknown registry %s", loader.Name)
-			return false
-		}
-		var versions []string
-		ast.Inspect(call, func(n ast.Node) bool {
-			if kv, ok := n.(*ast.KeyValueExpr); ok {
-				if k, ok := kv.Key.(*ast.Ident); ok && k.Name == "Version" {
-					if lit, ok := kv.Value.(*ast.BasicLit); ok {
-						v, _ := strconv.Unquote(lit.Value)
-						versions = append(versions, v)
-					}
-				}
-			}
-			return true
-		})
-		for _, a := range call.Args {
-			if lit, ok := a.(*ast.BasicLit); ok && lit.Kind == token.STRING {
-				name, _ := strconv.Unquote(lit.Value)
-				if out[kind] == nil {
-					out[kind] = map[string][]string{}
-				}
-				out[kind][name] = versions
-			}
-		}
-		return false
-	})
-	return out
-}
-
-// The daprd build and this package must list the same component types: a type the compiler
-// accepts but daprd lacks fails at sidecar start; one daprd has but the list lacks is dead weight.
-func TestComponentsMatchTheDaprdBuild(t *testing.T) {
-	regs := registrations(t)
-	if len(regs) == 0 {
-		t.Fatal("found no registrations in components.go")
-	}
-	want := map[string]bool{}
-	for _, c := range Components {
-		name := c.Type
-		if c.Kind != "nameresolution" {
-			name = strings.TrimPrefix(c.Type, c.Kind+".")
-		}
-		want[c.Kind+" "+name] = true
-		versions, ok := regs[c.Kind][name]
-		if !ok {
-			t.Errorf("%s %s is in sidecar.Components but tools/dapr/daprd/components.go does not register it", c.Kind, c.Type)
-			continue
-		}
-		for _, v := range versions {
-			if !slices.Contains(c.Versions, v) {
-				t.Errorf("%s %s: daprd registers version %s, sidecar.Components lacks it", c.Kind, c.Type, v)
-			}
-		}
-		for _, v := range c.Versions {
-			if v != "" && v != "v1" && !slices.Contains(versions, v) {
-				t.Errorf("%s %s: sidecar.Components accepts %s, daprd does not register it", c.Kind, c.Type, v)
-			}
-		}
-	}
-	for kind, names := range regs {
-		for name := range names {
-			if !want[kind+" "+name] {
-				t.Errorf("daprd registers %s %s, sidecar.Components lacks it", kind, name)
-			}
-		}
-	}
-}
-
-func TestSupports(t *testing.T) {
+func TestLookup(t *testing.T) {
 	for _, c := range []struct {
 		kind, typ, version string
 		want               bool
@@ -117,21 +16,71 @@ func TestSupports(t *testing.T) {
 		{"pubsub", "pubsub.kafka", "v1", true},
 		{"pubsub", "pubsub.kafka", "", true},
 		{"pubsub", "pubsub.redis", "v1", false},
-		{"state", "state.postgresql", "v2", false}, // no module declares state
-		{"secretstores", "secretstores.local.env", "", false},
+		{"state", "state.postgresql", "v2", true},
+		{"state", "state.postgresql", "v1", false},
 		{"secretstores", "secretstores.kubernetes", "", true},
 		{"nameresolution", "consul", "", true},
+		{"nameresolution", "hashicorp.consul", "", true},
 		{"nameresolution", "sqlite", "", false},
 	} {
-		if got := Supports(c.kind, c.typ, c.version); got != c.want {
-			t.Errorf("Supports(%s, %s, %q) = %v, want %v", c.kind, c.typ, c.version, got, c.want)
+		if _, got := Lookup(c.kind, c.typ, c.version); got != c.want {
+			t.Errorf("Lookup(%s, %s, %q) = %v, want %v", c.kind, c.typ, c.version, got, c.want)
 		}
 	}
 }
 
-func TestComponentSetIsStableAndShort(t *testing.T) {
-	a, b := ComponentSet(), ComponentSet()
-	if a != b || len(a) != 10 {
-		t.Fatalf("ComponentSet() = %q then %q", a, b)
+// The generated file registers exactly the entries asked for, each once, and imports only what
+// they need.
+func TestSourceRegistersExactlyTheEntries(t *testing.T) {
+	kafka, _ := Lookup("pubsub", "pubsub.kafka", "v1")
+	consul, _ := Lookup("nameresolution", "consul", "")
+	src, err := Source("// header\n", []Entry{consul, kafka, consul})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := parser.ParseFile(token.NewFileSet(), "components_gen.go", src, 0)
+	if err != nil {
+		t.Fatalf("generated code does not parse: %v\n%s", err, src)
+	}
+	var calls []string
+	ast.Inspect(f, func(n ast.Node) bool {
+		if c, ok := n.(*ast.CallExpr); ok {
+			if s, ok := c.Fun.(*ast.SelectorExpr); ok && strings.HasPrefix(s.Sel.Name, "RegisterComponent") {
+				calls = append(calls, string(src[c.Pos()-1:c.End()-1]))
+			}
+		}
+		return true
+	})
+	if len(calls) != 2 || !strings.Contains(calls[0], "consul.NewResolver") || !strings.Contains(calls[1], "kafka.NewKafka") {
+		t.Errorf("registrations: %q", calls)
+	}
+	var imports []string
+	for _, i := range f.Imports {
+		imports = append(imports, i.Path.Value)
+	}
+	want := []string{
+		`"github.com/dapr/components-contrib/nameresolution/hashicorp/consul"`,
+		`"github.com/dapr/components-contrib/pubsub/kafka"`,
+		`"github.com/dapr/dapr/pkg/components/nameresolution"`,
+		`"github.com/dapr/dapr/pkg/components/pubsub"`,
+	}
+	if strings.Join(imports, " ") != strings.Join(want, " ") {
+		t.Errorf("imports %v, want %v", imports, want)
+	}
+}
+
+// Every catalogue entry generates valid Go, alone and all together.
+func TestEveryCatalogueEntryGenerates(t *testing.T) {
+	if _, err := Source("", Catalogue); err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range Catalogue {
+		src, err := Source("", []Entry{e})
+		if err != nil {
+			t.Fatalf("%s: %v", e.Type, err)
+		}
+		if _, err := parser.ParseFile(token.NewFileSet(), "x.go", src, 0); err != nil {
+			t.Errorf("%s: %v", e.Type, err)
+		}
 	}
 }
