@@ -12,7 +12,7 @@ FUZZ_LOAD ?= 100000x
 FUZZ_DIFFERENTIAL ?= 15000x
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: all build deps system-deps run test test-short lint generate check-generated infra-up infra-down infra-status clean bench-footprint
+.PHONY: all build deps system-deps run test test-short lint generate check-generated infra-up infra-down infra-status clean bench
 
 all: build
 
@@ -41,10 +41,11 @@ test: deps check-generated
 	$(GO) test -run '^$$' -fuzz FuzzLoad -fuzztime $(FUZZ_LOAD) ./internal/manifest/
 	$(GO) test -run '^$$' -fuzz FuzzDifferential -fuzztime $(FUZZ_DIFFERENTIAL) ./apps/authz/engine/
 
-# goplt's daprd beside Dapr's stock daprd, same run: platform memory idle and under load,
-# sidecar start-up, binary size (builds the stock daprd once, ~25 min cold). Not part of test.
-bench-footprint: deps
-	tools/bench/footprint.sh -o docs/footprint.md
+# Every side-by-side benchmark, one after another (about 10 minutes), into docs/benchmarks.md
+# and docs/benchmarks.json. The comparison with Dapr's stock daprd is included when that binary
+# is at hand (`bin/goplt deps --stock` builds it once, ~25 min cold). Not part of make test.
+bench: deps
+	$(GO) run ./tools/bench -stock-daprd "$$($(BIN) deps --check --stock 2>/dev/null | awk '$$1 == "daprd-stock" && $$3 ~ /^\// {print $$3}')"
 
 test-short:
 	$(GO) test -short -race -count=1 ./...

@@ -17,10 +17,15 @@ type Mem struct {
 	// PSS sums proportional set sizes: shared pages are split between their users, so PSS
 	// totals over several processes add up to what they really occupy.
 	PSS int64
+	// Private is anonymous memory (heap, stacks): what the process costs beyond the pages of
+	// its executable, which every process running the same binary shares.
+	Private int64
 }
 
 // Add returns the sum of two measurements.
-func (m Mem) Add(o Mem) Mem { return Mem{RSS: m.RSS + o.RSS, PSS: m.PSS + o.PSS} }
+func (m Mem) Add(o Mem) Mem {
+	return Mem{RSS: m.RSS + o.RSS, PSS: m.PSS + o.PSS, Private: m.Private + o.Private}
+}
 
 // MiB formats bytes in mebibytes.
 func MiB(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
@@ -67,6 +72,8 @@ func memoryOf(pid int) (Mem, error) {
 			m.RSS = kb << 10
 		case "Pss:":
 			m.PSS = kb << 10
+		case "Anonymous:":
+			m.Private = kb << 10
 		}
 	}
 	return m, sc.Err()

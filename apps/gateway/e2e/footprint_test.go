@@ -3,6 +3,7 @@ package e2e
 import (
 	"fmt"
 	"net/http"
+	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -26,20 +27,22 @@ func BenchmarkFootprint(b *testing.B) {
 	for b.Loop() {
 		time.Sleep(10 * time.Second) // idle: past start-up, caches warm, Consul checks settled
 		var apps, sidecars, infra proc.Mem
-		var maxSidecar int64
+		var maxSidecar, maxApp, private int64
 		lines := []string{}
 		for _, id := range allApps {
 			a := group.App(id)
 			if p := a.Process(); p != nil {
 				m := memory(b, p)
 				apps = apps.Add(m)
+				maxApp = max(maxApp, m.RSS)
 				lines = append(lines, fmt.Sprintf("app %-9s RSS %s", id, proc.MiB(m.RSS)))
 				b.ReportMetric(mib(m.RSS), "MiB-app-"+id)
 			}
 			m := memory(b, a.Sidecar())
 			sidecars = sidecars.Add(m)
 			maxSidecar = max(maxSidecar, m.RSS)
-			lines = append(lines, fmt.Sprintf("sidecar %-9s RSS %s", id, proc.MiB(m.RSS)))
+			private += m.Private
+			lines = append(lines, fmt.Sprintf("sidecar %-9s RSS %s (private %s)", id, proc.MiB(m.RSS), proc.MiB(m.Private)))
 		}
 		for _, p := range stack.Infra.Processes() {
 			m := memory(b, p)
@@ -54,7 +57,12 @@ func BenchmarkFootprint(b *testing.B) {
 		total := apps.Add(sidecars).Add(infra)
 		b.ReportMetric(mib(sidecars.RSS)/n, "MiB-sidecar-idle-avg")
 		b.ReportMetric(mib(maxSidecar), "MiB-sidecar-idle-max")
+		b.ReportMetric(mib(private)/n, "MiB-sidecar-idle-private-avg")
 		b.ReportMetric(mib(apps.RSS), "MiB-apps")
+		b.ReportMetric(mib(maxApp), "MiB-app-max")
+		if st, err := os.Stat(stack.Daprd); err == nil {
+			b.ReportMetric(mib(st.Size()), "MiB-daprd-binary")
+		}
 		b.ReportMetric(mib(infra.PSS), "MiB-infra-pss")
 		b.ReportMetric(mib(total.RSS), "MiB-platform-rss")
 		b.ReportMetric(mib(total.PSS), "MiB-platform-pss")

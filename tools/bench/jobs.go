@@ -1,0 +1,98 @@
+package main
+
+// Jobs is every benchmark the report holds, in the order they run (fast, stack-less ones
+// first). stockDaprd, when set, adds the footprint run on Dapr's stock daprd.
+func Jobs(stockDaprd string) []Job {
+	jobs := []Job{
+		{Name: "authz", Title: "Authorization decisions: goplt's indexed engine vs plain ory/ladon (one core)",
+			Pkg: "github.com/goplt/goplt/apps/authz/engine", Bench: "Decide", Benchtime: "1s",
+			Rows: []Row{
+				{"10 policies", "Decide/engine/policies=10 ns/op", "Decide/ladon/policies=10 ns/op", Lower},
+				{"100 policies", "Decide/engine/policies=100 ns/op", "Decide/ladon/policies=100 ns/op", Lower},
+				{"1,000 policies", "Decide/engine/policies=1000 ns/op", "Decide/ladon/policies=1000 ns/op", Lower},
+				{"10,000 policies", "Decide/engine/policies=10000 ns/op", "Decide/ladon/policies=10000 ns/op", Lower},
+			}},
+		{Name: "token", Title: "Access tokens (EdDSA): verify beside sign, and the verified-token cache",
+			Pkg: "github.com/goplt/goplt/internal/token", Bench: "Sign|Verify", Benchtime: "1s",
+			Rows: []Row{
+				{"verify vs sign", "Verify ns/op", "Sign ns/op", Lower},
+				{"cached verify vs verify", "CachedVerify ns/op", "Verify ns/op", Lower},
+			}},
+		{Name: "compile", Title: "goplt validate + generate: 200 generated modules vs 20 (10x the input)",
+			Pkg: "github.com/goplt/goplt/internal/compile", Bench: "ValidateGenerate(20|200)$", Benchtime: "5x",
+			Rows: []Row{
+				{"200 modules vs 20", "ValidateGenerate200 ns/op", "ValidateGenerate20 ns/op", Lower},
+			}},
+		{Name: "hop", Title: "What the gateway adds, fake sidecar, one request at a time",
+			Pkg: "github.com/goplt/goplt/apps/gateway/gateway", Bench: "Hop", Benchtime: "2s",
+			Rows: []Row{
+				{"gateway, authenticated vs direct", "Hop/gateway-authenticated ns/op", "Hop/direct ns/op", Lower},
+				{"gateway, public vs direct", "Hop/gateway-public ns/op", "Hop/direct ns/op", Lower},
+			}},
+		{Name: "paths", Title: "One authenticated GET through the whole platform: gateway vs two bare sidecars vs direct",
+			Pkg: "github.com/goplt/goplt/apps/gateway/e2e", Bench: "Paths", Benchtime: "1x", Stack: true,
+			Rows: []Row{
+				{"throughput, gateway vs bare sidecars", "Paths gateway-req/s", "Paths sidecars-req/s", Higher},
+				{"throughput, bare sidecars vs direct", "Paths sidecars-req/s", "Paths direct-req/s", Higher},
+				{"p50 the gateway adds at 200 req/s (ms)", "Paths gateway-added-p50-ms@200", "", Lower},
+			}},
+		{Name: "audit", Title: "Audit log: chained append vs plain INSERT, ingest through broker and sidecar, verify",
+			Pkg: "github.com/goplt/goplt/apps/audit/audit", Bench: "Append|IngestThroughBroker|IngestLatency|Verify", Benchtime: "2000x", Stack: true,
+			Rows: []Row{
+				{"chained append vs plain INSERT", "Append/chain ns/op", "Append/plain-insert ns/op", Lower},
+				{"ingest through broker and sidecar (events/s)", "IngestThroughBroker events/s", "", Higher},
+				{"publish-to-commit p50 at 200/s (ms)", "IngestLatency p50-ms", "", Lower},
+				{"publish-to-commit p99 at 200/s (ms)", "IngestLatency p99-ms", "", Lower},
+				{"verify (s per million rows)", "Verify s/million", "", Lower},
+			}},
+		{Name: "login", Title: "A whole login through the sidecars (argon2id dominates by design)",
+			Pkg: "github.com/goplt/goplt/apps/auth/auth", Bench: "Login", Benchtime: "20x", Stack: true,
+			Rows: []Row{{"login (ms)", "Login ns/op", "", Lower}}},
+		{Name: "footprint", Title: "The whole platform's memory with goplt's daprd (all apps, sidecars and infrastructure)",
+			Pkg: "github.com/goplt/goplt/apps/gateway/e2e", Bench: "Footprint", Benchtime: "1x", Stack: true,
+			Rows: footprintRows("")},
+		{Name: "start", Title: "One sidecar from process start to healthy, goplt's daprd",
+			Pkg: "github.com/goplt/goplt/internal/runner", Bench: "SidecarStart", Benchtime: "5x", Stack: true,
+			Rows: []Row{{"start-up (ms)", "SidecarStart ms/start", "", Lower}}},
+	}
+	if stockDaprd != "" {
+		env := []string{"GOPLT_DAPRD=" + stockDaprd}
+		jobs = append(jobs,
+			Job{Name: "footprint-stock", Title: "Footprint: goplt's daprd vs Dapr's stock daprd (-tags allcomponents), same files",
+				Pkg: "github.com/goplt/goplt/apps/gateway/e2e", Bench: "Footprint", Benchtime: "1x", Stack: true, Env: env, Baseline: "footprint",
+				Rows: footprintRows("footprint")},
+			Job{Name: "start-stock", Title: "Sidecar start-up: goplt's daprd vs the stock daprd",
+				Pkg: "github.com/goplt/goplt/internal/runner", Bench: "SidecarStart", Benchtime: "5x", Stack: true, Env: env, Baseline: "start",
+				Rows: []Row{{"start-up (ms)", "start:SidecarStart ms/start", "SidecarStart ms/start", Lower}}},
+		)
+	}
+	return jobs
+}
+
+// footprintRows compares the footprint metrics with the baseline job's (none: values alone).
+func footprintRows(baseline string) []Row {
+	var rows []Row
+	for _, m := range []struct{ label, metric string }{
+		{"sidecar RSS idle, average (MiB)", "MiB-sidecar-idle-avg"},
+		{"sidecar RSS idle, largest (MiB)", "MiB-sidecar-idle-max"},
+		{"sidecar private memory idle, average (MiB)", "MiB-sidecar-idle-private-avg"},
+		{"sidecar RSS peak at 200 req/s through the gateway (MiB)", "MiB-sidecar-peak-200rps"},
+		{"sidecar RSS peak at saturation (MiB)", "MiB-sidecar-peak-saturation"},
+		{"apps RSS, all eight (MiB)", "MiB-apps"},
+		{"largest app RSS (MiB)", "MiB-app-max"},
+		{"infrastructure PSS (MiB)", "MiB-infra-pss"},
+		{"whole platform RSS, summed (MiB)", "MiB-platform-rss"},
+		{"whole platform PSS, what it really occupies (MiB)", "MiB-platform-pss"},
+		{"daprd binary (MiB)", "MiB-daprd-binary"},
+	} {
+		r := Row{Label: m.label, Better: Lower}
+		if baseline == "" {
+			r.Value = "Footprint " + m.metric
+		} else {
+			r.Value = baseline + ":Footprint " + m.metric
+			r.Baseline = "Footprint " + m.metric
+		}
+		rows = append(rows, r)
+	}
+	return rows
+}
