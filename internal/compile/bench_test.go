@@ -66,7 +66,8 @@ func benchmarkValidateGenerate(b *testing.B, n int) {
 	}
 }
 
-// Validate + generate for 50, 100 and 200 modules: time per module should stay flat.
+// Validate + generate for 20, 50, 100 and 200 modules: time per module should stay flat.
+func BenchmarkValidateGenerate20(b *testing.B)  { benchmarkValidateGenerate(b, 20) }
 func BenchmarkValidateGenerate50(b *testing.B)  { benchmarkValidateGenerate(b, 50) }
 func BenchmarkValidateGenerate100(b *testing.B) { benchmarkValidateGenerate(b, 100) }
 func BenchmarkValidateGenerate200(b *testing.B) { benchmarkValidateGenerate(b, 200) }
