@@ -262,6 +262,28 @@ type subscriptionSpec struct {
 	Topic           string            `yaml:"topic"`
 	Routes          map[string]string `yaml:"routes"`
 	DeadLetterTopic string            `yaml:"deadLetterTopic"`
+	BulkSubscribe   *bulkSubscribe    `yaml:"bulkSubscribe,omitempty"`
+}
+
+type bulkSubscribe struct {
+	Enabled            bool `yaml:"enabled"`
+	MaxMessagesCount   int  `yaml:"maxMessagesCount"`
+	MaxAwaitDurationMs int  `yaml:"maxAwaitDurationMs"`
+}
+
+// bulk turns a manifest's bulk settings into Dapr's, with goplt's defaults.
+func bulk(b *manifest.Bulk) *bulkSubscribe {
+	if b == nil {
+		return nil
+	}
+	out := &bulkSubscribe{Enabled: true, MaxMessagesCount: b.MaxMessages, MaxAwaitDurationMs: b.MaxAwaitMs}
+	if out.MaxMessagesCount == 0 {
+		out.MaxMessagesCount = manifest.DefaultBulkMaxMessages
+	}
+	if out.MaxAwaitDurationMs == 0 {
+		out.MaxAwaitDurationMs = manifest.DefaultBulkMaxAwaitMs
+	}
+	return out
 }
 
 // broadcastComponent emits the pub/sub component of broadcast subscriptions: the same broker,
@@ -308,7 +330,7 @@ func (g *gen) subscriptions() {
 			g.emit(path.Join(g.compDir, "subscription-"+name+".yaml"), resource{
 				APIVersion: "dapr.io/v2alpha1", Kind: "Subscription", Metadata: g.meta(name),
 				Spec: subscriptionSpec{PubsubName: ps, Topic: s.Topic,
-					Routes: map[string]string{"default": s.Route}, DeadLetterTopic: s.DeadLetter()},
+					Routes: map[string]string{"default": s.Route}, DeadLetterTopic: s.DeadLetter(), BulkSubscribe: bulk(s.Bulk)},
 				Scopes: []string{m.Spec.App.ID},
 			})
 		}

@@ -41,32 +41,110 @@ var ErrDrop = errors.New("event dropped")
 // maxEventBytes bounds one delivered event.
 const maxEventBytes = 4 << 20
 
+// BulkEventHandler processes a batch of events, in delivery order, and returns one result per
+// event with the meaning EventHandler's error has: nil done, ErrDrop dropped, anything else
+// redelivered. A nil slice means every event is done.
+type BulkEventHandler func(ctx context.Context, events []Event) []error
+
+// delivery is what Dapr posts to a subscription route: one CloudEvent, or a bulk envelope whose
+// entries each carry one (Dapr bulk subscribe).
+type delivery struct {
+	Event
+	Entries []struct {
+		EntryID string          `json:"entryId"`
+		Event   json.RawMessage `json:"event"`
+	} `json:"entries"`
+}
+
+type bulkStatus struct {
+	EntryID string `json:"entryId"`
+	Status  string `json:"status"`
+}
+
 func (k *Kernel) eventHandler(s Subscription) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var e Event
-		if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxEventBytes)).Decode(&e); err != nil {
+		var d delivery
+		if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxEventBytes)).Decode(&d); err != nil {
 			// Unreadable now means unreadable forever: drop (never 404, which Dapr also drops
-			// but logs as a missing route).
+			// but logs as a missing route). A bulk body Dapr itself sent is always readable.
 			k.log.ErrorContext(r.Context(), "undecodable event dropped", "topic", s.Topic, "err", err)
 			WriteJSON(w, http.StatusOK, map[string]string{"status": "DROP"})
 			return
 		}
-		ctx := r.Context()
-		if r.Header.Get("X-Request-ID") == "" {
-			ctx = WithRequestID(ctx, "event-"+e.ID) // logs of one event's deliveries share an id
+		if d.Entries == nil {
+			e := d.Event
+			ctx := r.Context()
+			if r.Header.Get("X-Request-ID") == "" {
+				ctx = WithRequestID(ctx, "event-"+e.ID) // logs of one event's deliveries share an id
+			}
+			status := k.status(ctx, s, e, k.handle(ctx, s, []Event{e})[0])
+			code := http.StatusOK
+			if status == "RETRY" {
+				code = http.StatusInternalServerError
+			}
+			WriteJSON(w, code, map[string]string{"status": status})
+			return
 		}
-		err := s.Handler(ctx, e)
-		switch {
-		case err == nil:
-			WriteJSON(w, http.StatusOK, map[string]string{"status": "SUCCESS"})
-		case errors.Is(err, ErrDrop):
-			k.log.WarnContext(ctx, "event dropped", "topic", s.Topic, "event_id", e.ID, "err", err)
-			WriteJSON(w, http.StatusOK, map[string]string{"status": "DROP"})
-		default:
-			k.log.WarnContext(ctx, "event failed, will be redelivered", "topic", s.Topic, "event_id", e.ID, "err", err)
-			WriteJSON(w, http.StatusInternalServerError, map[string]string{"status": "RETRY"})
+		// A batch: entries that do not decode are dropped, the rest handled together.
+		statuses := make([]bulkStatus, len(d.Entries))
+		var events []Event
+		var index []int
+		for i, en := range d.Entries {
+			statuses[i].EntryID = en.EntryID
+			var e Event
+			if err := json.Unmarshal(en.Event, &e); err != nil {
+				k.log.ErrorContext(r.Context(), "undecodable event dropped", "topic", s.Topic, "entry", en.EntryID, "err", err)
+				statuses[i].Status = "DROP"
+				continue
+			}
+			events = append(events, e)
+			index = append(index, i)
 		}
+		for j, err := range k.handle(r.Context(), s, events) {
+			statuses[index[j]].Status = k.status(r.Context(), s, events[j], err)
+		}
+		WriteJSON(w, http.StatusOK, map[string][]bulkStatus{"statuses": statuses})
 	})
+}
+
+// handle runs the subscription's handler over events: one result each.
+func (k *Kernel) handle(ctx context.Context, s Subscription, events []Event) []error {
+	errs := make([]error, len(events))
+	if len(events) == 0 {
+		return errs
+	}
+	if s.Bulk != nil {
+		got := s.Bulk(ctx, events)
+		if got != nil && len(got) != len(events) {
+			err := fmt.Errorf("bulk handler for %s returned %d results for %d events", s.Topic, len(got), len(events))
+			for i := range errs {
+				errs[i] = err // a handler bug: redeliver rather than lose
+			}
+			return errs
+		}
+		if got != nil {
+			copy(errs, got)
+		}
+		return errs
+	}
+	for i, e := range events {
+		errs[i] = s.Handler(ctx, e)
+	}
+	return errs
+}
+
+// status turns a handler's result into Dapr's delivery status, logging what is not success.
+func (k *Kernel) status(ctx context.Context, s Subscription, e Event, err error) string {
+	switch {
+	case err == nil:
+		return "SUCCESS"
+	case errors.Is(err, ErrDrop):
+		k.log.WarnContext(ctx, "event dropped", "topic", s.Topic, "event_id", e.ID, "err", err)
+		return "DROP"
+	default:
+		k.log.WarnContext(ctx, "event failed, will be redelivered", "topic", s.Topic, "event_id", e.ID, "err", err)
+		return "RETRY"
+	}
 }
 
 // Publish sends v as JSON on topic through the sidecar's pub/sub component. A non-empty

@@ -132,6 +132,55 @@ func TestEventStatuses(t *testing.T) {
 	}
 }
 
+// A bulk delivery gets one status per entry: a single-event handler sees the entries one by
+// one, a bulk handler sees them together, and an entry that does not decode is dropped alone.
+func TestBulkEventStatuses(t *testing.T) {
+	results := map[string]error{"ok": nil, "poison": ErrDrop, "db": errors.New("db down")}
+	kind := func(e Event) error {
+		var p struct{ Kind string }
+		if err := e.Decode(&p); err != nil {
+			return errors.Join(ErrDrop, err)
+		}
+		return results[p.Kind]
+	}
+	var batches [][]string
+	k := newTestKernel(t, func(k *Kernel) {
+		k.Subscribe("demo.one", "/events/one", func(_ context.Context, e Event) error { return kind(e) })
+		k.SubscribeBulk("demo.many", "/events/many", func(_ context.Context, es []Event) []error {
+			var ids []string
+			errs := make([]error, len(es))
+			for i, e := range es {
+				ids = append(ids, e.ID)
+				errs[i] = kind(e)
+			}
+			batches = append(batches, ids)
+			return errs
+		})
+	})
+	h := k.handler()
+	tok := map[string]string{"dapr-api-token": "secret", "Content-Type": "application/json"}
+	bulk := `{"id":"b","topic":"t","entries":[
+		{"entryId":"e1","event":{"id":"1","data":{"kind":"ok"}}},
+		{"entryId":"e2","event":{"id":"2","data":{"kind":"poison"}}},
+		{"entryId":"e3","event":"not an event"},
+		{"entryId":"e4","event":{"id":"4","data":{"kind":"db"}}}]}`
+	want := `{"statuses":[{"entryId":"e1","status":"SUCCESS"},{"entryId":"e2","status":"DROP"},{"entryId":"e3","status":"DROP"},{"entryId":"e4","status":"RETRY"}]}`
+	for _, path := range []string{"/events/one", "/events/many"} {
+		rec := do(h, "POST", path, bulk, tok)
+		if rec.Code != 200 || strings.TrimSpace(rec.Body.String()) != want {
+			t.Errorf("%s: %d %s\nwant %s", path, rec.Code, rec.Body, want)
+		}
+	}
+	if len(batches) != 1 || strings.Join(batches[0], ",") != "1,2,4" {
+		t.Errorf("bulk handler saw batches %v, want one of 1,2,4", batches)
+	}
+	// A single delivery reaches the bulk handler as a batch of one.
+	rec := do(h, "POST", "/events/many", `{"id":"5","topic":"t","data":{"kind":"db"}}`, tok)
+	if rec.Code != 500 || !strings.Contains(rec.Body.String(), "RETRY") || len(batches) != 2 {
+		t.Errorf("single delivery to a bulk handler: %d %s, batches %v", rec.Code, rec.Body, batches)
+	}
+}
+
 func TestDeclarationRules(t *testing.T) {
 	noop := func(http.ResponseWriter, *http.Request) {}
 	cases := map[string]struct {

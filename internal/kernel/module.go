@@ -65,11 +65,13 @@ type Route struct {
 	Handler http.Handler
 }
 
-// Subscription is a declared event subscription: Dapr delivers Topic's events to Path.
+// Subscription is a declared event subscription: Dapr delivers Topic's events to Path. One of
+// Handler (event by event) and Bulk (batches) is set.
 type Subscription struct {
 	Topic   string
 	Path    string
 	Handler EventHandler
+	Bulk    BulkEventHandler
 }
 
 // PermissionDecl is a permission the module defines.
@@ -92,6 +94,14 @@ func (k *Kernel) HandleFunc(pattern string, access Access, h func(http.ResponseW
 // resource generated from the manifest).
 func (k *Kernel) Subscribe(topic, path string, h EventHandler) {
 	k.subs = append(k.subs, Subscription{Topic: topic, Path: path, Handler: h})
+}
+
+// SubscribeBulk declares that events on topic arrive at path in batches: the manifest's
+// subscription says `bulk:` (Dapr bulk subscribe), and h handles a whole batch at once, for
+// example in one database transaction. Single deliveries (a subscription without `bulk:`)
+// reach h as batches of one.
+func (k *Kernel) SubscribeBulk(topic, path string, h BulkEventHandler) {
+	k.subs = append(k.subs, Subscription{Topic: topic, Path: path, Bulk: h})
 }
 
 // Migrations sets the module's SQL migrations: the folder dir of fsys (usually an embed.FS),
@@ -155,7 +165,7 @@ func (k *Kernel) validate() error {
 		}
 	}
 	for _, s := range k.subs {
-		if s.Topic == "" || !strings.HasPrefix(s.Path, "/") || s.Handler == nil {
+		if s.Topic == "" || !strings.HasPrefix(s.Path, "/") || (s.Handler == nil) == (s.Bulk == nil) {
 			errs = append(errs, fmt.Sprintf("subscription %q -> %q: needs a topic, a path starting with / and a handler", s.Topic, s.Path))
 		}
 		if patterns["POST "+s.Path] {

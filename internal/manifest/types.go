@@ -116,7 +116,21 @@ type Subscription struct {
 	// sidecar, reading only new events), for caches such as authz's policies; otherwise the
 	// replicas share the events.
 	Broadcast bool `yaml:"broadcast"`
+	// Bulk delivers events in batches (Dapr bulk subscribe), for high-volume consumers.
+	Bulk *Bulk `yaml:"bulk"`
 }
+
+// Bulk bounds a bulk subscription's batches.
+type Bulk struct {
+	MaxMessages int `yaml:"maxMessages"`
+	MaxAwaitMs  int `yaml:"maxAwaitMs"`
+}
+
+// Bulk defaults: Dapr's own (100 messages, 1 s) would hold a lone event for a second.
+const (
+	DefaultBulkMaxMessages = 100
+	DefaultBulkMaxAwaitMs  = 50
+)
 
 // DeadLetter is the subscription's dead-letter topic (default <topic>.deadletter).
 func (s Subscription) DeadLetter() string {

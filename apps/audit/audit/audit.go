@@ -70,7 +70,7 @@ func (m *Module) Init(k *kernel.Kernel) error {
 	k.HandleFunc("GET /audit/verify", kernel.Permission(permissions.LogVerify), m.verify)
 	k.HandleFunc("GET /audit/dead-letters", kernel.Permission(permissions.DeadletterRead), m.deadLetters)
 	for _, t := range Topics {
-		k.Subscribe(t, "/events/"+t, m.record)
+		k.SubscribeBulk(t, "/events/"+t, m.record)
 	}
 	k.Subscribe(DeadLetterTopic, "/events/"+DeadLetterTopic, m.deadLetter)
 	return nil
@@ -114,20 +114,40 @@ func (m *Module) checkpoints(ctx context.Context) {
 	}
 }
 
-// record appends one event. A database error makes Dapr redeliver; an event that can never be
-// recorded is dropped to the dead-letter topic.
-func (m *Module) record(ctx context.Context, e kernel.Event) error {
-	if e.ID == "" {
-		return fmt.Errorf("%w: event without an id", kernel.ErrDrop)
+// record appends a batch of events to the chain in one transaction (Dapr bulk subscribe
+// delivers up to 100 at once). An event that can never be recorded is dropped to the
+// dead-letter topic on its own; a database error makes Dapr redeliver the others, which the
+// event-id check then records once.
+func (m *Module) record(ctx context.Context, events []kernel.Event) []error {
+	errs := make([]error, len(events))
+	var entries []*chain.Entry
+	var index []int
+	for i, e := range events {
+		if e.ID == "" {
+			errs[i] = fmt.Errorf("%w: event without an id", kernel.ErrDrop)
+			continue
+		}
+		entry, err := entryFor(e)
+		if err != nil {
+			errs[i] = fmt.Errorf("%w: %v", kernel.ErrDrop, err)
+			continue
+		}
+		entries = append(entries, entry)
+		index = append(index, i)
 	}
-	entry, err := entryFor(e)
-	if err != nil {
-		return fmt.Errorf("%w: %v", kernel.ErrDrop, err)
+	if len(entries) == 0 {
+		return errs
 	}
-	return pgx.BeginFunc(ctx, m.k.DB(), func(tx pgx.Tx) error {
-		_, err := chain.Append(ctx, tx, entry)
+	err := pgx.BeginFunc(ctx, m.k.DB(), func(tx pgx.Tx) error {
+		_, err := chain.AppendBatch(ctx, tx, entries)
 		return err
 	})
+	if err != nil {
+		for _, i := range index {
+			errs[i] = err
+		}
+	}
+	return errs
 }
 
 // entryFor maps an event to an audit entry. The fields audit indexes come from the payload

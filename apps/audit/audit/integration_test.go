@@ -437,3 +437,84 @@ func TestVerifyDetectsTampering(t *testing.T) {
 		t.Fatalf("goplt audit verify on the edited copy: %v\n%s", err, out)
 	}
 }
+
+// Batches (Dapr bulk subscribe): a poison event inside a batch is dead-lettered alone, the
+// same event twice in one batch and a whole batch delivered again are each recorded once,
+// and the chain verifies afterwards.
+func TestBatchWithPoisonAndRedeliveries(t *testing.T) {
+	needStack(t)
+	prefix := fmt.Sprintf("batch%d", time.Now().UnixNano())
+	const good = 60
+	poison := prefix + "-poison"
+	event := func(id string, data any) []byte {
+		b, _ := json.Marshal(map[string]any{"specversion": "1.0", "id": id, "source": "auth", "type": "com.dapr.event.sent",
+			"topic": "auth.login.failed", "pubsubname": "pubsub", "datacontenttype": "application/json", "data": data})
+		return b
+	}
+	var records []*kgo.Record
+	for i := range good {
+		ce := event(fmt.Sprintf("%s-%d", prefix, i), map[string]any{"version": 1, "email": "batch@example.com", "reason": "invalid_credentials"})
+		records = append(records, &kgo.Record{Topic: "auth.login.failed", Value: ce})
+		if i == good/2 {
+			records = append(records, &kgo.Record{Topic: "auth.login.failed", Value: event(poison, "not an object")})
+		}
+		if i%10 == 0 { // the same event again, right behind itself: inside one batch
+			records = append(records, &kgo.Record{Topic: "auth.login.failed", Value: ce})
+		}
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(stack.Endpoints().KafkaBrokers...), kgo.ProducerLinger(5*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	produceAll := func() {
+		if err := cl.ProduceSync(context.Background(), records...).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	produceAll()
+	conn := db(t)
+	waitCount := func() {
+		deadline := time.Now().Add(60 * time.Second)
+		for {
+			var n int
+			if err := conn.QueryRow(context.Background(), `SELECT count(*) FROM audit.log WHERE event_id LIKE $1`, prefix+"-%").Scan(&n); err != nil {
+				t.Fatal(err)
+			}
+			if n == good {
+				return
+			}
+			if n > good || time.Now().After(deadline) {
+				t.Fatalf("%d rows for %d good events", n, good)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	waitCount()
+	produceAll() // every batch again
+	time.Sleep(3 * time.Second)
+	waitCount()
+	var rows, distinct int
+	if err := conn.QueryRow(context.Background(), `SELECT count(*), count(DISTINCT event_id) FROM audit.log WHERE event_id LIKE $1`, prefix+"-%").Scan(&rows, &distinct); err != nil {
+		t.Fatal(err)
+	}
+	if rows != good || distinct != good {
+		t.Fatalf("%d rows, %d distinct, want %d each", rows, distinct, good)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		status, body := get(t, "/audit/dead-letters")
+		if status == http.StatusOK && strings.Contains(string(body), poison) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the poison event is not in the dead letters: %d %.300s", status, body)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	status, body := get(t, "/audit/verify")
+	var v chain.Result
+	if status != http.StatusOK || json.Unmarshal(body, &v) != nil || !v.OK {
+		t.Fatalf("verify after batches: %d %s", status, body)
+	}
+}

@@ -83,31 +83,75 @@ const lockKey = `SELECT pg_advisory_xact_lock(hashtext('goplt.audit.chain'))`
 // Append adds e at the head of the chain in tx, unless an entry with its event id exists
 // (redelivery): then it returns false. Pos, times' precision, PrevHash and Hash are set.
 func Append(ctx context.Context, tx pgx.Tx, e *Entry) (bool, error) {
+	added, err := AppendBatch(ctx, tx, []*Entry{e})
+	if err != nil {
+		return false, err
+	}
+	return added[0], nil
+}
+
+// logColumns are the log's columns in the order AppendBatch writes them.
+var logColumns = []string{"pos", "event_id", "topic", "source", "actor", "action", "resource", "outcome",
+	"occurred_at", "recorded_at", "payload", "prev_hash", "hash"}
+
+// AppendBatch adds the entries at the head of the chain in tx, in their order, skipping each
+// whose event id is already in the log or earlier in the batch (redelivery): added says which
+// were written. The chain is computed here and the rows go in with one COPY, under the same
+// lock as every append, so positions stay gapless and the chain unbroken.
+func AppendBatch(ctx context.Context, tx pgx.Tx, es []*Entry) (added []bool, err error) {
+	added = make([]bool, len(es))
+	if len(es) == 0 {
+		return added, nil
+	}
 	if _, err := tx.Exec(ctx, lockKey); err != nil {
-		return false, err
+		return nil, err
 	}
-	var exists bool
-	if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM log WHERE event_id = $1)`, e.EventID).Scan(&exists); err != nil {
-		return false, err
+	ids := make([]string, len(es))
+	for i, e := range es {
+		ids[i] = e.EventID
 	}
-	if exists {
-		return false, nil
+	rows, err := tx.Query(ctx, `SELECT event_id FROM log WHERE event_id = ANY($1)`, ids)
+	if err != nil {
+		return nil, err
+	}
+	present, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, err
+	}
+	seen := make(map[string]bool, len(es))
+	for _, id := range present {
+		seen[id] = true
 	}
 	var pos int64
 	prev := Genesis
-	err := tx.QueryRow(ctx, `SELECT pos, hash FROM log ORDER BY pos DESC LIMIT 1`).Scan(&pos, &prev)
+	err = tx.QueryRow(ctx, `SELECT pos, hash FROM log ORDER BY pos DESC LIMIT 1`).Scan(&pos, &prev)
 	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
-		return false, err
+		return nil, err
 	}
-	e.Pos = pos + 1
-	e.OccurredAt = e.OccurredAt.UTC().Truncate(time.Microsecond)
-	e.RecordedAt = e.RecordedAt.UTC().Truncate(time.Microsecond)
-	e.PrevHash = prev
-	e.Hash = e.Sum(prev)
-	_, err = tx.Exec(ctx, `INSERT INTO log (pos, event_id, topic, source, actor, action, resource, outcome, occurred_at, recorded_at, payload, prev_hash, hash)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
-		e.Pos, e.EventID, e.Topic, e.Source, e.Actor, e.Action, e.Resource, e.Outcome, e.OccurredAt, e.RecordedAt, e.Payload, e.PrevHash, e.Hash)
-	return err == nil, err
+	var out [][]any
+	for i, e := range es {
+		if seen[e.EventID] {
+			continue
+		}
+		seen[e.EventID] = true
+		pos++
+		e.Pos = pos
+		e.OccurredAt = e.OccurredAt.UTC().Truncate(time.Microsecond)
+		e.RecordedAt = e.RecordedAt.UTC().Truncate(time.Microsecond)
+		e.PrevHash = prev
+		e.Hash = e.Sum(prev)
+		prev = e.Hash
+		out = append(out, []any{e.Pos, e.EventID, e.Topic, e.Source, e.Actor, e.Action, e.Resource, e.Outcome,
+			e.OccurredAt, e.RecordedAt, e.Payload, e.PrevHash, e.Hash})
+		added[i] = true
+	}
+	if len(out) == 0 {
+		return added, nil
+	}
+	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"log"}, logColumns, pgx.CopyFromRows(out)); err != nil {
+		return nil, err
+	}
+	return added, nil
 }
 
 // Checkpoint is a signed statement of the head.
