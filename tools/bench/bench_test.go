@@ -46,7 +46,7 @@ func TestRenderRatiosAndCrossJobReferences(t *testing.T) {
 		{Label: "a's X vs b's X (ms)", Value: "a:X ns/op", Baseline: "X ns/op"},
 		{Label: "missing", Value: "Z ns/op"},
 	}}, results)
-	if *rows[0].Value != 2 || *rows[0].Baseline != 8e6 || *rows[0].Ratio != 2.0/8e6 {
+	if *rows[0].Value != 2 || *rows[0].Baseline != 8 || *rows[0].Ratio != 0.25 {
 		t.Errorf("row 0: value %v baseline %v ratio %v", *rows[0].Value, *rows[0].Baseline, *rows[0].Ratio)
 	}
 	if rows[1].Value != nil || rows[1].Ratio != nil {

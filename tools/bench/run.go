@@ -178,18 +178,14 @@ func lookup(ref, job string, results map[string]map[string]float64) *float64 {
 	if !ok {
 		return nil
 	}
-	// Durations are reported in ns/op; show them in ms where the label says so.
 	return &v
 }
 
 func render(j Job, results map[string]map[string]float64) []RenderedRow {
 	var rows []RenderedRow
 	for _, r := range j.Rows {
-		rr := RenderedRow{Label: r.Label, Value: lookup(r.Value, j.Name, results), Baseline: lookup(r.Baseline, j.Name, results)}
-		if strings.HasSuffix(r.Value, "ns/op") && strings.Contains(r.Label, "(ms)") && rr.Value != nil {
-			ms := *rr.Value / 1e6
-			rr.Value = &ms
-		}
+		rr := RenderedRow{Label: r.Label, Value: scaled(lookup(r.Value, j.Name, results), r.Value, r.Label),
+			Baseline: scaled(lookup(r.Baseline, j.Name, results), r.Baseline, r.Label)}
 		if rr.Value != nil && rr.Baseline != nil && *rr.Baseline != 0 {
 			ratio := *rr.Value / *rr.Baseline
 			rr.Ratio = &ratio
@@ -197,6 +193,23 @@ func render(j Job, results map[string]map[string]float64) []RenderedRow {
 		rows = append(rows, rr)
 	}
 	return rows
+}
+
+// scaled shows a ns/op figure in the unit its label names: (ms) or (µs).
+func scaled(v *float64, ref, label string) *float64 {
+	if v == nil || !strings.HasSuffix(ref, "ns/op") {
+		return v
+	}
+	var x float64
+	switch {
+	case strings.Contains(label, "(ms)"):
+		x = *v / 1e6
+	case strings.Contains(label, "(µs)"):
+		x = *v / 1e3
+	default:
+		return v
+	}
+	return &x
 }
 
 func write(dir string, rep Report) error {
