@@ -2,12 +2,15 @@ package cli
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/goplt/goplt/internal/infra"
 	"github.com/goplt/goplt/internal/localsecrets"
+	"github.com/goplt/goplt/internal/repo"
 )
 
 func run(args ...string) (int, string, string) {
@@ -73,5 +76,53 @@ func TestAuthRotateKey(t *testing.T) {
 	}
 	if code, _, _ := run("auth", "rotate-key", "--home", home, "--retain", "0s"); code != ExitUsage {
 		t.Fatalf("--retain 0s: exit %d, want usage", code)
+	}
+}
+
+// goplt run checks the manifests against the generated files before it starts anything: a
+// cycle is reported with its line, and a manifest edited without `make generate` is named.
+func TestRunRefusesBrokenOrStaleManifests(t *testing.T) {
+	root, err := repo.RootFromWd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	copyManifests := func(edit func(name string, b []byte) []byte) string {
+		dir := t.TempDir()
+		files, _ := filepath.Glob(filepath.Join(root, "manifests", "*.yaml"))
+		for _, f := range files {
+			b, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(dir, filepath.Base(f)), edit(filepath.Base(f), b), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return dir
+	}
+	home := t.TempDir()
+	cycle := copyManifests(func(name string, b []byte) []byte {
+		if name == "identity.yaml" { // identity <-> auth
+			return []byte(strings.Replace(string(b), "spec:\n", "spec:\n  dependsOn:\n    - {name: auth, version: \">=1.0.0\"}\n", 1))
+		}
+		return b
+	})
+	code, _, stderr := run("run", "--home", home, "--manifests", cycle)
+	if code != ExitFailure || !strings.Contains(stderr, "auth.yaml:12:3: dependency cycle: auth -> identity -> auth [dependency-cycle]") {
+		t.Errorf("cycle: exit %d, stderr %q", code, stderr)
+	}
+	stale := copyManifests(func(name string, b []byte) []byte {
+		if name == "notes.yaml" {
+			return []byte(strings.Replace(string(b), "description: Create a note}", "description: Create a new note}", 1))
+		}
+		return b
+	})
+	code, _, stderr = run("run", "--home", home, "--manifests", stale)
+	if code != ExitFailure || !strings.Contains(stderr, "out of date with manifests/ (apps/notes/permissions/permissions_gen.go)") ||
+		!strings.Contains(stderr, "run `make generate` first") {
+		t.Errorf("stale: exit %d, stderr %q", code, stderr)
+	}
+	if _, err := os.Stat(filepath.Join(home, "infra.json")); err == nil {
+		t.Error("the stack was started for broken manifests")
 	}
 }

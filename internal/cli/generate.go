@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -40,6 +41,32 @@ func (e *env) loadManifests(dir string) (*manifest.Set, error) {
 		return nil, &exitError{code: ExitFailure, msg: fmt.Sprintf("%d problem(s) in the manifests", len(ps))}
 	}
 	return set, err
+}
+
+// checkGenerated validates the manifests and fails when a generated file is out of step with
+// them, naming the files and what to run.
+func (e *env) checkGenerated(dir string) error {
+	set, err := e.loadManifests(dir)
+	if err != nil {
+		return err
+	}
+	arts, err := compile.Generate(set)
+	if err != nil {
+		return err
+	}
+	changes, err := planWrites(e.root, arts)
+	if err != nil {
+		return err
+	}
+	if len(changes) == 0 {
+		return nil
+	}
+	var paths []string
+	for _, c := range changes {
+		paths = append(paths, c.path)
+	}
+	return &exitError{code: ExitFailure, msg: fmt.Sprintf("%d generated file(s) are out of date with manifests/ (%s): run `make generate` first",
+		len(changes), strings.Join(paths, ", "))}
 }
 
 func newValidateCmd(e *env) *cobra.Command {

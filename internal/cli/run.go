@@ -29,10 +29,20 @@ prefixed by app. Ctrl-C stops everything this command started.`,
 		Args: cobra.NoArgs,
 	}
 	ports := portFlags(cmd)
+	var manifestsDir string
+	manifestsFlag(cmd, &manifestsDir)
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		ctx := cmd.Context()
 		if e.root == "" {
 			return fmt.Errorf("run goplt from inside the goplt repository (no go.mod of github.com/goplt/goplt above %s)", mustWd())
+		}
+		if planPath == "" || manifestsDir != "" {
+			// The generated plan must describe the manifests as they are now: an edited
+			// manifest with a cycle, an unknown dependency or any other problem is reported
+			// here, with its line, before anything starts, and so is a forgotten generate.
+			if err := e.checkGenerated(manifestsDir); err != nil {
+				return err
+			}
 		}
 		if planPath == "" {
 			planPath = filepath.Join(e.root, "deploy", "local", "runplan.yaml")

@@ -400,3 +400,27 @@ func TestMoreRules(t *testing.T) {
 		t.Errorf("missing platform: %v", err)
 	}
 }
+
+// Hostile YAML fails fast with a clear problem and never expands: a billion-laughs document
+// (aliases are refused where they appear, before any expansion) and 20,000 levels of nesting.
+func TestYAMLBombsAreRefused(t *testing.T) {
+	laughs := "a: &a [\"lol\"]\n"
+	prev := "a"
+	for i := 1; i <= 9; i++ {
+		name := fmt.Sprintf("l%d", i)
+		laughs += fmt.Sprintf("%s: &%s [%s]\n", name, name, strings.TrimSuffix(strings.Repeat("*"+prev+",", 9), ","))
+		prev = name
+	}
+	deep := "x: " + strings.Repeat("[", 20000) + strings.Repeat("]", 20000) + "\n"
+	for _, c := range []struct{ name, doc, want string }{
+		{"billion laughs", laughs, "manifests/bomb.yaml:2:"},
+		{"deep nesting", deep, "manifests/bomb.yaml: exceeded max depth"},
+	} {
+		fs := files(with("bomb", c.doc))
+		_, err := Load(fs, testRoot(t))
+		var ps Problems
+		if !errors.As(err, &ps) || !strings.Contains(ps.Error(), c.want) {
+			t.Errorf("%s: %v", c.name, err)
+		}
+	}
+}
