@@ -89,3 +89,66 @@ func TestPathBinaryNeedsMatchingVersion(t *testing.T) {
 		t.Fatalf("right version not found: %s %v", p, err)
 	}
 }
+
+// writeTool lays out a tiny build module under root/tools/<name> whose main prints greeting.
+func writeTool(t *testing.T, root, name, greeting string) {
+	t.Helper()
+	mod := filepath.Join(root, "tools", name)
+	if err := os.MkdirAll(mod, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	_ = os.WriteFile(filepath.Join(mod, "go.mod"), []byte("module example.com/"+name+"\n\ngo 1.26\n"), 0o644)
+	_ = os.WriteFile(filepath.Join(mod, "main.go"), []byte("package main\n\nfunc main() { println(\""+greeting+"\") }\n"), 0o644)
+}
+
+// EnsureAll builds what is missing side by side, reports each build's progress whole, and
+// finds what exists without building it.
+func TestEnsureAllBuildsTheMissingSideBySide(t *testing.T) {
+	root := t.TempDir()
+	writeTool(t, root, "one", "one")
+	writeTool(t, root, "two", "two")
+	one := Tool{Name: "one", Version: "1.0.0", Module: "tools/one", Package: "example.com/one"}
+	two := Tool{Name: "two", Version: "2.0.0", Module: "tools/two", Package: "example.com/two"}
+	var progress strings.Builder
+	r := Resolver{CacheDir: filepath.Join(root, "cache"), RepoRoot: root, SkipPath: true, Progress: &progress}
+	paths, err := r.EnsureAll(context.Background(), []Tool{one, two})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if paths[0] != r.CachePath(one) || paths[1] != r.CachePath(two) {
+		t.Errorf("paths %v", paths)
+	}
+	for _, want := range []string{"building one 1.0.0", "built one 1.0.0", "building two 2.0.0", "built two 2.0.0"} {
+		if !strings.Contains(progress.String(), want) {
+			t.Errorf("progress lacks %q:\n%s", want, progress.String())
+		}
+	}
+	progress.Reset()
+	if _, err := r.EnsureAll(context.Background(), []Tool{one, two}); err != nil || progress.Len() != 0 {
+		t.Errorf("second EnsureAll: %v, progress %q", err, progress.String())
+	}
+}
+
+// A tool keyed by source files is rebuilt when they change, and kept apart from the old build.
+func TestKeyFilesChangeTheCachePath(t *testing.T) {
+	root := t.TempDir()
+	writeTool(t, root, "keyed", "v1")
+	tool := Tool{Name: "keyed", Version: "1.0.0", Variant: "x", Module: "tools/keyed", Package: "example.com/keyed",
+		KeyFiles: []string{"tools/keyed/main.go"}}
+	r := Resolver{CacheDir: filepath.Join(root, "cache"), RepoRoot: root, SkipPath: true}
+	first, err := r.Ensure(context.Background(), tool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(filepath.Base(first), "keyed-1.0.0-x-") {
+		t.Errorf("cache name %s", filepath.Base(first))
+	}
+	writeTool(t, root, "keyed", "v2")
+	if _, err := r.Find(context.Background(), tool); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("changed sources still found the old build: %v", err)
+	}
+	second, err := r.Ensure(context.Background(), tool)
+	if err != nil || second == first {
+		t.Fatalf("rebuild: %s %v (first %s)", second, err, first)
+	}
+}
