@@ -5,7 +5,13 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -182,4 +188,101 @@ func BenchmarkSidecarStart(b *testing.B) {
 		b.StartTimer()
 	}
 	b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N), "ms/start")
+}
+
+// BenchmarkConfigVsDefaults calls an echo app through two sidecars (caller sidecar -> Consul
+// lookup -> callee sidecar -> app), once with the name resolution goplt generates (Consul with
+// the resolver's cache, deploy/local/config/console.yaml) and once with the Consul resolver at
+// Dapr's defaults (no cache: every call asks the agent), in the same run:
+//
+//	go test -run XXX -bench ConfigVsDefaults -benchtime 1x ./internal/runner
+func BenchmarkConfigVsDefaults(b *testing.B) {
+	if stack == nil {
+		b.Skip("integration benchmark: needs the real stack")
+	}
+	work := b.TempDir()
+	echo := filepath.Join(work, "echo")
+	build := exec.Command("go", "build", "-o", echo, "./testdata/echo")
+	if out, err := build.CombinedOutput(); err != nil {
+		b.Fatalf("build echo: %v\n%s", err, out)
+	}
+	generated, err := os.ReadFile(filepath.Join(stack.Root, "deploy", "local", "config", "console.yaml"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defaults := strings.Replace(string(generated), "      useCache: true\n", "", 1)
+	if defaults == string(generated) {
+		b.Fatal("the generated caller configuration no longer sets useCache; update the benchmark")
+	}
+	callee := "apiVersion: dapr.io/v1alpha1\nkind: Configuration\nmetadata: {name: echo}\nspec:\n  nameResolution:\n    component: consul\n    configuration: {selfRegister: true}\n"
+	configs := map[string]string{"generated": string(generated), "defaults": defaults, "callee": callee}
+	for name, c := range configs {
+		if err := os.WriteFile(filepath.Join(work, name+".yaml"), []byte(c), 0o644); err != nil {
+			b.Fatal(err)
+		}
+	}
+	plan := &runplan.Plan{APIVersion: runplan.APIVersion, Kind: runplan.Kind, Apps: []runplan.App{
+		{ID: "echo", Command: []string{echo}, Config: filepath.Join(work, "callee.yaml"), HealthPath: "/"},
+		{ID: "withcache", Config: filepath.Join(work, "generated.yaml"), DependsOn: []string{"echo"}},
+		{ID: "nocache", Config: filepath.Join(work, "defaults.yaml"), DependsOn: []string{"echo"}},
+	}}
+	if err := plan.Validate(); err != nil {
+		b.Fatal(err)
+	}
+	g, err := runner.Start(context.Background(), runner.Options{Root: stack.Root, Plan: plan, Infra: stack.Endpoints(),
+		Daprd: stack.Daprd, WorkDir: work, Output: stack.Output, Ports: stack.Ports})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer g.Stop()
+	for b.Loop() {
+		rps := map[string]float64{}
+		for _, caller := range []string{"withcache", "nocache"} {
+			a := g.App(caller)
+			url := a.DaprHTTP() + "/v1.0/invoke/echo/method/ping"
+			hit := func() error {
+				req, _ := http.NewRequest(http.MethodGet, url, nil)
+				req.Header.Set("dapr-api-token", a.DaprAPIToken)
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					return err
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusOK {
+					return fmt.Errorf("%s: status %d", caller, resp.StatusCode)
+				}
+				return nil
+			}
+			for range 200 { // warm connections and, for withcache, the resolver's cache
+				if err := hit(); err != nil {
+					b.Fatal(err)
+				}
+			}
+			var n atomic.Int64
+			var firstErr atomic.Value
+			deadline := time.Now().Add(5 * time.Second)
+			var wg sync.WaitGroup
+			for range 16 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for time.Now().Before(deadline) {
+						if err := hit(); err != nil {
+							firstErr.CompareAndSwap(nil, err)
+							return
+						}
+						n.Add(1)
+					}
+				}()
+			}
+			wg.Wait()
+			if err, _ := firstErr.Load().(error); err != nil {
+				b.Fatal(err)
+			}
+			rps[caller] = float64(n.Load()) / 5
+			b.ReportMetric(rps[caller], caller+"-req/s")
+		}
+		b.ReportMetric(rps["withcache"]/rps["nocache"], "generated/defaults")
+	}
 }

@@ -36,6 +36,9 @@ func Jobs(stockDaprd string) []Job {
 				{"throughput, bare sidecars vs direct (req/s)", "Paths sidecars-req/s", "Paths direct-req/s", Higher},
 				{"p50 the gateway adds at 200 req/s (ms)", "Paths gateway-added-p50-ms@200", "", Lower},
 			}},
+		{Name: "config", Title: "Two sidecars, Consul name resolution: goplt's generated configuration (resolver cache) vs Dapr's defaults",
+			Pkg: "github.com/goplt/goplt/internal/runner", Bench: "ConfigVsDefaults", Benchtime: "1x", Stack: true,
+			Rows: []Row{{"throughput, 16 workers (req/s)", "ConfigVsDefaults withcache-req/s", "ConfigVsDefaults nocache-req/s", Higher}}},
 		{Name: "audit", Title: "Audit log: chained batch append vs plain INSERT, ingest through broker and sidecar (bulk subscribe)",
 			Pkg: "github.com/goplt/goplt/apps/audit/audit", Bench: "Append|IngestThroughBroker", Benchtime: "20000x", Stack: true,
 			Rows: []Row{
