@@ -337,14 +337,17 @@ func (g *gen) subscriptions() {
 	}
 }
 
-// Resiliency defaults: a timeout and finite retries for every call to a module, and a
-// circuit breaker on publishing. Dapr 1.16 turns every non-2xx/3xx invocation response into a
-// policy error, 4xx included, so: retries match only 503 and gRPC Unavailable (plus connection
-// errors, which carry no status), never replaying a request the app refused or may have done;
-// and app circuit breakers are opt-in per module (circuitBreakerFailures), because one client's
-// bad requests would otherwise open the breaker for every caller.
+// Resiliency defaults: finite retries of what is safe to retry, and a circuit breaker on
+// publishing. Dapr 1.16 turns every non-2xx/3xx invocation response into a policy error, 4xx
+// included, so retries match only 503 and gRPC Unavailable (plus connection errors, which carry
+// no status): the callee's sidecar could not reach the app, so nothing was applied. There is no
+// timeout by default, because Dapr retries a call its timeout cut short although the app may
+// have applied it (a POST twice): callers bound their calls with their own deadlines (the
+// gateway's, the typed clients'), which cancel rather than retry. A module that sets a timeout
+// gets no retries unless it also sets `retries` (say, for idempotent routes only). App circuit
+// breakers are opt-in per module (circuitBreakerFailures), because one client's bad requests
+// would otherwise open the breaker for every caller.
 const (
-	defaultTimeout  = "5s"
 	defaultRetries  = 3
 	publishFailures = 5
 )
@@ -403,13 +406,17 @@ func (g *gen) resiliency() {
 	for _, m := range g.set.Modules {
 		id := m.Spec.App.ID
 		scopes = append(scopes, id)
-		timeout, retries := defaultTimeout, defaultRetries
-		ref := policyRef{Timeout: id, Retry: id}
+		retries := defaultRetries
+		ref := policyRef{Retry: id}
 		g.from("policies and target for app "+id, m.PosOf("/spec/app/id"))
 		if r := m.Spec.Resiliency; r != nil {
 			g.from("overrides for app "+id, m.PosOf("/spec/resiliency"))
 			if r.Timeout != "" {
-				timeout = r.Timeout
+				// Dapr retries a call its timeout cut short, though the app may have applied
+				// it: with a timeout, retries are off unless the manifest asks for them.
+				spec.Policies.Timeouts[id] = r.Timeout
+				ref.Timeout = id
+				retries = 0
 			}
 			if r.Retries != nil {
 				retries = *r.Retries
@@ -419,7 +426,6 @@ func (g *gen) resiliency() {
 				ref.CircuitBreaker = id
 			}
 		}
-		spec.Policies.Timeouts[id] = timeout
 		spec.Policies.Retries[id] = retryPolicy{Policy: "exponential", MaxInterval: "2s", MaxRetries: retries,
 			Matching: &retryMatching{HTTPStatusCodes: "503", GRPCStatusCodes: "14"}}
 		spec.Targets.Apps[id] = ref

@@ -162,3 +162,44 @@ func TestDiamond(t *testing.T) {
 		t.Errorf("run order = %s", got)
 	}
 }
+
+// Nothing that may already be applied is retried: no timeout by default (Dapr retries a call
+// its timeout cut short); a module's own timeout turns its retries off unless it sets them.
+func TestResiliencyRetriesOnlyWhatIsSafe(t *testing.T) {
+	root := t.TempDir()
+	files := map[string][]byte{
+		"manifests/platform.yaml": []byte(platform),
+		"manifests/gateway.yaml":  []byte(module("gateway", "", "")),
+		"manifests/plain.yaml":    []byte(module("plain", "", "")),
+		"manifests/timed.yaml":    []byte(module("timed", "", "  resiliency: {timeout: 2s}\n")),
+		"manifests/reads.yaml":    []byte(module("reads", "", "  resiliency: {timeout: 2s, retries: 2}\n")),
+	}
+	set, err := manifest.Load(files, root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	arts, err := Generate(set)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res struct {
+		Spec resiliencySpec `yaml:"spec"`
+	}
+	if err := yaml.Unmarshal(find(t, arts, "components/local/resiliency.yaml"), &res); err != nil {
+		t.Fatal(err)
+	}
+	p := res.Spec.Policies
+	for _, c := range []struct {
+		app     string
+		timeout string
+		retries int
+	}{{"plain", "", 3}, {"timed", "2s", 0}, {"reads", "2s", 2}} {
+		if p.Timeouts[c.app] != c.timeout || res.Spec.Targets.Apps[c.app].Timeout != map[bool]string{true: c.app}[c.timeout != ""] {
+			t.Errorf("%s: timeout %q (target %q), want %q", c.app, p.Timeouts[c.app], res.Spec.Targets.Apps[c.app].Timeout, c.timeout)
+		}
+		r := p.Retries[c.app]
+		if r.MaxRetries != c.retries || r.Matching == nil || r.Matching.HTTPStatusCodes != "503" || r.Matching.GRPCStatusCodes != "14" {
+			t.Errorf("%s: retries %+v, want %d on 503 / Unavailable only", c.app, r, c.retries)
+		}
+	}
+}

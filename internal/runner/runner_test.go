@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"gopkg.in/yaml.v3"
+
 	"github.com/goplt/goplt/internal/ports"
 	"github.com/goplt/goplt/internal/runner"
 	"github.com/goplt/goplt/internal/runplan"
@@ -201,11 +203,7 @@ func BenchmarkConfigVsDefaults(b *testing.B) {
 		b.Skip("integration benchmark: needs the real stack")
 	}
 	work := b.TempDir()
-	echo := filepath.Join(work, "echo")
-	build := exec.Command("go", "build", "-o", echo, "./testdata/echo")
-	if out, err := build.CombinedOutput(); err != nil {
-		b.Fatalf("build echo: %v\n%s", err, out)
-	}
+	echo := buildEcho(b, work)
 	generated, err := os.ReadFile(filepath.Join(stack.Root, "deploy", "local", "config", "console.yaml"))
 	if err != nil {
 		b.Fatal(err)
@@ -284,5 +282,74 @@ func BenchmarkConfigVsDefaults(b *testing.B) {
 			b.ReportMetric(rps[caller], caller+"-req/s")
 		}
 		b.ReportMetric(rps["withcache"]/rps["nocache"], "generated/defaults")
+	}
+}
+
+// buildEcho compiles testdata/echo into dir.
+func buildEcho(tb testing.TB, dir string) string {
+	tb.Helper()
+	echo := filepath.Join(dir, "echo")
+	if out, err := exec.Command("go", "build", "-o", echo, "./testdata/echo").CombinedOutput(); err != nil {
+		tb.Fatalf("build echo: %v\n%s", err, out)
+	}
+	return echo
+}
+
+// A POST that takes longer than any sidecar timeout used to be is applied once: the generated
+// resiliency (components/local/resiliency.yaml, the policy every module without overrides
+// gets) neither cuts it short nor retries it.
+func TestSlowPostIsAppliedOnce(t *testing.T) {
+	if stack == nil {
+		t.Skip("integration test: needs the real stack")
+	}
+	work := t.TempDir()
+	echo := buildEcho(t, work)
+	raw, err := os.ReadFile(filepath.Join(stack.Root, "components", "local", "resiliency.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res map[string]any
+	if err := yaml.Unmarshal(raw, &res); err != nil {
+		t.Fatal(err)
+	}
+	spec := res["spec"].(map[string]any)
+	apps := spec["targets"].(map[string]any)["apps"].(map[string]any)
+	apps["echo"] = apps["notes"] // notes sets no resiliency of its own: the default policy
+	res["scopes"] = []string{"caller"}
+	out, _ := yaml.Marshal(res)
+	resources := filepath.Join(work, "resources")
+	_ = os.MkdirAll(resources, 0o755)
+	if err := os.WriteFile(filepath.Join(resources, "resiliency.yaml"), out, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	callee := "apiVersion: dapr.io/v1alpha1\nkind: Configuration\nmetadata: {name: echo}\nspec:\n  nameResolution:\n    component: consul\n    configuration: {selfRegister: true}\n"
+	_ = os.WriteFile(filepath.Join(work, "callee.yaml"), []byte(callee), 0o644)
+	g, err := runner.Start(context.Background(), runner.Options{Root: stack.Root, Infra: stack.Endpoints(), Daprd: stack.Daprd,
+		WorkDir: work, Output: stack.Output, Ports: stack.Ports, Plan: &runplan.Plan{APIVersion: runplan.APIVersion, Kind: runplan.Kind, Apps: []runplan.App{
+			{ID: "echo", Command: []string{echo}, Config: filepath.Join(work, "callee.yaml"), HealthPath: "/"},
+			{ID: "caller", Config: "deploy/local/config/console.yaml", Resources: []string{resources}, DependsOn: []string{"echo"}},
+		}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Stop()
+	caller := g.App("caller")
+	call := func(method, path string) (int, string) {
+		req, _ := http.NewRequest(method, caller.DaprHTTP()+"/v1.0/invoke/echo/method"+path, nil)
+		req.Header.Set("dapr-api-token", caller.DaprAPIToken)
+		resp, err := (&http.Client{Timeout: time.Minute}).Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if status, _ := call(http.MethodPost, "/slow"); status != http.StatusOK {
+		t.Fatalf("slow POST: status %d", status)
+	}
+	time.Sleep(time.Second) // a retry, had there been one, would have arrived by now
+	if _, n := call(http.MethodGet, "/count"); n != "1" {
+		t.Fatalf("the POST reached the app %s times, want once", n)
 	}
 }
