@@ -38,8 +38,12 @@ type EventHandler func(ctx context.Context, e Event) error
 // ErrDrop marks an event that can never be processed (poison): retrying would not help.
 var ErrDrop = errors.New("event dropped")
 
-// maxEventBytes bounds one delivered event.
-const maxEventBytes = 4 << 20
+// maxEventBytes bounds one delivered event; maxDeliveryBytes bounds a whole bulk delivery (up
+// to 1,000 events, each checked against maxEventBytes on its own).
+const (
+	maxEventBytes    = 4 << 20
+	maxDeliveryBytes = 64 << 20
+)
 
 // BulkEventHandler processes a batch of events, in delivery order, and returns one result per
 // event with the meaning EventHandler's error has: nil done, ErrDrop dropped, anything else
@@ -64,7 +68,7 @@ type bulkStatus struct {
 func (k *Kernel) eventHandler(s Subscription) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var d delivery
-		if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxEventBytes)).Decode(&d); err != nil {
+		if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxDeliveryBytes)).Decode(&d); err != nil {
 			// Unreadable now means unreadable forever: drop (never 404, which Dapr also drops
 			// but logs as a missing route). A bulk body Dapr itself sent is always readable.
 			k.log.ErrorContext(r.Context(), "undecodable event dropped", "topic", s.Topic, "err", err)
@@ -72,6 +76,11 @@ func (k *Kernel) eventHandler(s Subscription) http.Handler {
 			return
 		}
 		if d.Entries == nil {
+			if r.ContentLength > maxEventBytes {
+				k.log.ErrorContext(r.Context(), "oversized event dropped", "topic", s.Topic, "bytes", r.ContentLength)
+				WriteJSON(w, http.StatusOK, map[string]string{"status": "DROP"})
+				return
+			}
 			e := d.Event
 			ctx := r.Context()
 			if r.Header.Get("X-Request-ID") == "" {
@@ -92,6 +101,11 @@ func (k *Kernel) eventHandler(s Subscription) http.Handler {
 		for i, en := range d.Entries {
 			statuses[i].EntryID = en.EntryID
 			var e Event
+			if len(en.Event) > maxEventBytes {
+				k.log.ErrorContext(r.Context(), "oversized event dropped", "topic", s.Topic, "entry", en.EntryID, "bytes", len(en.Event))
+				statuses[i].Status = "DROP"
+				continue
+			}
 			if err := json.Unmarshal(en.Event, &e); err != nil {
 				k.log.ErrorContext(r.Context(), "undecodable event dropped", "topic", s.Topic, "entry", en.EntryID, "err", err)
 				statuses[i].Status = "DROP"

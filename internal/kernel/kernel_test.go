@@ -124,16 +124,18 @@ func TestEventStatuses(t *testing.T) {
 		{`{"id":"3","topic":"t","data":{"kind":"db"}}`, 500, "RETRY"},
 		{`{"id":"4","topic":"t","data":"not an object"}`, 200, "DROP"},
 		{`not json`, 200, "DROP"},
+		{`{"id":"5","topic":"t","data":{"kind":"ok","pad":"` + strings.Repeat("x", maxEventBytes) + `"}}`, 200, "DROP"},
 	} {
 		rec := do(h, "POST", "/events/made", c.body, tok)
 		if rec.Code != c.status || !strings.Contains(rec.Body.String(), c.want) {
-			t.Errorf("%s: %d %s, want %d %s", c.body, rec.Code, rec.Body, c.status, c.want)
+			t.Errorf("%.80s: %d %s, want %d %s", c.body, rec.Code, rec.Body, c.status, c.want)
 		}
 	}
 }
 
 // A bulk delivery gets one status per entry: a single-event handler sees the entries one by
-// one, a bulk handler sees them together, and an entry that does not decode is dropped alone.
+// one, a bulk handler sees them together, and an entry that does not decode or is over the
+// size limit is dropped alone (a batch may be far larger than one event).
 func TestBulkEventStatuses(t *testing.T) {
 	results := map[string]error{"ok": nil, "poison": ErrDrop, "db": errors.New("db down")}
 	kind := func(e Event) error {
@@ -159,12 +161,14 @@ func TestBulkEventStatuses(t *testing.T) {
 	})
 	h := k.handler()
 	tok := map[string]string{"dapr-api-token": "secret", "Content-Type": "application/json"}
+	huge := `{"id":"h","data":{"kind":"ok","pad":"` + strings.Repeat("x", maxEventBytes) + `"}}`
 	bulk := `{"id":"b","topic":"t","entries":[
 		{"entryId":"e1","event":{"id":"1","data":{"kind":"ok"}}},
 		{"entryId":"e2","event":{"id":"2","data":{"kind":"poison"}}},
 		{"entryId":"e3","event":"not an event"},
-		{"entryId":"e4","event":{"id":"4","data":{"kind":"db"}}}]}`
-	want := `{"statuses":[{"entryId":"e1","status":"SUCCESS"},{"entryId":"e2","status":"DROP"},{"entryId":"e3","status":"DROP"},{"entryId":"e4","status":"RETRY"}]}`
+		{"entryId":"e4","event":{"id":"4","data":{"kind":"db"}}},
+		{"entryId":"e5","event":` + huge + `}]}`
+	want := `{"statuses":[{"entryId":"e1","status":"SUCCESS"},{"entryId":"e2","status":"DROP"},{"entryId":"e3","status":"DROP"},{"entryId":"e4","status":"RETRY"},{"entryId":"e5","status":"DROP"}]}`
 	for _, path := range []string{"/events/one", "/events/many"} {
 		rec := do(h, "POST", path, bulk, tok)
 		if rec.Code != 200 || strings.TrimSpace(rec.Body.String()) != want {
