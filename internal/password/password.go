@@ -61,8 +61,27 @@ func Check(pw string) error {
 	return nil
 }
 
-// Hasher hashes with fixed parameters.
-type Hasher struct{ P Params }
+// Hasher hashes with fixed parameters. Each hash or check holds P.Memory KiB (19 MiB at the
+// OWASP setting) while it runs; Slots, when set, bounds how many run at once, so a burst of
+// logins queues instead of taking memory without limit. Make one with NewHasher.
+type Hasher struct {
+	P     Params
+	Slots chan struct{}
+}
+
+// NewHasher returns a hasher that runs at most concurrent hashes at once (at least one).
+func NewHasher(p Params, concurrent int) Hasher {
+	return Hasher{P: p, Slots: make(chan struct{}, max(1, concurrent))}
+}
+
+// argon2id runs the key derivation inside a slot.
+func (h Hasher) argon2id(pw, salt []byte, p Params, keyLen uint32) []byte {
+	if h.Slots != nil {
+		h.Slots <- struct{}{}
+		defer func() { <-h.Slots }()
+	}
+	return argon2.IDKey(pw, salt, p.Time, p.Memory, p.Threads, keyLen)
+}
 
 // Hash returns the PHC-encoded argon2id hash of pw. It does not call Check.
 func (h Hasher) Hash(pw string) (string, error) {
@@ -73,7 +92,7 @@ func (h Hasher) Hash(pw string) (string, error) {
 	if _, err := rand.Read(salt); err != nil {
 		return "", fmt.Errorf("salt: %w", err)
 	}
-	key := argon2.IDKey([]byte(pw), salt, h.P.Time, h.P.Memory, h.P.Threads, h.P.KeyLen)
+	key := h.argon2id([]byte(pw), salt, h.P, h.P.KeyLen)
 	b64 := base64.RawStdEncoding
 	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s", argon2.Version, h.P.Memory, h.P.Time, h.P.Threads,
 		b64.EncodeToString(salt), b64.EncodeToString(key)), nil
@@ -89,7 +108,7 @@ func (h Hasher) Verify(pw, encoded string) (ok, rehash bool, err error) {
 	if len(pw) > MaxBytes {
 		return false, false, nil
 	}
-	got := argon2.IDKey([]byte(pw), salt, p.Time, p.Memory, p.Threads, uint32(len(key)))
+	got := h.argon2id([]byte(pw), salt, p, uint32(len(key)))
 	ok = subtle.ConstantTimeCompare(got, key) == 1
 	rehash = p.Memory != h.P.Memory || p.Time != h.P.Time || p.Threads != h.P.Threads ||
 		uint32(len(salt)) != h.P.SaltLen || uint32(len(key)) != h.P.KeyLen

@@ -3,6 +3,7 @@ package password
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
 // cheap keeps unit tests fast; the OWASP setting is exercised by the benchmark.
@@ -88,5 +89,34 @@ func BenchmarkHashOWASP(b *testing.B) {
 		if _, err := h.Hash("correct horse battery staple"); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// With slots, a hash waits for a free one: while the only slot is taken, Hash does not run;
+// once it is free, Hash finishes.
+func TestSlotsBoundConcurrentHashes(t *testing.T) {
+	h := NewHasher(Params{Memory: 8 << 10, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}, 1)
+	h.Slots <- struct{}{} // someone else's hash holds the slot
+	done := make(chan error, 1)
+	go func() {
+		_, err := h.Hash("correct horse battery staple")
+		done <- err
+	}()
+	select {
+	case <-done:
+		t.Fatal("Hash ran although no slot was free")
+	case <-time.After(200 * time.Millisecond):
+	}
+	<-h.Slots
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Hash did not run once the slot was free")
+	}
+	if len(h.Slots) != 0 {
+		t.Error("Hash kept its slot")
 	}
 }

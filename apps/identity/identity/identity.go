@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime"
 	"slices"
 	"strings"
 	"time"
@@ -41,7 +42,10 @@ type Module struct {
 }
 
 // New returns the module.
-func New() *Module { return &Module{hasher: password.Hasher{P: password.OWASP}} }
+func New() *Module {
+	// One argon2id at a time per core: more would not finish sooner, only hold more memory.
+	return &Module{hasher: password.NewHasher(password.OWASP, runtime.GOMAXPROCS(0))}
+}
 
 // Name implements kernel.Module.
 func (m *Module) Name() string { return "identity" }
