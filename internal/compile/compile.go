@@ -69,6 +69,7 @@ func Generate(set *manifest.Set) ([]Artifact, error) {
 	if err := g.permissionConstants(); err != nil {
 		return nil, err
 	}
+	g.eventCatalogue()
 	if err := g.sidecarComponents("local", "kubernetes"); err != nil {
 		return nil, err
 	}

@@ -26,7 +26,7 @@ const (
 
 // IsGenerated reports whether a file's content was written by goplt generate.
 func IsGenerated(b []byte) bool {
-	return bytes.HasPrefix(b, []byte(Header)) || bytes.HasPrefix(b, []byte(GoHeader)) ||
+	return bytes.HasPrefix(b, []byte(Header)) || bytes.HasPrefix(b, []byte(GoHeader)) || bytes.HasPrefix(b, []byte(mdHeader)) ||
 		bytes.HasPrefix(b, []byte("{\n  \"generated\": \""+jsonMarker+"\""))
 }
 
