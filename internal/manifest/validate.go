@@ -254,7 +254,7 @@ func validatePlatform(set *Set, appIDs map[string]*Module) Problems {
 		}
 	}
 	for name, prof := range p.Spec.Profiles {
-		ps = append(ps, sidecarComponents(set, name, prof)...)
+		ps = append(ps, sidecarComponents(set, name)...)
 		for i, c := range prof.DevCallers {
 			if appIDs[c] != nil {
 				ps = append(ps, Problem{Pos: p.PosOf(fmt.Sprintf("/spec/profiles/%s/devCallers/%d", name, i)), Rule: "dev-caller", Msg: fmt.Sprintf("dev caller %q is also a module's app id", c), Fix: "use another id"})
@@ -264,45 +264,29 @@ func validatePlatform(set *Set, appIDs map[string]*Module) Problems {
 	return ps
 }
 
-// sidecarComponents checks that goplt's daprd can include every component type a profile
-// names for a building block some module uses (internal/sidecar.Catalogue): generate writes the
-// daprd's registrations for exactly those types.
-func sidecarComponents(set *Set, profile string, prof Profile) Problems {
+// sidecarComponents checks that goplt's daprd can include every component type the profile's
+// sidecars need (Set.ComponentUses; internal/sidecar.Catalogue): generate writes the daprd's
+// registrations for exactly those types.
+func sidecarComponents(set *Set, profile string) Problems {
 	var ps Problems
-	p := set.Platform
-	uses := func(f func(*Module) bool) bool { return slices.ContainsFunc(set.Modules, f) }
-	check := func(block, kind, typ, version string) {
-		if typ == "" {
-			return
+	for _, u := range set.ComponentUses(profile) {
+		if _, ok := sidecar.Lookup(u.Kind, u.Type, u.Version); ok {
+			continue
 		}
-		if _, ok := sidecar.Lookup(kind, typ, version); ok {
-			return
+		what := u.Type
+		if u.Version != "" {
+			what += "/" + u.Version
 		}
-		what := typ
-		if version != "" {
-			what += "/" + version
-		}
-		have := "it can include " + strings.Join(sidecar.Names(kind), ", ")
-		if len(sidecar.Names(kind)) == 0 {
-			have = "it can include no " + kind + " component"
+		have := "it can include " + strings.Join(sidecar.Names(u.Kind), ", ")
+		if len(sidecar.Names(u.Kind)) == 0 {
+			have = "it can include no " + u.Kind + " component"
 		}
 		ps = append(ps, Problem{
-			Pos:  p.PosOf(fmt.Sprintf("/spec/profiles/%s/%s", profile, block)),
+			Pos:  set.Platform.PosOf(fmt.Sprintf("/spec/profiles/%s/%s", profile, u.Block)),
 			Rule: "sidecar-component",
-			Msg:  fmt.Sprintf("profile %s: goplt's daprd cannot include %s component %s (%s)", profile, kind, what, have),
+			Msg:  fmt.Sprintf("profile %s: goplt's daprd cannot include %s component %s (%s)", profile, u.Kind, what, have),
 			Fix:  "use one of those, or add the type with its registration to internal/sidecar.Catalogue (then `make generate` and `make deps`)",
 		})
-	}
-	// A building block no module uses emits no component, so it needs nothing in daprd.
-	check("pubsub", "pubsub", prof.PubSub.Type, prof.PubSub.Version)
-	if prof.State != nil && uses(func(m *Module) bool { return len(m.Spec.State) > 0 }) {
-		check("state", "state", prof.State.Type, prof.State.Version)
-	}
-	if prof.Secrets != nil && uses(func(m *Module) bool { return len(m.Spec.Secrets) > 0 }) {
-		check("secrets", "secretstores", prof.Secrets.Type, prof.Secrets.Version)
-	}
-	if prof.NameResolution != nil {
-		check("nameResolution", "nameresolution", prof.NameResolution.Component, "")
 	}
 	return ps
 }
