@@ -118,8 +118,7 @@ func TestRunRefusesBrokenOrStaleManifests(t *testing.T) {
 		return b
 	})
 	code, _, stderr = run("run", "--home", home, "--manifests", stale)
-	if code != ExitFailure || !strings.Contains(stderr, "out of date with manifests/ (apps/notes/permissions/permissions_gen.go)") ||
-		!strings.Contains(stderr, "run `make generate` first") {
+	if code != ExitFailure || !strings.Contains(stderr, "out of date with manifests/ (apps/notes/permissions/permissions_gen.go): run `make generate`") {
 		t.Errorf("stale: exit %d, stderr %q", code, stderr)
 	}
 	if _, err := os.Stat(filepath.Join(home, "infra.json")); err == nil {

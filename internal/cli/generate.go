@@ -43,30 +43,42 @@ func (e *env) loadManifests(dir string) (*manifest.Set, error) {
 	return set, err
 }
 
-// checkGenerated validates the manifests and fails when a generated file is out of step with
-// them, naming the files and what to run.
-func (e *env) checkGenerated(dir string) error {
+// compileChanges validates the manifests, compiles them and says which generated files would
+// change on disk.
+func (e *env) compileChanges(dir string) ([]compile.Artifact, []change, error) {
 	set, err := e.loadManifests(dir)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	arts, err := compile.Generate(set)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	changes, err := planWrites(e.root, arts)
-	if err != nil {
-		return err
-	}
+	return arts, changes, err
+}
+
+// staleError says which generated files are out of step with the manifests (nil: none).
+func staleError(changes []change) error {
 	if len(changes) == 0 {
 		return nil
 	}
-	var paths []string
-	for _, c := range changes {
-		paths = append(paths, c.path)
+	paths := make([]string, len(changes))
+	for i, c := range changes {
+		paths[i] = c.path
 	}
-	return &exitError{code: ExitFailure, msg: fmt.Sprintf("%d generated file(s) are out of date with manifests/ (%s): run `make generate` first",
+	return &exitError{code: ExitFailure, msg: fmt.Sprintf("%d generated file(s) out of date with manifests/ (%s): run `make generate`",
 		len(changes), strings.Join(paths, ", "))}
+}
+
+// checkGenerated validates the manifests and fails when a generated file is out of step with
+// them, naming the files and what to run.
+func (e *env) checkGenerated(dir string) error {
+	_, changes, err := e.compileChanges(dir)
+	if err != nil {
+		return err
+	}
+	return staleError(changes)
 }
 
 func newValidateCmd(e *env) *cobra.Command {
@@ -103,15 +115,7 @@ deploy/kubernetes/ (Dapr CRDs, Deployments, Services, migration Jobs, ConfigMaps
 With --check nothing is written and the command fails (exit 1) if anything is stale.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			set, err := e.loadManifests(dir)
-			if err != nil {
-				return err
-			}
-			arts, err := compile.Generate(set)
-			if err != nil {
-				return err
-			}
-			changes, err := planWrites(e.root, arts)
+			arts, changes, err := e.compileChanges(dir)
 			if err != nil {
 				return err
 			}
@@ -123,7 +127,7 @@ With --check nothing is written and the command fails (exit 1) if anything is st
 				for _, c := range changes {
 					fmt.Fprintf(e.stdout, "%-8s %s\n", c.what, c.path)
 				}
-				return &exitError{code: ExitFailure, msg: fmt.Sprintf("%d generated file(s) out of date with manifests/: run `make generate`", len(changes))}
+				return staleError(changes)
 			}
 			for _, c := range changes {
 				if err := c.apply(e.root); err != nil {
