@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 
 	dapr "github.com/dapr/go-sdk/client"
@@ -60,6 +61,18 @@ type delivery struct {
 	} `json:"entries"`
 }
 
+// countingReader counts the bytes read through it.
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}
+
 type bulkStatus struct {
 	EntryID string `json:"entryId"`
 	Status  string `json:"status"`
@@ -68,7 +81,8 @@ type bulkStatus struct {
 func (k *Kernel) eventHandler(s Subscription) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var d delivery
-		if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxDeliveryBytes)).Decode(&d); err != nil {
+		body := &countingReader{r: http.MaxBytesReader(w, r.Body, maxDeliveryBytes)}
+		if err := json.NewDecoder(body).Decode(&d); err != nil {
 			// Unreadable now means unreadable forever: drop (never 404, which Dapr also drops
 			// but logs as a missing route). A bulk body Dapr itself sent is always readable.
 			k.log.ErrorContext(r.Context(), "undecodable event dropped", "topic", s.Topic, "err", err)
@@ -76,8 +90,8 @@ func (k *Kernel) eventHandler(s Subscription) http.Handler {
 			return
 		}
 		if d.Entries == nil {
-			if r.ContentLength > maxEventBytes {
-				k.log.ErrorContext(r.Context(), "oversized event dropped", "topic", s.Topic, "bytes", r.ContentLength)
+			if body.n > maxEventBytes { // whatever the Content-Length said (chunked bodies have none)
+				k.log.ErrorContext(r.Context(), "oversized event dropped", "topic", s.Topic, "bytes", body.n)
 				WriteJSON(w, http.StatusOK, map[string]string{"status": "DROP"})
 				return
 			}

@@ -127,6 +127,19 @@ func TestEventStatuses(t *testing.T) {
 		{`{"id":"5","topic":"t","data":{"kind":"ok","pad":"` + strings.Repeat("x", maxEventBytes) + `"}}`, 200, "DROP"},
 	} {
 		rec := do(h, "POST", "/events/made", c.body, tok)
+		if c.want == "DROP" && len(c.body) > maxEventBytes {
+			// The same oversized event without a Content-Length (a chunked body).
+			req := httptest.NewRequest("POST", "/events/made", io.MultiReader(strings.NewReader(c.body)))
+			req.ContentLength = -1
+			for k, v := range tok {
+				req.Header.Set(k, v)
+			}
+			chunked := httptest.NewRecorder()
+			h.ServeHTTP(chunked, req)
+			if chunked.Code != c.status || !strings.Contains(chunked.Body.String(), c.want) {
+				t.Errorf("oversized, chunked: %d %s", chunked.Code, chunked.Body)
+			}
+		}
 		if rec.Code != c.status || !strings.Contains(rec.Body.String(), c.want) {
 			t.Errorf("%.80s: %d %s, want %d %s", c.body, rec.Code, rec.Body, c.status, c.want)
 		}
