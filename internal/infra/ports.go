@@ -3,7 +3,6 @@ package infra
 import (
 	"bufio"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -117,11 +116,9 @@ func (e *PortInUseError) Error() string {
 
 // CheckPortFree returns a *PortInUseError when something listens on 127.0.0.1:port.
 func CheckPortFree(service string, port int) error {
-	l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
-	if err != nil {
+	if !ports.Free(port) {
 		return &PortInUseError{Service: service, Port: port, Owner: PortOwner(port)}
 	}
-	l.Close()
 	return nil
 }
 

@@ -121,7 +121,7 @@ func (a *Allocator) Take(n int) ([]int, error) {
 		if !ok {
 			continue
 		}
-		if !listenable(p) {
+		if !Free(p) {
 			f.Close()
 			continue
 		}
@@ -148,8 +148,8 @@ func (a *Allocator) lock(p int) (*os.File, bool) {
 	return f, true
 }
 
-// listenable says whether nothing listens on 127.0.0.1:p (nor on the wildcard address).
-func listenable(p int) bool {
+// Free says whether nothing listens on 127.0.0.1:p (nor on the wildcard address).
+func Free(p int) bool {
 	l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p)))
 	if err != nil {
 		return false

@@ -18,7 +18,7 @@ func testPool(t *testing.T, size int) Range {
 	}
 	hi := def.Hi
 	for lo := hi - 1; lo >= def.Lo; lo-- {
-		if !listenable(lo) {
+		if !Free(lo) {
 			hi = lo
 			continue
 		}

@@ -9,6 +9,7 @@ import (
 	"bytes"
 	"fmt"
 	"go/format"
+	"maps"
 	"slices"
 	"sort"
 	"strings"
@@ -143,7 +144,7 @@ func Source(header string, entries []Entry) ([]byte, error) {
 	body.WriteString("}\n")
 	if len(imports) > 0 {
 		b.WriteString("import (\n")
-		for _, i := range sortedKeys(imports) {
+		for _, i := range slices.Sorted(maps.Keys(imports)) {
 			b.WriteString("\t" + i + "\n")
 		}
 		b.WriteString(")\n\n")
@@ -154,13 +155,4 @@ func Source(header string, entries []Entry) ([]byte, error) {
 		return nil, fmt.Errorf("sidecar: format registrations: %w", err)
 	}
 	return src, nil
-}
-
-func sortedKeys(m map[string]bool) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }

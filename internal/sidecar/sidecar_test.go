@@ -1,9 +1,13 @@
 package sidecar
 
 import (
+	"encoding/json"
 	"go/ast"
 	"go/parser"
 	"go/token"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -69,7 +73,38 @@ func TestSourceRegistersExactlyTheEntries(t *testing.T) {
 	}
 }
 
-// Every catalogue entry generates valid Go, alone and all together.
+// The whole catalogue compiles against the pinned Dapr: tools/dapr/daprd is type-checked with
+// every entry registered in place of the repository's generated file, so an entry whose
+// registration no longer matches Dapr's API fails here, not when a manifest first uses it.
+func TestCatalogueCompilesAgainstDapr(t *testing.T) {
+	if testing.Short() {
+		t.Skip("type-checks Dapr's runtime and every catalogue component (minutes with a cold build cache)")
+	}
+	src, err := Source("// test\n", Catalogue)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	file := filepath.Join(dir, "components_gen.go")
+	if err := os.WriteFile(file, src, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	target, err := filepath.Abs(filepath.Join("..", "..", "tools", "dapr", "daprd", "components_gen.go"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	overlay, _ := json.Marshal(map[string]map[string]string{"Replace": {target: file}})
+	if err := os.WriteFile(filepath.Join(dir, "overlay.json"), overlay, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("go", "vet", "-overlay", filepath.Join(dir, "overlay.json"), "./daprd")
+	cmd.Dir = filepath.Join("..", "..", "tools", "dapr")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("the catalogue's registrations do not compile against Dapr: %v\n%s", err, out)
+	}
+}
+
+// Every catalogue entry generates valid Go on its own.
 func TestEveryCatalogueEntryGenerates(t *testing.T) {
 	if _, err := Source("", Catalogue); err != nil {
 		t.Fatal(err)

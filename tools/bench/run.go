@@ -17,6 +17,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/goplt/goplt/internal/binaries"
 )
 
 // Direction says which way a measure is better.
@@ -108,7 +110,7 @@ func run(ctx context.Context, jobs []Job, only []string, outDir string, progress
 		}
 	}
 	rep := Report{Date: time.Now().UTC().Format(time.RFC3339), Machine: machine(), Go: runtime.Version(),
-		Commit: gitCommit(), Dapr: "1.16.5"}
+		Commit: gitCommit(), Dapr: binaries.DaprVersion}
 	results := map[string]map[string]float64{}
 	start := time.Now()
 	failed := 0
