@@ -39,12 +39,12 @@ func Jobs(stockDaprd string) []Job {
 		{Name: "config", Title: "Two sidecars, Consul name resolution: goplt's generated configuration (resolver cache) vs Dapr's defaults",
 			Pkg: "github.com/goplt/goplt/internal/runner", Bench: "ConfigVsDefaults", Benchtime: "1x", Stack: true,
 			Rows: []Row{{"throughput, 16 workers (req/s)", "ConfigVsDefaults withcache-req/s", "ConfigVsDefaults nocache-req/s", Higher}}},
-		{Name: "audit", Title: "Audit log: chained batch append vs plain INSERT, ingest through broker and sidecar (bulk subscribe)",
-			Pkg: "github.com/goplt/goplt/apps/audit/audit", Bench: "Append|IngestThroughBroker", Benchtime: "20000x", Stack: true,
-			Rows: []Row{
-				{"chained append vs plain INSERT, one row per transaction (ms)", "Append/chain ns/op", "Append/plain-insert ns/op", Lower},
-				{"ingest through broker and sidecar (events/s)", "IngestThroughBroker events/s", "", Higher},
-			}},
+		{Name: "audit", Title: "Audit log: ingest through broker and sidecar (bulk subscribe)",
+			Pkg: "github.com/goplt/goplt/apps/audit/audit", Bench: "IngestThroughBroker", Benchtime: "20000x", Stack: true,
+			Rows: []Row{{"ingest, 20,000 events (events/s)", "IngestThroughBroker events/s", "", Higher}}},
+		{Name: "audit-append", Title: "Audit log: chained batch append vs plain COPY of the same rows",
+			Pkg: "github.com/goplt/goplt/apps/audit/audit", Bench: "Append", Benchtime: "300x", Stack: true,
+			Rows: []Row{{"a batch of 100 per transaction (ms)", "Append/chain ns/op", "Append/plain-copy ns/op", Lower}}},
 		{Name: "audit-latency", Title: "Audit log: publish-to-commit latency at 1,000 events/s, and verify",
 			Pkg: "github.com/goplt/goplt/apps/audit/audit", Bench: "IngestLatency|Verify", Benchtime: "1x", Stack: true,
 			Rows: []Row{

@@ -293,20 +293,26 @@ func TestPoisonEventIsDeadLettered(t *testing.T) {
 	if err := cl.ProduceSync(context.Background(), &kgo.Record{Topic: "auth.login.failed", Value: ce}).FirstErr(); err != nil {
 		t.Fatal(err)
 	}
+	waitDeadLetter(t, id)
+	var n int
+	if err := db(t).QueryRow(context.Background(), `SELECT count(*) FROM audit.log WHERE event_id = $1`, id).Scan(&n); err != nil || n != 0 {
+		t.Fatalf("poison event in the log (%d, %v)", n, err)
+	}
+}
+
+// waitDeadLetter waits up to a minute for audit's dead-letter API to list the event id.
+func waitDeadLetter(t *testing.T, id string) {
+	t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		status, body := get(t, "/audit/dead-letters")
 		if status == http.StatusOK && strings.Contains(string(body), id) {
-			break
+			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("poison event not in the dead letters within 60s: %d %.300s", status, body)
+			t.Fatalf("event %s not in the dead letters within 60s: %d %.300s", id, status, body)
 		}
 		time.Sleep(250 * time.Millisecond)
-	}
-	var n int
-	if err := db(t).QueryRow(context.Background(), `SELECT count(*) FROM audit.log WHERE event_id = $1`, id).Scan(&n); err != nil || n != 0 {
-		t.Fatalf("poison event in the log (%d, %v)", n, err)
 	}
 }
 
@@ -474,26 +480,10 @@ func TestBatchWithPoisonAndRedeliveries(t *testing.T) {
 	}
 	produceAll()
 	conn := db(t)
-	waitCount := func() {
-		deadline := time.Now().Add(60 * time.Second)
-		for {
-			var n int
-			if err := conn.QueryRow(context.Background(), `SELECT count(*) FROM audit.log WHERE event_id LIKE $1`, prefix+"-%").Scan(&n); err != nil {
-				t.Fatal(err)
-			}
-			if n == good {
-				return
-			}
-			if n > good || time.Now().After(deadline) {
-				t.Fatalf("%d rows for %d good events", n, good)
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-	}
-	waitCount()
+	waitRows(t, conn, prefix, good, 60*time.Second)
 	produceAll() // every batch again
 	time.Sleep(3 * time.Second)
-	waitCount()
+	waitRows(t, conn, prefix, good, 60*time.Second)
 	var rows, distinct int
 	if err := conn.QueryRow(context.Background(), `SELECT count(*), count(DISTINCT event_id) FROM audit.log WHERE event_id LIKE $1`, prefix+"-%").Scan(&rows, &distinct); err != nil {
 		t.Fatal(err)
@@ -501,17 +491,7 @@ func TestBatchWithPoisonAndRedeliveries(t *testing.T) {
 	if rows != good || distinct != good {
 		t.Fatalf("%d rows, %d distinct, want %d each", rows, distinct, good)
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		status, body := get(t, "/audit/dead-letters")
-		if status == http.StatusOK && strings.Contains(string(body), poison) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the poison event is not in the dead letters: %d %.300s", status, body)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	waitDeadLetter(t, poison)
 	status, body := get(t, "/audit/verify")
 	var v chain.Result
 	if status != http.StatusOK || json.Unmarshal(body, &v) != nil || !v.OK {

@@ -80,16 +80,6 @@ func (e *Entry) Sum(prev []byte) []byte {
 // lockKey serialises appends: one writer extends the chain at a time.
 const lockKey = `SELECT pg_advisory_xact_lock(hashtext('goplt.audit.chain'))`
 
-// Append adds e at the head of the chain in tx, unless an entry with its event id exists
-// (redelivery): then it returns false. Pos, times' precision, PrevHash and Hash are set.
-func Append(ctx context.Context, tx pgx.Tx, e *Entry) (bool, error) {
-	added, err := AppendBatch(ctx, tx, []*Entry{e})
-	if err != nil {
-		return false, err
-	}
-	return added[0], nil
-}
-
 // logColumns are the log's columns in the order AppendBatch writes them.
 var logColumns = []string{"pos", "event_id", "topic", "source", "actor", "action", "resource", "outcome",
 	"occurred_at", "recorded_at", "payload", "prev_hash", "hash"}
@@ -110,7 +100,9 @@ func AppendBatch(ctx context.Context, tx pgx.Tx, es []*Entry) (added []bool, err
 	for i, e := range es {
 		ids[i] = e.EventID
 	}
-	rows, err := tx.Query(ctx, `SELECT event_id FROM log WHERE event_id = ANY($1)`, ids)
+	// Planned afresh each time (unnamed statement): a cached generic plan made while the log
+	// was small scans the whole table, and each batch would get slower as the log grows.
+	rows, err := tx.Query(ctx, `SELECT event_id FROM log WHERE event_id = ANY($1)`, pgx.QueryExecModeExec, ids)
 	if err != nil {
 		return nil, err
 	}
