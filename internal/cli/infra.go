@@ -155,7 +155,7 @@ stack is already running. Stop it with 'goplt infra down'.`,
 			return nil
 		},
 	}
-	var dataDir string
+	var dataDir, secretsFile string
 	var brokerPorts []int
 	broker := &cobra.Command{
 		Use:    "kafka-broker",
@@ -164,13 +164,19 @@ stack is already running. Stop it with 'goplt infra down'.`,
 		Args:   cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			log := slog.New(slog.NewJSONHandler(e.stderr, nil)).With("app", "kafka")
-			return kafkabroker.Run(cmd.Context(), dataDir, brokerPorts, log)
+			admin, err := infra.BrokerAdmin(secretsFile)
+			if err != nil {
+				return err
+			}
+			return kafkabroker.Run(cmd.Context(), dataDir, brokerPorts, admin, log)
 		},
 	}
 	broker.Flags().StringVar(&dataDir, "data-dir", "", "folder for the broker's data")
 	broker.Flags().IntSliceVar(&brokerPorts, "ports", nil, "one port per broker")
 	_ = broker.MarkFlagRequired("data-dir")
+	broker.Flags().StringVar(&secretsFile, "secrets-file", "", "the local secrets file holding the superuser's credentials")
 	_ = broker.MarkFlagRequired("ports")
+	_ = broker.MarkFlagRequired("secrets-file")
 	cmd.AddCommand(up, down, status, reset, broker)
 	return cmd
 }

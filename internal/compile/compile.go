@@ -7,6 +7,7 @@ package compile
 import (
 	"bytes"
 	"fmt"
+	"maps"
 	"path"
 	"slices"
 	"sort"
@@ -14,6 +15,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/goplt/goplt/internal/eventsig"
 	"github.com/goplt/goplt/internal/manifest"
 	"github.com/goplt/goplt/internal/runplan"
 )
@@ -91,6 +93,7 @@ func Generate(set *manifest.Set) ([]Artifact, error) {
 // daprResources emits the profile's components, subscriptions, resiliency and configurations.
 func (g *gen) daprResources() {
 	g.components()
+	g.brokerUsers()
 	g.subscriptions()
 	g.resiliency()
 	g.configurations()
@@ -167,8 +170,12 @@ type (
 		APIVersion string     `yaml:"apiVersion"`
 		Kind       string     `yaml:"kind"`
 		Metadata   objectMeta `yaml:"metadata"`
-		Spec       any        `yaml:"spec"`
-		Scopes     []string   `yaml:"scopes,omitempty"`
+		Spec       any            `yaml:"spec"`
+		Auth       *componentAuth `yaml:"auth,omitempty"`
+		Scopes     []string       `yaml:"scopes,omitempty"`
+	}
+	componentAuth struct {
+		SecretStore string `yaml:"secretStore"`
 	}
 	componentSpec struct {
 		Type     string         `yaml:"type"`
@@ -216,33 +223,34 @@ func component(meta objectMeta, c manifest.Component, scopes []string) resource 
 }
 
 func (g *gen) components() {
-	var pubsubUsers []string
 	stateUsers := map[string][]string{}
 	var secretUsers []string
-	var pubsubSrc, secretSrc []Source
+	var secretSrc []Source
 	stateSrc := map[string][]Source{}
 	for _, m := range g.set.Modules {
 		id := m.Spec.App.ID
-		if len(m.Spec.Events.Publishes)+len(m.Spec.Events.Subscribes) > 0 {
-			pubsubUsers = append(pubsubUsers, id)
-			pubsubSrc = append(pubsubSrc, Source{"scopes: " + id + " (declares events)", m.PosOf("/spec/events")})
-		}
 		for i, s := range m.Spec.State {
 			stateUsers[s] = append(stateUsers[s], id)
 			stateSrc[s] = append(stateSrc[s], Source{"scopes: " + id, m.PosOf(fmt.Sprintf("/spec/state/%d", i))})
 		}
-		if len(m.Spec.Secrets) > 0 {
+		switch {
+		case len(m.Spec.Secrets) > 0:
 			secretUsers = append(secretUsers, id)
 			secretSrc = append(secretSrc, Source{"scopes: " + id + " (declares secrets)", m.PosOf("/spec/secrets")})
+		case hasEvents(m) && g.prof.Secrets != nil:
+			// Event signing keys (and broker passwords) are in the secret store.
+			secretUsers = append(secretUsers, id)
+			secretSrc = append(secretSrc, Source{"scopes: " + id + " (signs or verifies events)", m.PosOf("/spec/events")})
 		}
+		// A component nobody declared a use for is not emitted at all (least privilege).
+		if hasEvents(m) {
+			g.fromPlatform("spec: component type and metadata", "/pubsub")
+			g.brokerCredentialsSource()
+			g.from("the component and its scope ("+id+" declares events)", m.PosOf("/spec/events"))
+			g.emit(path.Join(g.compDir, PubSubName(id)+".yaml"), g.pubsubComponent(PubSubName(id), id, g.prof.PubSub))
+		}
+		g.broadcastComponent(m)
 	}
-	// A component nobody declared a use for is not emitted at all (least privilege).
-	if len(pubsubUsers) > 0 {
-		g.fromPlatform("spec: component type and metadata", "/pubsub")
-		g.pending = append(g.pending, pubsubSrc...)
-		g.emit(path.Join(g.compDir, "pubsub.yaml"), component(g.meta(pubsubName), g.prof.PubSub, sorted(pubsubUsers)))
-	}
-	g.broadcastComponent()
 	if g.prof.State != nil {
 		for _, name := range sortedKeys(stateUsers) {
 			c := *g.prof.State
@@ -287,27 +295,20 @@ func bulk(b *manifest.Bulk) *bulkSubscribe {
 	return out
 }
 
-// broadcastComponent emits the pub/sub component of broadcast subscriptions: the same broker,
-// but a consumer group of its own per sidecar ({uuid} is expanded by daprd) starting at the
-// newest events, so every replica sees every event published while it runs.
-func (g *gen) broadcastComponent() {
-	var users []string
-	for _, m := range g.set.Modules {
-		for i, s := range m.Spec.Events.Subscribes {
-			if s.Broadcast {
-				users = append(users, m.Spec.App.ID)
-				g.from("scopes: "+m.Spec.App.ID+" (broadcast subscription)", m.PosOf(fmt.Sprintf("/spec/events/subscribes/%d/broadcast", i)))
-				break
-			}
-		}
-	}
-	if len(users) == 0 {
+// broadcastComponent emits the pub/sub component of m's broadcast subscriptions: the same
+// broker, but a consumer group of its own per sidecar ({uuid} is expanded by daprd) starting
+// at the newest events, so every replica sees every event published while it runs.
+func (g *gen) broadcastComponent(m *manifest.Module) {
+	i := slices.IndexFunc(m.Spec.Events.Subscribes, func(s manifest.Subscription) bool { return s.Broadcast })
+	if i < 0 {
 		return
 	}
+	id := m.Spec.App.ID
+	g.from("the component and its scope (broadcast subscription)", m.PosOf(fmt.Sprintf("/spec/events/subscribes/%d/broadcast", i)))
 	c := g.prof.PubSub
-	c.Metadata = map[string]any{}
-	for k, v := range g.prof.PubSub.Metadata {
-		c.Metadata[k] = v
+	c.Metadata = maps.Clone(c.Metadata)
+	if c.Metadata == nil {
+		c.Metadata = map[string]any{}
 	}
 	if c.Type == "pubsub.kafka" {
 		c.Metadata["consumerGroup"] = "{appID}-{uuid}"
@@ -316,16 +317,17 @@ func (g *gen) broadcastComponent() {
 		c.Metadata["consumerID"] = "{appID}-{uuid}"
 	}
 	g.fromPlatform("spec: component type and metadata (consumer group made per sidecar)", "/pubsub")
-	g.emit(path.Join(g.compDir, "pubsub-broadcast.yaml"), component(g.meta(broadcastPubsubName), c, sorted(users)))
+	g.brokerCredentialsSource()
+	g.emit(path.Join(g.compDir, broadcastPubSubName(id)+".yaml"), g.pubsubComponent(broadcastPubSubName(id), id, c))
 }
 
 func (g *gen) subscriptions() {
 	for _, m := range g.set.Modules {
 		for i, s := range m.Spec.Events.Subscribes {
 			name := m.Spec.App.ID + "-" + strings.ReplaceAll(s.Topic, ".", "-")
-			ps := pubsubName
+			ps := PubSubName(m.Spec.App.ID)
 			if s.Broadcast {
-				ps = broadcastPubsubName
+				ps = broadcastPubSubName(m.Spec.App.ID)
 			}
 			g.from("the whole subscription", m.PosOf(fmt.Sprintf("/spec/events/subscribes/%d", i)))
 			g.emit(path.Join(g.compDir, "subscription-"+name+".yaml"), resource{
@@ -403,7 +405,7 @@ func (g *gen) resiliency() {
 	spec.Policies.CircuitBreakers = map[string]breakerPolicy{}
 	spec.Targets.Apps = map[string]policyRef{}
 	scopes := append([]string(nil), g.prof.DevCallers...)
-	events := false
+	var pubsubs []string
 	for _, m := range g.set.Modules {
 		id := m.Spec.App.ID
 		scopes = append(scopes, id)
@@ -430,18 +432,23 @@ func (g *gen) resiliency() {
 		spec.Policies.Retries[id] = retryPolicy{Policy: "exponential", MaxInterval: "2s", MaxRetries: retries,
 			Matching: &retryMatching{HTTPStatusCodes: "503", GRPCStatusCodes: "14"}}
 		spec.Targets.Apps[id] = ref
-		events = events || len(m.Spec.Events.Publishes)+len(m.Spec.Events.Subscribes) > 0
+		if hasEvents(m) {
+			pubsubs = append(pubsubs, PubSubName(id))
+		}
 	}
-	if events {
+	if len(pubsubs) > 0 {
 		// Publishing: bounded retries, then a breaker so a dead broker fails fast. Delivery to
 		// subscribers: bounded retries, then the subscription's dead-letter topic.
 		spec.Policies.Retries["publish"] = retryPolicy{Policy: "exponential", MaxInterval: "2s", MaxRetries: 3}
 		spec.Policies.Retries["deliver"] = retryPolicy{Policy: "constant", Duration: "1s", MaxRetries: 5}
 		spec.Policies.CircuitBreakers["publish"] = breaker(publishFailures)
-		spec.Targets.Components = map[string]map[string]policyRef{pubsubName: {
-			"outbound": {Retry: "publish", CircuitBreaker: "publish"},
-			"inbound":  {Retry: "deliver"},
-		}}
+		spec.Targets.Components = map[string]map[string]policyRef{}
+		for _, ps := range pubsubs {
+			spec.Targets.Components[ps] = map[string]policyRef{
+				"outbound": {Retry: "publish", CircuitBreaker: "publish"},
+				"inbound":  {Retry: "deliver"},
+			}
+		}
 	}
 	g.emit(path.Join(g.compDir, "resiliency.yaml"), resource{APIVersion: "dapr.io/v1alpha1", Kind: "Resiliency",
 		Metadata: g.meta("goplt"), Spec: spec, Scopes: sorted(scopes)})
@@ -600,12 +607,24 @@ func (g *gen) configurations() {
 		id := m.Spec.App.ID
 		g.explainCallers(m)
 		g.emit(path.Join(g.configDir, id+".yaml"), resource{APIVersion: "dapr.io/v1alpha1", Kind: "Configuration",
-			Metadata: g.meta(id), Spec: g.config(m, Callers(g.set, g.prof, m), m.Spec.Secrets)})
+			Metadata: g.meta(id), Spec: g.config(m, Callers(g.set, g.prof, m), g.allowedSecrets(m))})
 	}
 	for _, c := range g.prof.DevCallers {
 		g.emit(path.Join(g.configDir, c+".yaml"), resource{APIVersion: "dapr.io/v1alpha1", Kind: "Configuration",
 			Metadata: g.meta(c), Spec: g.config(nil, nil, nil)})
 	}
+}
+
+// allowedSecrets are the secrets m's app may read through its sidecar: those it declares, and
+// with events its own event-signing keys and every app's public keys. Its broker password is
+// not among them: the sidecar resolves the component's secretKeyRef itself.
+func (g *gen) allowedSecrets(m *manifest.Module) []string {
+	s := slices.Clone(m.Spec.Secrets)
+	if hasEvents(m) && g.prof.Secrets != nil {
+		s = append(s, eventsig.SigningSecret(m.Spec.App.ID), eventsig.PublicKeysSecret)
+		g.from("secrets.scopes: event-signing keys", m.PosOf("/spec/events"))
+	}
+	return s
 }
 
 // explainCallers records where each caller admitted by m's access control comes from.
@@ -645,9 +664,7 @@ func (g *gen) runPlan() error {
 			a.DependsOn = append(a.DependsOn, g.set.Module(d.Name).Spec.App.ID)
 		}
 		sort.Strings(a.DependsOn)
-		if db := m.Spec.Database; db != nil && db.Schema != m.Metadata.Name {
-			a.Env = map[string]string{"GOPLT_DB_SCHEMA": db.Schema}
-		}
+		a.Env = appEnv(m)
 		plan.Apps = append(plan.Apps, a)
 		all = append(all, a.ID)
 		g.from("apps: "+a.ID, m.PosOf("/spec/app"))
@@ -695,10 +712,11 @@ func (g *gen) daprRunFile() {
 		} else {
 			a.Command = m.Spec.App.Command
 		}
-		a.Env = map[string]string{"APP_PORT": fmt.Sprint(a.AppPort)}
-		if db := m.Spec.Database; db != nil && db.Schema != m.Metadata.Name {
-			a.Env["GOPLT_DB_SCHEMA"] = db.Schema
+		a.Env = appEnv(m)
+		if a.Env == nil {
+			a.Env = map[string]string{}
 		}
+		a.Env["APP_PORT"] = fmt.Sprint(a.AppPort)
 		apps = append(apps, a)
 	}
 	doc := struct {
@@ -706,6 +724,21 @@ func (g *gen) daprRunFile() {
 		Apps    []app `yaml:"apps"`
 	}{Version: 1, Apps: apps}
 	g.emitNote(path.Join(LocalDeploy, "dapr.yaml"), daprRunNote, doc)
+}
+
+// appEnv is the environment m's app gets from the manifests (nil if none).
+func appEnv(m *manifest.Module) map[string]string {
+	env := map[string]string{}
+	if db := m.Spec.Database; db != nil && db.Schema != m.Metadata.Name {
+		env["GOPLT_DB_SCHEMA"] = db.Schema
+	}
+	if hasEvents(m) {
+		env["GOPLT_PUBSUB"] = PubSubName(m.Spec.App.ID)
+	}
+	if len(env) == 0 {
+		return nil
+	}
+	return env
 }
 
 func sorted(s []string) []string {

@@ -134,19 +134,28 @@ func TestDiamond(t *testing.T) {
 		t.Errorf("gateway should be callable by the dev caller only: %+v", cfg.Spec.AccessControl.Policies)
 	}
 
-	// Least privilege: pub/sub only for the apps that use events; secrets only where declared.
-	var comp struct {
-		Scopes []string `yaml:"scopes"`
+	// Least privilege: a pub/sub component of its own for each app that uses events, and
+	// none for the others; secrets only where declared.
+	for _, app := range []string{"blog", "identity"} {
+		var comp struct {
+			Metadata struct{ Name string } `yaml:"metadata"`
+			Scopes   []string              `yaml:"scopes"`
+		}
+		_ = yaml.Unmarshal(find(t, arts, "components/local/pubsub-"+app+".yaml"), &comp)
+		if got := strings.Join(comp.Scopes, ","); got != app || comp.Metadata.Name != "pubsub-"+app {
+			t.Errorf("%s's pub/sub component is %s, scoped to %s", app, comp.Metadata.Name, got)
+		}
 	}
-	_ = yaml.Unmarshal(find(t, arts, "components/local/pubsub.yaml"), &comp)
-	if got := strings.Join(comp.Scopes, ","); got != "blog,identity" {
-		t.Errorf("pubsub scopes = %s", got)
+	for _, a := range arts {
+		if strings.HasPrefix(a.Path, "components/local/pubsub-billing") || strings.HasPrefix(a.Path, "components/local/pubsub-gateway") {
+			t.Errorf("%s generated for an app without events", a.Path)
+		}
 	}
 	if !bytes.Contains(find(t, arts, "deploy/local/config/billing.yaml"), []byte("allowedSecrets:\n          - stripe-key")) {
 		t.Errorf("billing's secret scope missing:\n%s", find(t, arts, "deploy/local/config/billing.yaml"))
 	}
 	sub := string(find(t, arts, "components/local/subscription-blog-identity-user-created.yaml"))
-	for _, want := range []string{"topic: identity.user.created", "default: /events/user", "deadLetterTopic: identity.user.created.deadletter", "scopes:\n  - blog"} {
+	for _, want := range []string{"pubsubname: pubsub-blog", "topic: identity.user.created", "default: /events/user", "deadLetterTopic: identity.user.created.deadletter", "scopes:\n  - blog"} {
 		if !strings.Contains(sub, want) {
 			t.Errorf("subscription lacks %q:\n%s", want, sub)
 		}

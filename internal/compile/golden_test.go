@@ -19,6 +19,7 @@ import (
 	resiliencyapi "github.com/dapr/dapr/pkg/apis/resiliency/v1alpha1"
 	subscriptionsapi "github.com/dapr/dapr/pkg/apis/subscriptions/v2alpha1"
 	"github.com/ory/ladon"
+	"github.com/santhosh-tekuri/jsonschema/v6"
 	ladonmanager "github.com/ory/ladon/manager/memory"
 	"gopkg.in/yaml.v3"
 	appsv1 "k8s.io/api/apps/v1"
@@ -134,7 +135,13 @@ func TestResourcesDecodeStrictly(t *testing.T) {
 				into = &corev1.ConfigMap{}
 			case "batch/v1 Job":
 				into = &batchv1.Job{}
-			case "goplt/v1 RunPlan", "goplt/v1 MigrationPlan", " ":
+			case "kafka.strimzi.io/v1 KafkaUser":
+				if err := validateKafkaUser(doc); err != nil {
+					t.Errorf("%s: %v", a.Path, err)
+				}
+				kinds[head.Kind]++
+				continue
+			case "goplt/v1 RunPlan", "goplt/v1 MigrationPlan", "goplt/v1 BrokerACLs", " ":
 				continue // goplt's own documents, and dapr.yaml (no kind)
 			default:
 				t.Errorf("%s: unexpected %s %s", a.Path, head.APIVersion, head.Kind)
@@ -147,7 +154,8 @@ func TestResourcesDecodeStrictly(t *testing.T) {
 		}
 	}
 	// 8 modules: a Deployment and Service each, a Configuration per profile, 2 migration Jobs.
-	for kind, want := range map[string]int{"Deployment": 8, "Service": 8, "Job": 2, "Configuration": 8 + 1 + 8, "ConfigMap": 2} {
+	// A KafkaUser per module with events (5 of 8).
+	for kind, want := range map[string]int{"Deployment": 8, "Service": 8, "Job": 2, "Configuration": 8 + 1 + 8, "ConfigMap": 2, "KafkaUser": 5} {
 		if kinds[kind] != want {
 			t.Errorf("%d %s objects, want %d", kinds[kind], kind, want)
 		}
@@ -280,5 +288,45 @@ func TestFixtureSidecarCompilesAgainstDapr(t *testing.T) {
 	cmd.Dir = filepath.Join("..", "..", "tools", "dapr")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("the fixture's daprd registrations do not compile: %v\n%s", err, out)
+	}
+}
+
+// validateKafkaUser checks a KafkaUser against testdata/strimzi-kafkauser-v1.schema.json.
+func validateKafkaUser(doc string) error {
+	var v any
+	if err := yaml.Unmarshal([]byte(doc), &v); err != nil {
+		return err
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	inst, err := jsonschema.UnmarshalJSON(bytes.NewReader(b))
+	if err != nil {
+		return err
+	}
+	c := jsonschema.NewCompiler()
+	sch, err := c.Compile("testdata/strimzi-kafkauser-v1.schema.json")
+	if err != nil {
+		return err
+	}
+	return sch.Validate(inst)
+}
+
+// The repository's KafkaUsers (which include a broadcast subscription's prefixed group)
+// validate too.
+func TestRepositoryKafkaUsersValidate(t *testing.T) {
+	b, err := os.ReadFile("../../" + kafkaUsersFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	docs := strings.Split(string(b), "\n---\n")
+	if !strings.Contains(string(b), "patternType: prefix\n") || len(docs) < 5 {
+		t.Fatalf("%s: expected a KafkaUser per app with events, one with a prefixed group", kafkaUsersFile)
+	}
+	for i, doc := range docs {
+		if err := validateKafkaUser(doc); err != nil {
+			t.Errorf("%s document %d: %v", kafkaUsersFile, i+1, err)
+		}
 	}
 }

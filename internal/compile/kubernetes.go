@@ -131,6 +131,9 @@ func (g *gen) workloads(shared []Artifact) {
 			// The compiled policies (the role catalogue), mounted from the goplt-policies ConfigMap.
 			{Name: "GOPLT_POLICIES", Value: policiesMount + "/ladon.json"},
 		}
+		if hasEvents(m) {
+			env = append(env, envVar{Name: "GOPLT_PUBSUB", Value: PubSubName(id)})
+		}
 		var dbEnv []envVar
 		if db := m.Spec.Database; db != nil {
 			dbEnv = append(dbEnv, secretEnv("GOPLT_DATABASE_URL", PostgresSecret, "url"), envVar{Name: "GOPLT_DB_SCHEMA", Value: db.Schema})

@@ -20,6 +20,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/goplt/goplt/internal/kafkabroker"
 	"github.com/goplt/goplt/internal/localsecrets"
 	"github.com/goplt/goplt/internal/proc"
 )
@@ -55,6 +56,26 @@ type Endpoints struct {
 	TrustDomain      string   `json:"trustDomain"`
 	// SecretsFile backs the local secret store (secretstores.local.file).
 	SecretsFile string `json:"secretsFile"`
+}
+
+// KafkaAdmin returns the broker superuser's credentials (goplt's own: topics, users, ACLs,
+// and tests that read or write topics directly).
+func (e Endpoints) KafkaAdmin() (kafkabroker.Credentials, error) {
+	return BrokerAdmin(e.SecretsFile)
+}
+
+// BrokerAdmin reads the broker superuser's credentials from the secrets file.
+func BrokerAdmin(secretsFile string) (kafkabroker.Credentials, error) {
+	f, err := localsecrets.Read(secretsFile)
+	if err != nil {
+		return kafkabroker.Credentials{}, err
+	}
+	s := f[localsecrets.BrokerAdmin]
+	c := kafkabroker.Credentials{User: s[localsecrets.BrokerAdminUser], Password: s[localsecrets.BrokerAdminPassword]}
+	if c.User == "" || c.Password == "" {
+		return c, fmt.Errorf("%s has no %s secret (goplt infra up creates it)", secretsFile, localsecrets.BrokerAdmin)
+	}
+	return c, nil
 }
 
 // TrustAnchors reads the CA certificate that sidecars must trust.
@@ -172,6 +193,10 @@ func Up(ctx context.Context, cfg Config) (*Stack, error) {
 		}
 	}
 
+	// The broker reads its superuser's credentials from the secrets file at start.
+	if err := ensureSecrets(cfg.Home, cfg.Progress); err != nil {
+		return nil, err
+	}
 	svcs, err := services(cfg)
 	if err != nil {
 		return nil, err
@@ -224,9 +249,6 @@ func Up(ctx context.Context, cfg Config) (*Stack, error) {
 		return fail(err)
 	}
 	st.Endpoints = endpoints(cfg)
-	if err := ensureSecrets(cfg.Home, cfg.Progress); err != nil {
-		return fail(err)
-	}
 	if err := writeState(cfg.Home, st); err != nil {
 		return fail(err)
 	}

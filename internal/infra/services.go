@@ -114,6 +114,7 @@ func services(cfg Config) ([]service, error) {
 		spec: proc.Spec{Path: cfg.Self, Args: []string{
 			"infra", "kafka-broker", "--data-dir", filepath.Join(cfg.Home, "data", "kafka"),
 			"--ports", strings.Join(kafkaPorts, ","),
+			"--secrets-file", SecretsFile(cfg.Home),
 		}},
 		ready: probes["kafka"],
 		hint:  "\n  (if the broker's data in " + filepath.Join(cfg.Home, "data", "kafka") + " is damaged, `goplt infra reset` clears it)",
@@ -147,7 +148,11 @@ func probesFor(st State) map[string]func(context.Context) error {
 			return conn.Ping(ctx)
 		},
 		"kafka": func(ctx context.Context) error {
-			cl, err := kgo.NewClient(kgo.SeedBrokers(ep.KafkaBrokers...))
+			admin, err := ep.KafkaAdmin()
+			if err != nil {
+				return err
+			}
+			cl, err := kgo.NewClient(append(admin.ClientOpts(), kgo.SeedBrokers(ep.KafkaBrokers...))...)
 			if err != nil {
 				return err
 			}

@@ -48,17 +48,29 @@ func (e *Error) Error() string {
 // Call sends in (if not nil) as JSON with method to path on app, and decodes a 2xx answer
 // into out (if not nil). header adds request headers.
 func (c *Client) Call(ctx context.Context, method, app, path string, header http.Header, in, out any) error {
+	return c.do(ctx, method, c.base+"/v1.0/invoke/"+url.PathEscape(app)+"/method"+path, "invoke "+app+" "+path, header, in, out)
+}
+
+// Secret reads a secret's fields from store through the sidecar's secrets API (allowed only
+// for the secrets the app's configuration scopes in).
+func (c *Client) Secret(ctx context.Context, store, name string) (map[string]string, error) {
+	var out map[string]string
+	err := c.do(ctx, http.MethodGet, c.base+"/v1.0/secrets/"+url.PathEscape(store)+"/"+url.PathEscape(name), "secret "+name, nil, nil, &out)
+	return out, err
+}
+
+func (c *Client) do(ctx context.Context, method, u, what string, header http.Header, in, out any) error {
 	var body io.Reader
 	if in != nil {
 		b, err := json.Marshal(in)
 		if err != nil {
-			return fmt.Errorf("invoke %s %s: encode: %w", app, path, err)
+			return fmt.Errorf("%s: encode: %w", what, err)
 		}
 		body = bytes.NewReader(b)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, c.base+"/v1.0/invoke/"+url.PathEscape(app)+"/method"+path, body)
+	req, err := http.NewRequestWithContext(ctx, method, u, body)
 	if err != nil {
-		return fmt.Errorf("invoke %s %s: %w", app, path, err)
+		return fmt.Errorf("%s: %w", what, err)
 	}
 	for k, vs := range header {
 		req.Header[k] = vs
@@ -71,19 +83,19 @@ func (c *Client) Call(ctx context.Context, method, app, path string, header http
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return fmt.Errorf("invoke %s %s: %w", app, path, err)
+		return fmt.Errorf("%s: %w", what, err)
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
 	if err != nil {
-		return fmt.Errorf("invoke %s %s: read: %w", app, path, err)
+		return fmt.Errorf("%s: read: %w", what, err)
 	}
 	if resp.StatusCode/100 != 2 {
 		return decodeError(resp.StatusCode, b)
 	}
 	if out != nil && len(b) > 0 {
 		if err := json.Unmarshal(b, out); err != nil {
-			return fmt.Errorf("invoke %s %s: decode: %w", app, path, err)
+			return fmt.Errorf("%s: decode: %w", what, err)
 		}
 	}
 	return nil

@@ -9,6 +9,9 @@ import (
 	"net/http"
 
 	dapr "github.com/dapr/go-sdk/client"
+
+	"github.com/goplt/goplt/internal/eventsig"
+	"github.com/goplt/goplt/internal/outbox"
 )
 
 // Event is a CloudEvent as Dapr delivers it.
@@ -21,6 +24,10 @@ type Event struct {
 	DataContentType string          `json:"datacontenttype"`
 	Data            json.RawMessage `json:"data"`
 	TraceParent     string          `json:"traceparent"`
+	Time            string          `json:"time"`
+	// The publisher's signature (internal/eventsig), checked before any handler sees the event.
+	KeyID     string `json:"gopltkid"`
+	Signature string `json:"gopltsig"`
 }
 
 // Decode unmarshals the event's data into v.
@@ -135,28 +142,50 @@ func (k *Kernel) eventHandler(s Subscription) http.Handler {
 	})
 }
 
-// handle runs the subscription's handler over events: one result each.
+// handle verifies each event's signature (except on dead-letter subscriptions), then runs the
+// subscription's handler over the genuine ones: one result per event.
 func (k *Kernel) handle(ctx context.Context, s Subscription, events []Event) []error {
 	errs := make([]error, len(events))
 	if len(events) == 0 {
 		return errs
 	}
+	genuine, index := events, []int(nil)
+	if !s.DeadLetters {
+		genuine = make([]Event, 0, len(events))
+		for i, e := range events {
+			if err := k.verify(ctx, s, e); err != nil {
+				errs[i] = err
+				continue
+			}
+			genuine = append(genuine, e)
+			index = append(index, i)
+		}
+	} else {
+		for i := range events {
+			index = append(index, i)
+		}
+	}
+	if len(genuine) == 0 {
+		return errs
+	}
 	if s.Bulk != nil {
-		got := s.Bulk(ctx, events)
-		if got != nil && len(got) != len(events) {
-			err := fmt.Errorf("bulk handler for %s returned %d results for %d events", s.Topic, len(got), len(events))
-			for i := range errs {
+		got := s.Bulk(ctx, genuine)
+		if got != nil && len(got) != len(genuine) {
+			err := fmt.Errorf("bulk handler for %s returned %d results for %d events", s.Topic, len(got), len(genuine))
+			for _, i := range index {
 				errs[i] = err // a handler bug: redeliver rather than lose
 			}
 			return errs
 		}
-		if got != nil {
-			copy(errs, got)
+		for j, i := range index {
+			if got != nil {
+				errs[i] = got[j]
+			}
 		}
 		return errs
 	}
-	for i, e := range events {
-		errs[i] = s.Handler(ctx, e)
+	for j, e := range genuine {
+		errs[index[j]] = s.Handler(ctx, e)
 	}
 	return errs
 }
@@ -166,6 +195,9 @@ func (k *Kernel) status(ctx context.Context, s Subscription, e Event, err error)
 	switch {
 	case err == nil:
 		return "SUCCESS"
+	case errors.Is(err, errRejected):
+		k.log.WarnContext(ctx, "event rejected, dead-lettered", "topic", s.Topic, "event_id", e.ID, "source", e.Source, "reason", err)
+		return "DROP"
 	case errors.Is(err, ErrDrop):
 		k.log.WarnContext(ctx, "event dropped", "topic", s.Topic, "event_id", e.ID, "err", err)
 		return "DROP"
@@ -175,8 +207,9 @@ func (k *Kernel) status(ctx context.Context, s Subscription, e Event, err error)
 	}
 }
 
-// Publish sends v as JSON on topic through the sidecar's pub/sub component. A non-empty
-// eventID becomes the CloudEvent id, so subscribers can deduplicate redeliveries.
+// Publish sends v as JSON on topic through the sidecar's pub/sub component, as a CloudEvent
+// signed with the app's key. A non-empty eventID becomes the CloudEvent id, so subscribers can
+// deduplicate redeliveries.
 func (k *Kernel) Publish(ctx context.Context, topic, eventID string, v any) error {
 	c, err := k.Dapr()
 	if err != nil {
@@ -186,11 +219,14 @@ func (k *Kernel) Publish(ctx context.Context, topic, eventID string, v any) erro
 	if err != nil {
 		return fmt.Errorf("publish %s: encode: %w", topic, err)
 	}
-	opts := []dapr.PublishEventOption{dapr.PublishEventWithContentType("application/json")}
-	if eventID != "" {
-		opts = append(opts, dapr.PublishEventWithMetadata(map[string]string{"cloudevent.id": eventID}))
+	if eventID == "" {
+		eventID = outbox.NewEventID()
 	}
-	if err := c.PublishEvent(ctx, k.cfg.PubSub, topic, b, opts...); err != nil {
+	ce, err := k.keys.signer.Event(ctx, topic, eventID, b)
+	if err != nil {
+		return fmt.Errorf("publish %s: %w", topic, err)
+	}
+	if err := c.PublishEvent(ctx, k.cfg.PubSub, topic, ce, dapr.PublishEventWithContentType(eventsig.ContentType)); err != nil {
 		return fmt.Errorf("publish %s via %s: %w", topic, k.cfg.PubSub, err)
 	}
 	return nil

@@ -56,6 +56,7 @@ type Kernel struct {
 	daprMu sync.RWMutex
 	dapr   dapr.Client
 	ready  atomic.Bool
+	keys   eventKeys
 }
 
 // Invoker returns the client that calls other apps through this app's sidecar; the typed
@@ -202,6 +203,7 @@ func Run(ctx context.Context, m Module, args []string, getenv func(string) strin
 		cfg.AppID = m.Name() // --migrate-only may run without APP_ID
 	}
 	k := &Kernel{cfg: cfg, module: m, log: newLogger(logOut, cfg), invoker: invoke.New(cfg.DaprHTTPPort, cfg.DaprAPIToken)}
+	k.initEventKeys()
 	if err := k.run(ctx); err != nil {
 		k.log.Error("app stopped with an error", "err", err)
 		return err

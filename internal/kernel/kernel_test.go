@@ -2,12 +2,17 @@ package kernel
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/goplt/goplt/internal/eventsig"
+	"github.com/goplt/goplt/internal/token"
 )
 
 type testModule struct {
@@ -25,6 +30,11 @@ func newTestKernel(t *testing.T, init func(k *Kernel)) *Kernel {
 		module: testModule{name: "demo", init: init},
 		log:    newLogger(io.Discard, Config{AppID: "demo"}),
 	}
+	k.keys.signer = eventsig.NewStaticSigner("demo", testKey)
+	k.keys.public = eventsig.NewKeyCache(func(context.Context) (map[string]string, error) {
+		b, _ := json.Marshal(token.JWKS{Keys: []token.JWK{token.PublicJWK(testKey)}})
+		return map[string]string{"demo": string(b)}, nil
+	}, time.Minute, time.Millisecond)
 	if err := k.module.Init(k); err != nil {
 		t.Fatal(err)
 	}
@@ -32,6 +42,24 @@ func newTestKernel(t *testing.T, init func(k *Kernel)) *Kernel {
 		t.Fatal(err)
 	}
 	return k
+}
+
+var testKey = func() token.Key {
+	k, err := token.NewKey()
+	if err != nil {
+		panic(err)
+	}
+	return k
+}()
+
+// signed returns the CloudEvent for data on topic as the kernel of app "demo" publishes it.
+func signed(t *testing.T, k *Kernel, topic, id, data string) string {
+	t.Helper()
+	b, err := k.keys.signer.Event(context.Background(), topic, id, []byte(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }
 
 func do(h http.Handler, method, path, body string, hdr map[string]string) *httptest.ResponseRecorder {
@@ -119,10 +147,10 @@ func TestEventStatuses(t *testing.T) {
 		status int
 		want   string
 	}{
-		{`{"id":"1","topic":"t","data":{"kind":"ok"}}`, 200, "SUCCESS"},
-		{`{"id":"2","topic":"t","data":{"kind":"poison"}}`, 200, "DROP"},
-		{`{"id":"3","topic":"t","data":{"kind":"db"}}`, 500, "RETRY"},
-		{`{"id":"4","topic":"t","data":"not an object"}`, 200, "DROP"},
+		{signed(t, k, "demo.thing.made", "1", `{"kind":"ok"}`), 200, "SUCCESS"},
+		{signed(t, k, "demo.thing.made", "2", `{"kind":"poison"}`), 200, "DROP"},
+		{signed(t, k, "demo.thing.made", "3", `{"kind":"db"}`), 500, "RETRY"},
+		{signed(t, k, "demo.thing.made", "4", `"not an object"`), 200, "DROP"},
 		{`not json`, 200, "DROP"},
 		{`{"id":"5","topic":"t","data":{"kind":"ok","pad":"` + strings.Repeat("x", maxEventBytes) + `"}}`, 200, "DROP"},
 	} {
@@ -175,15 +203,18 @@ func TestBulkEventStatuses(t *testing.T) {
 	h := k.handler()
 	tok := map[string]string{"dapr-api-token": "secret", "Content-Type": "application/json"}
 	huge := `{"id":"h","data":{"kind":"ok","pad":"` + strings.Repeat("x", maxEventBytes) + `"}}`
-	bulk := `{"id":"b","topic":"t","entries":[
-		{"entryId":"e1","event":{"id":"1","data":{"kind":"ok"}}},
-		{"entryId":"e2","event":{"id":"2","data":{"kind":"poison"}}},
+	bulk := func(topic string) string {
+		return `{"id":"b","topic":"t","entries":[
+		{"entryId":"e1","event":` + signed(t, k, topic, "1", `{"kind":"ok"}`) + `},
+		{"entryId":"e2","event":` + signed(t, k, topic, "2", `{"kind":"poison"}`) + `},
 		{"entryId":"e3","event":"not an event"},
-		{"entryId":"e4","event":{"id":"4","data":{"kind":"db"}}},
-		{"entryId":"e5","event":` + huge + `}]}`
-	want := `{"statuses":[{"entryId":"e1","status":"SUCCESS"},{"entryId":"e2","status":"DROP"},{"entryId":"e3","status":"DROP"},{"entryId":"e4","status":"RETRY"},{"entryId":"e5","status":"DROP"}]}`
-	for _, path := range []string{"/events/one", "/events/many"} {
-		rec := do(h, "POST", path, bulk, tok)
+		{"entryId":"e4","event":` + signed(t, k, topic, "4", `{"kind":"db"}`) + `},
+		{"entryId":"e5","event":` + huge + `},
+		{"entryId":"e6","event":{"id":"6","source":"demo","data":{"kind":"ok"}}}]}`
+	}
+	want := `{"statuses":[{"entryId":"e1","status":"SUCCESS"},{"entryId":"e2","status":"DROP"},{"entryId":"e3","status":"DROP"},{"entryId":"e4","status":"RETRY"},{"entryId":"e5","status":"DROP"},{"entryId":"e6","status":"DROP"}]}`
+	for path, topic := range map[string]string{"/events/one": "demo.one", "/events/many": "demo.many"} {
+		rec := do(h, "POST", path, bulk(topic), tok)
 		if rec.Code != 200 || strings.TrimSpace(rec.Body.String()) != want {
 			t.Errorf("%s: %d %s\nwant %s", path, rec.Code, rec.Body, want)
 		}
@@ -192,7 +223,7 @@ func TestBulkEventStatuses(t *testing.T) {
 		t.Errorf("bulk handler saw batches %v, want one of 1,2,4", batches)
 	}
 	// A single delivery reaches the bulk handler as a batch of one.
-	rec := do(h, "POST", "/events/many", `{"id":"5","topic":"t","data":{"kind":"db"}}`, tok)
+	rec := do(h, "POST", "/events/many", signed(t, k, "demo.many", "5", `{"kind":"db"}`), tok)
 	if rec.Code != 500 || !strings.Contains(rec.Body.String(), "RETRY") || len(batches) != 2 {
 		t.Errorf("single delivery to a bulk handler: %d %s, batches %v", rec.Code, rec.Body, batches)
 	}
@@ -283,5 +314,68 @@ func TestRequireCaller(t *testing.T) {
 		if rec.Code != tc.want {
 			t.Errorf("callers %v, caller %q: %d, want %d", tc.callers, tc.caller, rec.Code, tc.want)
 		}
+	}
+}
+
+// Only events signed by their source's key, for the topic they arrive on, reach a handler;
+// the rest are dropped (to the dead-letter topic), except on a dead-letter subscription.
+func TestForgedEventsAreRejected(t *testing.T) {
+	var handled []string
+	var dead []string
+	k := newTestKernel(t, func(k *Kernel) {
+		k.Subscribe("demo.thing.made", "/events/made", func(_ context.Context, e Event) error {
+			handled = append(handled, e.ID)
+			return nil
+		})
+		k.SubscribeDeadLetters("demo.deadletter", "/events/dead", func(_ context.Context, e Event) error {
+			dead = append(dead, e.ID)
+			return nil
+		})
+	})
+	h := k.handler()
+	tok := map[string]string{"dapr-api-token": "secret", "Content-Type": "application/cloudevents+json"}
+	edit := func(ce string, f func(m map[string]any)) string {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(ce), &m); err != nil {
+			t.Fatal(err)
+		}
+		f(m)
+		b, _ := json.Marshal(m)
+		return string(b)
+	}
+	good := signed(t, k, "demo.thing.made", "good", `{"user":"ann","n":1}`)
+	other, _ := token.NewKey()
+	for name, c := range map[string]struct {
+		body string
+		want string
+	}{
+		"genuine": {good, "SUCCESS"},
+		// The sidecar may re-encode the envelope: key order and spacing do not matter.
+		"re-encoded": {edit(signed(t, k, "demo.thing.made", "reenc", `{"n":1, "user":"ann"}`), func(map[string]any) {}), "SUCCESS"},
+		"unsigned":   {edit(good, func(m map[string]any) { delete(m, eventsig.SignatureAttr); m["id"] = "unsigned" }), "DROP"},
+		"data changed": {edit(good, func(m map[string]any) {
+			m["data"] = map[string]any{"user": "bob", "n": 1}
+			m["id"] = "changed"
+		}), "DROP"},
+		"other source": {edit(good, func(m map[string]any) { m["source"] = "identity" }), "DROP"},
+		"other topic":  {signed(t, k, "demo.thing.deleted", "topic", `{}`), "DROP"},
+		"unknown key": {func() string {
+			ce := eventsig.CloudEvent{SpecVersion: "1.0", ID: "unknown", Source: "demo", Type: "demo.thing.made", Time: "2026-01-01T00:00:00Z", Data: json.RawMessage(`{}`), KeyID: other.ID}
+			ce.Signature, _ = eventsig.Sign(other, eventsig.Envelope{ID: ce.ID, Source: ce.Source, Type: ce.Type, Topic: "demo.thing.made", Time: ce.Time, Data: ce.Data})
+			b, _ := json.Marshal(ce)
+			return string(b)
+		}(), "DROP"},
+	} {
+		rec := do(h, "POST", "/events/made", c.body, tok)
+		if !strings.Contains(rec.Body.String(), c.want) {
+			t.Errorf("%s: %d %s, want %s", name, rec.Code, rec.Body, c.want)
+		}
+	}
+	if strings.Join(handled, ",") != "good,reenc" && strings.Join(handled, ",") != "reenc,good" {
+		t.Errorf("handled %v, want only the genuine events", handled)
+	}
+	rec := do(h, "POST", "/events/dead", `{"id":"dl","source":"mallory","data":{}}`, tok)
+	if !strings.Contains(rec.Body.String(), "SUCCESS") || len(dead) != 1 {
+		t.Errorf("dead-letter subscription: %d %s (saw %v)", rec.Code, rec.Body, dead)
 	}
 }

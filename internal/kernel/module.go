@@ -72,6 +72,9 @@ type Subscription struct {
 	Path    string
 	Handler EventHandler
 	Bulk    BulkEventHandler
+	// DeadLetters marks a dead-letter topic: its events are delivered unverified, because
+	// what failed (a forged event, say) lands there too.
+	DeadLetters bool
 }
 
 // PermissionDecl is a permission the module defines.
@@ -94,6 +97,13 @@ func (k *Kernel) HandleFunc(pattern string, access Access, h func(http.ResponseW
 // resource generated from the manifest).
 func (k *Kernel) Subscribe(topic, path string, h EventHandler) {
 	k.subs = append(k.subs, Subscription{Topic: topic, Path: path, Handler: h})
+}
+
+// SubscribeDeadLetters declares a subscription to a dead-letter topic: like Subscribe, but the
+// events are not checked for a valid signature (rejected events are among them). Handlers must
+// treat them as untrusted.
+func (k *Kernel) SubscribeDeadLetters(topic, path string, h EventHandler) {
+	k.subs = append(k.subs, Subscription{Topic: topic, Path: path, Handler: h, DeadLetters: true})
 }
 
 // SubscribeBulk declares that events on topic arrive at path in batches: the manifest's

@@ -14,8 +14,12 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
+	"syscall"
 	"time"
 
+	"github.com/goplt/goplt/internal/brokeracl"
+	"github.com/goplt/goplt/internal/eventsig"
 	"github.com/goplt/goplt/internal/token"
 )
 
@@ -28,6 +32,11 @@ const (
 	SigningKeysField       = "keyset"
 	AuditCheckpointKey     = "audit-checkpoint-key"
 	AuditCheckpointSeed    = "seed" // base64 of a 32-byte Ed25519 seed
+	// BrokerAdmin is the local broker's superuser (fields user and password): goplt itself,
+	// which creates topics, users and ACLs; apps never see it.
+	BrokerAdmin         = "kafka-admin"
+	BrokerAdminUser     = "user"
+	BrokerAdminPassword = "password"
 
 	// DefaultAdminEmail is the bootstrap administrator's login.
 	DefaultAdminEmail = "admin@goplt.local"
@@ -117,10 +126,88 @@ func Ensure(path string, now time.Time) (Created, error) {
 		f[AuditCheckpointKey] = map[string]string{AuditCheckpointSeed: base64.StdEncoding.EncodeToString(seed)}
 		changed = true
 	}
+	if f[BrokerAdmin][BrokerAdminPassword] == "" {
+		pw, err := randomPassword()
+		if err != nil {
+			return c, err
+		}
+		f[BrokerAdmin] = map[string]string{BrokerAdminUser: "goplt-admin", BrokerAdminPassword: pw}
+		changed = true
+	}
 	if changed {
 		return c, f.Write(path)
 	}
 	return c, nil
+}
+
+// EnsureApps adds what apps need that path lacks: an event-signing key set per app (and
+// keeps the public keys secret in step with all key sets), and a broker password per broker
+// user (secret and key as the generated access list names them).
+func EnsureApps(path string, now time.Time, apps []string, brokerUsers []brokeracl.User) error {
+	unlock, err := lock(path)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	f, err := Read(path)
+	if err != nil {
+		return err
+	}
+	for _, app := range apps {
+		name := eventsig.SigningSecret(app)
+		if f[name][eventsig.KeySetField] != "" {
+			continue
+		}
+		ks, err := token.NewKeySet(now)
+		if err != nil {
+			return err
+		}
+		b, _ := json.Marshal(ks)
+		f[name] = map[string]string{eventsig.KeySetField: string(b)}
+	}
+	for _, u := range brokerUsers {
+		if f[u.Secret][u.Key] != "" {
+			continue
+		}
+		pw, err := randomPassword()
+		if err != nil {
+			return err
+		}
+		if f[u.Secret] == nil {
+			f[u.Secret] = map[string]string{}
+		}
+		f[u.Secret][u.Key] = pw
+	}
+	if err := f.publishEventKeys(); err != nil {
+		return err
+	}
+	return f.Write(path)
+}
+
+// publishEventKeys rewrites the public keys secret from every app's signing key set.
+func (f File) publishEventKeys() error {
+	pub := map[string]string{}
+	for name, fields := range f {
+		app, ok := strings.CutPrefix(name, eventsig.SigningSecret(""))
+		if !ok || fields[eventsig.KeySetField] == "" {
+			continue
+		}
+		ks, err := token.ParseKeySet([]byte(fields[eventsig.KeySetField]))
+		if err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		b, _ := json.Marshal(ks.JWKS())
+		pub[app] = string(b)
+	}
+	f[eventsig.PublicKeysSecret] = pub
+	return nil
+}
+
+// RotateEventKey rotates app's event-signing key set like RotateSigningKey, and publishes
+// the new public key. retain must exceed the longest time an event can wait in the broker or
+// an outbox, or subscribers reject events signed by a dropped key.
+func RotateEventKey(path, app string, now time.Time, retain time.Duration) (added string, dropped []string, err error) {
+	return rotate(path, eventsig.SigningSecret(app), eventsig.KeySetField, now, retain)
 }
 
 // CheckpointKey decodes the audit checkpoint key's seed.
@@ -132,15 +219,25 @@ func CheckpointKey(seed string) (ed25519.PrivateKey, error) {
 	return ed25519.NewKeyFromSeed(b), nil
 }
 
-// RotateSigningKey rotates the key set in path (see token.KeySet.Rotate).
+// RotateSigningKey rotates the access-token key set in path (see token.KeySet.Rotate).
 func RotateSigningKey(path string, now time.Time, retain time.Duration) (added string, dropped []string, err error) {
+	return rotate(path, SigningKeys, SigningKeysField, now, retain)
+}
+
+// rotate rotates the key set kept in secret's field, keeping the public event keys in step.
+func rotate(path, secret, field string, now time.Time, retain time.Duration) (added string, dropped []string, err error) {
+	unlock, err := lock(path)
+	if err != nil {
+		return "", nil, err
+	}
+	defer unlock()
 	f, err := Read(path)
 	if err != nil {
 		return "", nil, err
 	}
-	raw := f[SigningKeys][SigningKeysField]
+	raw := f[secret][field]
 	if raw == "" {
-		return "", nil, fmt.Errorf("%s has no %s secret: start the platform once (goplt run) to create it", path, SigningKeys)
+		return "", nil, fmt.Errorf("%s has no %s secret: start the platform once (goplt run) to create it", path, secret)
 	}
 	ks, err := token.ParseKeySet([]byte(raw))
 	if err != nil {
@@ -151,8 +248,27 @@ func RotateSigningKey(path string, now time.Time, retain time.Duration) (added s
 		return "", nil, err
 	}
 	b, _ := json.Marshal(ks)
-	f[SigningKeys] = map[string]string{SigningKeysField: string(b)}
+	f[secret] = map[string]string{field: string(b)}
+	if err := f.publishEventKeys(); err != nil {
+		return "", nil, err
+	}
 	return k.ID, dropped, f.Write(path)
+}
+
+// lock serialises read-modify-write of path between processes (runs sharing a stack).
+func lock(path string) (func(), error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(path+".lock", os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("lock %s: %w", path, err)
+	}
+	return func() { f.Close() }, nil
 }
 
 func randomPassword() (string, error) {

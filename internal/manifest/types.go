@@ -1,5 +1,7 @@
 package manifest
 
+import "strings"
+
 // Module is a module.yaml document (apiVersion goplt/v1, kind Module). See
 // schemas/module.schema.json and docs/manifest.md.
 type Module struct {
@@ -173,6 +175,7 @@ type Profile struct {
 	NameResolution      *NameResolution `yaml:"nameResolution"`
 	TracingSamplingRate string          `yaml:"tracingSamplingRate"`
 	DevCallers          []string        `yaml:"devCallers"`
+	BrokerUsers         *BrokerUsers    `yaml:"brokerUsers"`
 	Namespace           string          `yaml:"namespace"`
 	ImagePrefix         string          `yaml:"imagePrefix"`
 }
@@ -182,6 +185,19 @@ type Component struct {
 	Type     string         `yaml:"type"`
 	Version  string         `yaml:"version"`
 	Metadata map[string]any `yaml:"metadata"`
+}
+
+// BrokerUsers makes every app connect to the broker as its own SASL user (named after its app
+// id), limited by ACLs generated from the manifests. Its password is in the secret store.
+type BrokerUsers struct {
+	Secret         string `yaml:"secret"` // secret name; "{appID}" is replaced by the app id
+	Key            string `yaml:"key"`
+	StrimziCluster string `yaml:"strimziCluster"` // kubernetes: emit Strimzi KafkaUsers for this cluster
+}
+
+// SecretName is the name of app's broker password secret.
+func (b BrokerUsers) SecretName(app string) string {
+	return strings.ReplaceAll(b.Secret, "{appID}", app)
 }
 
 // NameResolution is the Dapr name-resolution component and its configuration.

@@ -255,6 +255,11 @@ func validatePlatform(set *Set, appIDs map[string]*Module) Problems {
 	}
 	for name, prof := range p.Spec.Profiles {
 		ps = append(ps, sidecarComponents(set, name)...)
+		if prof.BrokerUsers != nil && (prof.PubSub.Type != "pubsub.kafka" || prof.Secrets == nil) {
+			ps = append(ps, Problem{Pos: p.PosOf("/spec/profiles/" + name + "/brokerUsers"), Rule: "broker-users",
+				Msg: fmt.Sprintf("profile %s: brokerUsers needs a pubsub.kafka pub/sub and a secret store (the passwords live there)", name),
+				Fix: "use pubsub.kafka and declare secrets, or remove brokerUsers"})
+		}
 		for i, c := range prof.DevCallers {
 			if appIDs[c] != nil {
 				ps = append(ps, Problem{Pos: p.PosOf(fmt.Sprintf("/spec/profiles/%s/devCallers/%d", name, i)), Rule: "dev-caller", Msg: fmt.Sprintf("dev caller %q is also a module's app id", c), Fix: "use another id"})

@@ -128,6 +128,10 @@ func Start(ctx context.Context, opts Options) (*Group, error) {
 		g.Stop()
 		return nil, err
 	}
+	if err := g.prepareBus(ctx); err != nil {
+		g.Stop()
+		return nil, err
+	}
 	for _, id := range order {
 		spec, _ := opts.Plan.App(id)
 		a := &App{Spec: spec, DaprAPIToken: token(), AppAPIToken: token(), ready: make(chan struct{})}

@@ -12,6 +12,10 @@ import (
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/goplt/goplt/internal/eventsig"
+	"github.com/goplt/goplt/internal/localsecrets"
+	"github.com/goplt/goplt/internal/token"
 )
 
 // CloudEvent is an event as Dapr puts it on a Kafka topic.
@@ -22,6 +26,9 @@ type CloudEvent struct {
 	Topic           string          `json:"topic"`
 	DataContentType string          `json:"datacontenttype"`
 	Data            json.RawMessage `json:"data"`
+	// Raw is the record's value as it is on the topic (a genuine event, signature and all,
+	// for replays).
+	Raw json.RawMessage `json:"-"`
 }
 
 // Topics reads topics straight from the broker, from their beginning, so tests see what was
@@ -38,8 +45,7 @@ type Topics struct {
 
 // Consume starts reading topics. Close it when done.
 func (s *Stack) Consume(topics ...string) (*Topics, error) {
-	cl, err := kgo.NewClient(
-		kgo.SeedBrokers(s.Endpoints().KafkaBrokers...),
+	cl, err := s.KafkaClient(
 		kgo.ConsumeTopics(topics...),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.AllowAutoTopicCreation(),
@@ -62,6 +68,7 @@ func (s *Stack) Consume(topics ...string) (*Topics, error) {
 					t.errs = append(t.errs, fmt.Errorf("topic %s offset %d: not a CloudEvent: %w", r.Topic, r.Offset, err))
 					return
 				}
+				e.Raw = r.Value
 				t.events[r.Topic] = append(t.events[r.Topic], e)
 			})
 		}
@@ -132,4 +139,36 @@ func (s *Stack) ValidateEvent(schemaPath string, data json.RawMessage) error {
 		return err
 	}
 	return sch.Validate(v)
+}
+
+// KafkaClient returns a client of the stack's broker authenticated as its superuser (tests
+// that write or read topics directly; apps have their own users).
+func (s *Stack) KafkaClient(opts ...kgo.Opt) (*kgo.Client, error) {
+	admin, err := s.Endpoints().KafkaAdmin()
+	if err != nil {
+		return nil, err
+	}
+	return kgo.NewClient(append(append(admin.ClientOpts(), kgo.SeedBrokers(s.Endpoints().KafkaBrokers...)), opts...)...)
+}
+
+// SignedEvent returns the CloudEvent that app's kernel would publish on topic (signed with
+// app's event key from the stack's secrets), for tests that write to the broker directly.
+func (s *Stack) SignedEvent(app, topic, id string, data any) ([]byte, error) {
+	b, err := json.Marshal(data)
+	if err != nil {
+		return nil, err
+	}
+	f, err := localsecrets.Read(s.Endpoints().SecretsFile)
+	if err != nil {
+		return nil, err
+	}
+	ks, err := token.ParseKeySet([]byte(f[eventsig.SigningSecret(app)][eventsig.KeySetField]))
+	if err != nil {
+		return nil, fmt.Errorf("%s's event key (run the app once first): %w", app, err)
+	}
+	key, err := ks.Signing()
+	if err != nil {
+		return nil, err
+	}
+	return eventsig.NewStaticSigner(app, key).Event(context.Background(), topic, id, b)
 }

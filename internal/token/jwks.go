@@ -32,7 +32,8 @@ func PublicJWK(k Key) JWK {
 	return JWK{Kty: "OKP", Crv: "Ed25519", X: base64.RawURLEncoding.EncodeToString(k.Public()), Kid: k.ID, Use: "sig", Alg: "EdDSA"}
 }
 
-func (s JWKS) publicKeys() map[string]ed25519.PublicKey {
+// PublicKeys returns the set's usable Ed25519 signing keys by kid.
+func (s JWKS) PublicKeys() map[string]ed25519.PublicKey {
 	out := make(map[string]ed25519.PublicKey, len(s.Keys))
 	for _, k := range s.Keys {
 		if k.Kty != "OKP" || k.Crv != "Ed25519" || (k.Use != "" && k.Use != "sig") || k.Kid == "" {
@@ -118,7 +119,7 @@ func (c *JWKSCache) refresh(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("fetch JWKS: %w", err)
 	}
-	keys := set.publicKeys()
+	keys := set.PublicKeys()
 	if len(keys) == 0 {
 		return errors.New("fetch JWKS: the set has no Ed25519 signing keys")
 	}

@@ -208,7 +208,7 @@ func TestJWKSSkipsForeignKeys(t *testing.T) {
 		{Kty: "OKP", Crv: "Ed25519", Kid: "enc", X: PublicJWK(k).X, Use: "enc"},
 		PublicJWK(k),
 	}}
-	keys := set.publicKeys()
+	keys := set.PublicKeys()
 	if len(keys) != 1 || keys[k.ID] == nil {
 		t.Fatalf("keys = %v, want only %s", keys, k.ID)
 	}

@@ -72,7 +72,7 @@ func (m *Module) Init(k *kernel.Kernel) error {
 	for _, t := range Topics {
 		k.SubscribeBulk(t, "/events/"+t, m.record)
 	}
-	k.Subscribe(DeadLetterTopic, "/events/"+DeadLetterTopic, m.deadLetter)
+	k.SubscribeDeadLetters(DeadLetterTopic, "/events/"+DeadLetterTopic, m.deadLetter)
 	return nil
 }
 

@@ -2,7 +2,6 @@ package audit_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"slices"
 	"testing"
@@ -17,7 +16,7 @@ import (
 // produce puts n auth.login.failed CloudEvents with ids prefix-0..n-1 into the broker, paced
 // at rate per second (0: as fast as the broker takes them).
 func produce(b *testing.B, prefix string, n int, rate float64) {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(stack.Endpoints().KafkaBrokers...), kgo.ProducerLinger(time.Millisecond))
+	cl, err := stack.KafkaClient(kgo.ProducerLinger(time.Millisecond))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -29,9 +28,11 @@ func produce(b *testing.B, prefix string, n int, rate float64) {
 				time.Sleep(d)
 			}
 		}
-		data, _ := json.Marshal(map[string]any{"version": 1, "email": "bench@example.com", "ip": "192.0.2.1", "reason": "invalid_credentials", "at": time.Now().UTC()})
-		ce, _ := json.Marshal(map[string]any{"specversion": "1.0", "id": fmt.Sprintf("%s-%d", prefix, i), "source": "auth", "type": "com.dapr.event.sent",
-			"topic": "auth.login.failed", "pubsubname": "pubsub", "datacontenttype": "application/json", "data": json.RawMessage(data)})
+		ce, err := stack.SignedEvent("auth", "auth.login.failed", fmt.Sprintf("%s-%d", prefix, i),
+			map[string]any{"version": 1, "email": "bench@example.com", "ip": "192.0.2.1", "reason": "invalid_credentials", "at": time.Now().UTC()})
+		if err != nil {
+			b.Fatal(err)
+		}
 		cl.Produce(context.Background(), &kgo.Record{Topic: "auth.login.failed", Value: ce}, func(_ *kgo.Record, err error) {
 			if err != nil {
 				b.Error(err)

@@ -163,15 +163,14 @@ func TestEventsLandExactlyOnce(t *testing.T) {
 	waitRecorded(t, conn, ids)
 
 	// Forced redelivery: the same CloudEvents again, straight into the broker ...
-	cl, err := kgo.NewClient(kgo.SeedBrokers(stack.Endpoints().KafkaBrokers...))
+	// (replays of the genuine, signed events as they are on the topics)
+	cl, err := stack.KafkaClient()
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer cl.Close()
 	for _, e := range ids {
-		b, _ := json.Marshal(map[string]any{"specversion": "1.0", "id": e.ID, "source": e.Source, "type": e.Type, "topic": e.Topic,
-			"pubsubname": "pubsub", "datacontenttype": e.DataContentType, "data": e.Data})
-		if err := cl.ProduceSync(context.Background(), &kgo.Record{Topic: e.Topic, Value: b}).FirstErr(); err != nil {
+		if err := cl.ProduceSync(context.Background(), &kgo.Record{Topic: e.Topic, Value: e.Raw}).FirstErr(); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -283,9 +282,11 @@ func TestQueryAndExport(t *testing.T) {
 func TestPoisonEventIsDeadLettered(t *testing.T) {
 	needStack(t)
 	id := fmt.Sprintf("poison-%d", time.Now().UnixNano())
-	ce, _ := json.Marshal(map[string]any{"specversion": "1.0", "id": id, "source": "mallory", "type": "com.dapr.event.sent",
-		"topic": "auth.login.failed", "pubsubname": "pubsub", "datacontenttype": "application/json", "data": "not an object"})
-	cl, err := kgo.NewClient(kgo.SeedBrokers(stack.Endpoints().KafkaBrokers...), kgo.AllowAutoTopicCreation())
+	ce, err := stack.SignedEvent("auth", "auth.login.failed", id, "not an object")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl, err := stack.KafkaClient()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -453,8 +454,10 @@ func TestBatchWithPoisonAndRedeliveries(t *testing.T) {
 	const good = 60
 	poison := prefix + "-poison"
 	event := func(id string, data any) []byte {
-		b, _ := json.Marshal(map[string]any{"specversion": "1.0", "id": id, "source": "auth", "type": "com.dapr.event.sent",
-			"topic": "auth.login.failed", "pubsubname": "pubsub", "datacontenttype": "application/json", "data": data})
+		b, err := stack.SignedEvent("auth", "auth.login.failed", id, data)
+		if err != nil {
+			t.Fatal(err)
+		}
 		return b
 	}
 	var records []*kgo.Record
@@ -468,7 +471,7 @@ func TestBatchWithPoisonAndRedeliveries(t *testing.T) {
 			records = append(records, &kgo.Record{Topic: "auth.login.failed", Value: ce})
 		}
 	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(stack.Endpoints().KafkaBrokers...), kgo.ProducerLinger(5*time.Millisecond))
+	cl, err := stack.KafkaClient(kgo.ProducerLinger(5 * time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
 	}

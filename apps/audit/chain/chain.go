@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/goplt/goplt/internal/eventsig"
 )
 
 // Entry is one audit record.
@@ -43,23 +45,8 @@ type Entry struct {
 var Genesis = make([]byte, sha256.Size)
 
 // Canonical returns payload (any JSON) re-encoded canonically: object keys sorted, numbers
-// kept as written, no insignificant whitespace.
-func Canonical(payload []byte) (string, error) {
-	dec := json.NewDecoder(bytes.NewReader(payload))
-	dec.UseNumber()
-	var v any
-	if err := dec.Decode(&v); err != nil {
-		return "", fmt.Errorf("payload is not JSON: %w", err)
-	}
-	if dec.More() {
-		return "", errors.New("payload has trailing data")
-	}
-	b, err := json.Marshal(v) // maps marshal with sorted keys
-	if err != nil {
-		return "", err
-	}
-	return string(b), nil
-}
+// kept as written, no insignificant whitespace (the form event signatures cover too).
+func Canonical(payload []byte) (string, error) { return eventsig.Canonical(payload) }
 
 // timeFormat has PostgreSQL's precision (microseconds), so times round-trip exactly.
 const timeFormat = "2006-01-02T15:04:05.000000Z"

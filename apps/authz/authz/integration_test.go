@@ -2,7 +2,6 @@ package authz_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
@@ -199,10 +198,11 @@ func TestPolicyChangePropagatesByEvent(t *testing.T) {
 // publish puts a CloudEvent on topic straight into the broker, as another replica's sidecar would.
 func publish(t *testing.T, topic string, data any) {
 	t.Helper()
-	d, _ := json.Marshal(data)
-	ce, _ := json.Marshal(map[string]any{"specversion": "1.0", "id": fmt.Sprint(time.Now().UnixNano()), "source": "authz", "type": "com.dapr.event.sent",
-		"topic": topic, "pubsubname": "pubsub", "datacontenttype": "application/json", "data": json.RawMessage(d)})
-	cl, err := kgo.NewClient(kgo.SeedBrokers(stack.Endpoints().KafkaBrokers...), kgo.AllowAutoTopicCreation())
+	ce, err := stack.SignedEvent("authz", topic, fmt.Sprint(time.Now().UnixNano()), data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl, err := stack.KafkaClient()
 	if err != nil {
 		t.Fatal(err)
 	}

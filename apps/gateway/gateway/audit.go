@@ -13,6 +13,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/goplt/goplt/internal/eventsig"
 )
 
 // TopicRequestAudited carries one event per request to a route marked audit: true.
@@ -113,18 +115,23 @@ func (q *auditQueue) send(ctx context.Context, e RequestEvent) {
 
 func (q *auditQueue) wait() { q.wg.Wait() }
 
-// sidecarPublisher publishes through the sidecar's HTTP API, with a fresh CloudEvent id.
-func sidecarPublisher(c *http.Client, sidecar, token, pubsub string) func(ctx context.Context, e RequestEvent) error {
+// sidecarPublisher publishes through the sidecar's HTTP API, as a fresh CloudEvent signed by
+// signer.
+func sidecarPublisher(c *http.Client, sidecar, token, pubsub string, signer *eventsig.Signer) func(ctx context.Context, e RequestEvent) error {
 	return func(ctx context.Context, e RequestEvent) error {
 		b, _ := json.Marshal(e)
 		id := make([]byte, 16)
 		_, _ = rand.Read(id)
-		u := sidecar + "/v1.0/publish/" + url.PathEscape(pubsub) + "/" + TopicRequestAudited + "?metadata.cloudevent.id=" + hex.EncodeToString(id)
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(b))
+		ce, err := signer.Event(ctx, TopicRequestAudited, hex.EncodeToString(id), b)
 		if err != nil {
 			return err
 		}
-		req.Header.Set("Content-Type", "application/json")
+		u := sidecar + "/v1.0/publish/" + url.PathEscape(pubsub) + "/" + TopicRequestAudited
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(ce))
+		if err != nil {
+			return err
+		}
+		req.Header.Set("Content-Type", eventsig.ContentType)
 		req.Header.Set("dapr-api-token", token)
 		resp, err := c.Do(req)
 		if err != nil {

@@ -30,6 +30,7 @@ import (
 	"github.com/rs/cors"
 
 	authz "github.com/goplt/goplt/apps/authz/client"
+	"github.com/goplt/goplt/internal/eventsig"
 	"github.com/goplt/goplt/internal/httpx"
 	"github.com/goplt/goplt/internal/token"
 )
@@ -39,7 +40,9 @@ type Config struct {
 	Sidecar      string // http://127.0.0.1:<dapr http port>
 	DaprAPIToken string
 	PubSub       string
-	RoutesFile   string
+	// Signer signs the request events the gateway publishes.
+	Signer     *eventsig.Signer
+	RoutesFile string
 	// CORSOrigins lists the browser origins allowed to call the API (none: no CORS headers).
 	CORSOrigins []string
 	// Limits per class: "default" and "subject" always apply; a route's rateLimit names another.
@@ -108,7 +111,7 @@ func New(cfg Config, t *Table, v Verifier, a Authorizer, log *slog.Logger) *Gate
 		ErrorHandler:   g.proxyError,
 		ErrorLog:       slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	g.audit = newAuditQueue(10000, sidecarPublisher(&http.Client{Transport: transport, Timeout: 10 * time.Second}, cfg.Sidecar, cfg.DaprAPIToken, cfg.PubSub), log)
+	g.audit = newAuditQueue(10000, sidecarPublisher(&http.Client{Transport: transport, Timeout: 10 * time.Second}, cfg.Sidecar, cfg.DaprAPIToken, cfg.PubSub, cfg.Signer), log)
 	if len(cfg.CORSOrigins) > 0 {
 		g.cors = cors.New(cors.Options{
 			AllowedOrigins:   cfg.CORSOrigins,
