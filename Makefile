@@ -12,7 +12,7 @@ FUZZ_LOAD ?= 100000x
 FUZZ_DIFFERENTIAL ?= 15000x
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: all build deps system-deps run test test-short lint generate check-generated infra-up infra-down infra-status clean bench
+.PHONY: all build deps system-deps run test test-short lint generate check-generated infra-up infra-down infra-status clean bench chaos
 
 all: build
 
@@ -46,6 +46,11 @@ test: deps check-generated
 # is at hand (`bin/goplt deps --stock` builds it once, ~25 min cold). Not part of make test.
 bench: deps
 	$(GO) run ./tools/bench -stock-daprd "$$($(BIN) deps --check --stock 2>/dev/null | awk '$$1 == "daprd-stock" && $$3 ~ /^\// {print $$3}')"
+
+# The fault suite (docs/chaos.md): every fault under steady load, books checked, a table printed
+# (about 8 minutes; bounded at 10). make test runs a short subset of it.
+chaos: deps
+	GOPLT_CHAOS=full $(GO) test -count=1 -timeout 15m -v -run TestFaults ./tools/chaos
 
 test-short:
 	$(GO) test -short -race -count=1 ./...

@@ -24,6 +24,7 @@ import (
 
 	auth "github.com/goplt/goplt/apps/auth/client"
 	authz "github.com/goplt/goplt/apps/authz/client"
+	"github.com/goplt/goplt/apps/gateway/contract"
 	"github.com/goplt/goplt/apps/gateway/gateway"
 	"github.com/goplt/goplt/internal/eventsig"
 	"github.com/goplt/goplt/internal/invoke"
@@ -111,8 +112,12 @@ func run(log *slog.Logger) error {
 	signer := eventsig.NewSigner(env("APP_ID", "gateway"), func(ctx context.Context, name string) (map[string]string, error) {
 		return inv.Secret(ctx, store, name)
 	})
+	check, err := contract.Events().Checker()
+	if err != nil {
+		return err
+	}
 	g := gateway.New(gateway.Config{
-		Sidecar: sidecar, DaprAPIToken: token, PubSub: env("GOPLT_PUBSUB", "pubsub"), Signer: signer, RoutesFile: routesFile,
+		Sidecar: sidecar, DaprAPIToken: token, PubSub: env("GOPLT_PUBSUB", "pubsub"), Signer: signer, CheckEvent: check.Outgoing, RoutesFile: routesFile,
 		CORSOrigins: origins, Limits: limits, DefaultBodyLimit: bodyLimit, RequestTimeout: timeout, DecisionTTL: ttl, Ready: ready,
 	}, table, auth.New(inv).NewVerifier(auth.VerifierOptions{Strict: true}).Cached(100000), authz.New(inv, 2*time.Second), log)
 

@@ -38,8 +38,15 @@ type Set struct {
 	Mechanism string `yaml:"mechanism"`
 	// Topics are created (as the broker's administrator) before any app starts, so apps need
 	// no right to create topics.
-	Topics []string `yaml:"topics"`
-	Users  []User   `yaml:"users"`
+	Topics []TopicSpec `yaml:"topics"`
+	Users  []User      `yaml:"users"`
+}
+
+// TopicSpec is a topic with the partitions it needs: at least one per instance of its most
+// replicated subscriber, so the consumer group can spread over all of them.
+type TopicSpec struct {
+	Name       string `yaml:"name"`
+	Partitions int32  `yaml:"partitions"`
 }
 
 // User is one app's broker identity.

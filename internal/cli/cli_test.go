@@ -125,3 +125,37 @@ func TestRunRefusesBrokenOrStaleManifests(t *testing.T) {
 		t.Error("the stack was started for broken manifests")
 	}
 }
+
+// contracts diff against a folder (an older checkout): the same tree has no breaking change;
+// a tree whose identity.user schema had one more field reports its removal, exit 1.
+func TestContractsDiff(t *testing.T) {
+	root, err := repo.RootFromWd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := t.TempDir()
+	for _, d := range []string{"manifests", "schemas/events"} {
+		if err := os.MkdirAll(filepath.Join(old, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		entries, _ := os.ReadDir(filepath.Join(root, d))
+		for _, en := range entries {
+			if en.IsDir() {
+				continue
+			}
+			b, _ := os.ReadFile(filepath.Join(root, d, en.Name()))
+			_ = os.WriteFile(filepath.Join(old, d, en.Name()), b, 0o644)
+		}
+	}
+	if code, out, errOut := run("contracts", "diff", old); code != 0 || !strings.Contains(out, "no breaking changes") {
+		t.Fatalf("same tree: exit %d\n%s%s", code, out, errOut)
+	}
+	p := filepath.Join(old, "schemas/events/identity.user.v1.json")
+	b, _ := os.ReadFile(p)
+	b = []byte(strings.Replace(string(b), `"properties": {`, `"properties": {"nickname": {"type": "string"},`, 1))
+	_ = os.WriteFile(p, b, 0o644)
+	code, out, _ := run("contracts", "diff", old)
+	if code != 1 || !strings.Contains(out, "BREAKING identity.user.created [version-reused]") {
+		t.Fatalf("a field gone under the same version: exit %d\n%s", code, out)
+	}
+}

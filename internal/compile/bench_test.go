@@ -15,7 +15,7 @@ import (
 func synthetic(b *testing.B, n int) (map[string][]byte, string) {
 	root := b.TempDir()
 	_ = os.MkdirAll(filepath.Join(root, "schemas"), 0o755)
-	_ = os.WriteFile(filepath.Join(root, "schemas", "e.json"), []byte(`{"type":"object"}`), 0o644)
+	_ = os.WriteFile(filepath.Join(root, "schemas", "e.v1.json"), []byte(`{"type":"object"}`), 0o644)
 	files := map[string][]byte{"manifests/platform.yaml": []byte(strings.Replace(platform, "  gateway: gateway\n", "", 1))}
 	for i := range n {
 		name := fmt.Sprintf("m%03d", i)
@@ -44,7 +44,7 @@ spec:
     - {method: POST, path: /api/%[1]s/items, permission: %[1]s.item.write, audit: true}
   events:
     publishes:
-      - {topic: %[1]s.item.created, schema: schemas/e.json}
+      - {topic: %[1]s.item.created, schema: schemas/e.v1.json}
 `, name, deps.String())
 		files["manifests/"+name+".yaml"] = []byte(doc)
 	}

@@ -61,19 +61,31 @@ func (g *gen) brokerACLs(m *manifest.Module) []brokeracl.ACL {
 	return acls
 }
 
-// brokerTopics lists every topic the manifests name, dead-letter topics included.
-func (g *gen) brokerTopics() []string {
-	var topics []string
+// brokerTopics lists every topic the manifests name, dead-letter topics included, each with
+// as many partitions as its most replicated subscriber has instances.
+func (g *gen) brokerTopics() []brokeracl.TopicSpec {
+	parts := map[string]int32{}
+	need := func(topic string, n int) {
+		parts[topic] = max(parts[topic], int32(n), 1)
+	}
 	for _, m := range g.set.Modules {
 		for _, p := range m.Spec.Events.Publishes {
-			topics = append(topics, p.Topic)
+			need(p.Topic, 1)
 		}
 		for _, s := range m.Spec.Events.Subscribes {
-			topics = append(topics, s.Topic, s.DeadLetter())
+			n := m.Spec.App.Instances()
+			if s.Broadcast {
+				n = 1 // every instance reads every partition
+			}
+			need(s.Topic, n)
+			need(s.DeadLetter(), 1)
 		}
 	}
-	slices.Sort(topics)
-	return slices.Compact(topics)
+	var topics []brokeracl.TopicSpec
+	for _, name := range sortedKeys(parts) {
+		topics = append(topics, brokeracl.TopicSpec{Name: name, Partitions: parts[name]})
+	}
+	return topics
 }
 
 // brokerUsers emits the access list: locally the document `goplt run` applies to the local

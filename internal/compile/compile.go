@@ -71,6 +71,9 @@ func Generate(set *manifest.Set) ([]Artifact, error) {
 	if err := g.permissionConstants(); err != nil {
 		return nil, err
 	}
+	if err := g.contractCode(); err != nil {
+		return nil, err
+	}
 	g.eventCatalogue()
 	if err := g.sidecarComponents("local", "kubernetes"); err != nil {
 		return nil, err
@@ -167,9 +170,9 @@ type (
 		Labels    map[string]string `yaml:"labels,omitempty"`
 	}
 	resource struct {
-		APIVersion string     `yaml:"apiVersion"`
-		Kind       string     `yaml:"kind"`
-		Metadata   objectMeta `yaml:"metadata"`
+		APIVersion string         `yaml:"apiVersion"`
+		Kind       string         `yaml:"kind"`
+		Metadata   objectMeta     `yaml:"metadata"`
 		Spec       any            `yaml:"spec"`
 		Auth       *componentAuth `yaml:"auth,omitempty"`
 		Scopes     []string       `yaml:"scopes,omitempty"`
@@ -437,10 +440,15 @@ func (g *gen) resiliency() {
 		}
 	}
 	if len(pubsubs) > 0 {
-		// Publishing: bounded retries, then a breaker so a dead broker fails fast. Delivery to
-		// subscribers: bounded retries, then the subscription's dead-letter topic.
+		// Publishing: bounded retries, then a breaker so a dead broker fails fast (the outbox
+		// keeps what was not published). Delivery to subscribers: a handler's RETRY is a
+		// transient failure (its database down, say), retried until it passes, backing off to
+		// 10 s, holding the partition: a bounded budget would send good events to the dead-letter
+		// topic during any outage longer than it (the chaos suite lost events to a 10 s
+		// PostgreSQL stop with 5 retries of 1 s). What can never succeed the kernel DROPs, and
+		// Dapr dead-letters it at once.
 		spec.Policies.Retries["publish"] = retryPolicy{Policy: "exponential", MaxInterval: "2s", MaxRetries: 3}
-		spec.Policies.Retries["deliver"] = retryPolicy{Policy: "constant", Duration: "1s", MaxRetries: 5}
+		spec.Policies.Retries["deliver"] = retryPolicy{Policy: "exponential", MaxInterval: "10s", MaxRetries: -1}
 		spec.Policies.CircuitBreakers["publish"] = breaker(publishFailures)
 		spec.Targets.Components = map[string]map[string]policyRef{}
 		for _, ps := range pubsubs {
@@ -657,7 +665,7 @@ func (g *gen) runPlan() error {
 		m := g.set.Module(name)
 		a := runplan.App{
 			ID: m.Spec.App.ID, Build: m.Spec.App.Build, Command: m.Spec.App.Command,
-			AppPort: m.Spec.App.Port, HealthPath: m.Spec.App.HealthPath, Restart: m.Spec.App.Restart,
+			AppPort: m.Spec.App.Port, HealthPath: m.Spec.App.HealthPath, Restart: m.Spec.App.Restart, Replicas: m.Spec.App.Replicas,
 			Config: path.Join(LocalDeploy, "config", m.Spec.App.ID+".yaml"), Resources: []string{LocalComponents},
 		}
 		for _, d := range m.Spec.DependsOn {

@@ -57,7 +57,7 @@ func diamond(t *testing.T) *manifest.Set {
 	t.Helper()
 	root := t.TempDir()
 	_ = os.MkdirAll(filepath.Join(root, "schemas"), 0o755)
-	_ = os.WriteFile(filepath.Join(root, "schemas", "e.json"), []byte(`{"type":"object"}`), 0o644)
+	_ = os.WriteFile(filepath.Join(root, "schemas", "e.v1.json"), []byte(`{"type":"object"}`), 0o644)
 	dep := func(names ...string) string {
 		s := "  dependsOn:\n"
 		for _, n := range names {
@@ -67,7 +67,7 @@ func diamond(t *testing.T) *manifest.Set {
 	}
 	files := map[string][]byte{
 		"manifests/platform.yaml": []byte(platform),
-		"manifests/identity.yaml": []byte(module("identity", "", "  events:\n    publishes:\n      - {topic: identity.user.created, schema: schemas/e.json}\n")),
+		"manifests/identity.yaml": []byte(module("identity", "", "  events:\n    publishes:\n      - {topic: identity.user.created, schema: schemas/e.v1.json}\n")),
 		"manifests/blog.yaml":     []byte(module("blog", dep("identity"), "  events:\n    subscribes:\n      - {topic: identity.user.created, route: /events/user}\n")),
 		"manifests/billing.yaml":  []byte(module("billing", dep("identity"), "  secrets: [stripe-key]\n")),
 		"manifests/gateway.yaml":  []byte(module("gateway", dep("blog", "billing"), "")),

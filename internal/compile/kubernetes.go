@@ -155,7 +155,7 @@ func (g *gen) workloads(shared []Artifact) {
 				Replicas int                          `yaml:"replicas"`
 				Selector map[string]map[string]string `yaml:"selector"`
 				Template podTemplate                  `yaml:"template"`
-			}{1, map[string]map[string]string{"matchLabels": {"app.kubernetes.io/name": id}}, podTemplate{
+			}{m.Spec.App.Instances(), map[string]map[string]string{"matchLabels": {"app.kubernetes.io/name": id}}, podTemplate{
 				Metadata: podMeta{Labels: labels, Annotations: map[string]string{
 					"dapr.io/enabled":                 "true",
 					"dapr.io/app-id":                  id,

@@ -111,6 +111,8 @@ type Stack struct {
 	State State
 	home  string
 	procs []*proc.Process
+	svcs  []service // what procs run, for Restart
+	cfg   Config
 	// reused is true when Up found a healthy stack already running; Stop leaves it alone.
 	reused bool
 }
@@ -205,7 +207,7 @@ func Up(ctx context.Context, cfg Config) (*Stack, error) {
 	if !cfg.Detach {
 		st.Owner = os.Getpid()
 	}
-	stack := &Stack{home: cfg.Home}
+	stack := &Stack{home: cfg.Home, svcs: svcs, cfg: cfg}
 	fail := func(err error) (*Stack, error) {
 		for _, p := range stack.procs {
 			p.Stop(10 * time.Second)
@@ -291,6 +293,48 @@ func waitReady(ctx context.Context, s service, p *proc.Process, timeout time.Dur
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
+}
+
+// Process returns the running process of a service this Stack started ("postgres", "kafka",
+// "consul", "sentry"), or nil.
+func (s *Stack) Process(name string) *proc.Process {
+	for i, svc := range s.svcs {
+		if svc.name == name && i < len(s.procs) {
+			return s.procs[i]
+		}
+	}
+	return nil
+}
+
+// Restart stops a service this Stack started (gracefully, with its stop signal, then its
+// grace period), leaves it down for down, and starts it again with the same data and ports,
+// returning once it is ready.
+func (s *Stack) Restart(ctx context.Context, name string, down time.Duration) error {
+	for i, svc := range s.svcs {
+		if svc.name != name || i >= len(s.procs) {
+			continue
+		}
+		s.procs[i].Stop(15 * time.Second)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(down):
+		}
+		spec := svc.spec
+		spec.Name = svc.name
+		spec.LogFile = filepath.Join(s.home, "logs", svc.name+".log")
+		p, err := proc.Start(spec)
+		if err != nil {
+			return fmt.Errorf("restart %s: %w", name, err)
+		}
+		s.procs[i] = p
+		s.State.Services[i].Pid = p.Pid()
+		if err := writeState(s.home, s.State); err != nil {
+			return err
+		}
+		return waitReady(ctx, svc, p, s.cfg.ReadyTimeout)
+	}
+	return fmt.Errorf("restart %s: not a service this stack started", name)
 }
 
 // Stop stops the services this Stack started and removes the state. A reused stack is left

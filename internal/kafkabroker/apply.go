@@ -15,11 +15,11 @@ import (
 	"github.com/goplt/goplt/internal/brokeracl"
 )
 
-// Apply makes the broker what set says, as admin: every listed topic exists (with
-// partitions, when it is created now), every user has its password (passwords: user ->
-// password), and each user's ACLs are exactly the listed ones (others are deleted). It is
-// idempotent, so `goplt run` applies it at every start, to a new broker or a running one.
-func Apply(ctx context.Context, brokers []string, admin Credentials, set *brokeracl.Set, passwords map[string]string, partitions int32) error {
+// Apply makes the broker what set says, as admin: every listed topic exists with at least its
+// partitions, every user has its password (passwords: user -> password), and each user's ACLs
+// are exactly the listed ones (others are deleted). It is idempotent, so `goplt run` applies
+// it at every start, to a new broker or a running one.
+func Apply(ctx context.Context, brokers []string, admin Credentials, set *brokeracl.Set, passwords map[string]string) error {
 	cl, err := kgo.NewClient(append(admin.ClientOpts(), kgo.SeedBrokers(brokers...))...)
 	if err != nil {
 		return fmt.Errorf("broker admin client: %w", err)
@@ -27,16 +27,8 @@ func Apply(ctx context.Context, brokers []string, admin Credentials, set *broker
 	defer cl.Close()
 	adm := kadm.NewClient(cl)
 
-	if len(set.Topics) > 0 {
-		res, err := adm.CreateTopics(ctx, partitions, 1, nil, set.Topics...)
-		if err != nil {
-			return fmt.Errorf("create topics: %w", err)
-		}
-		for _, r := range res.Sorted() {
-			if r.Err != nil && !errors.Is(r.Err, kerr.TopicAlreadyExists) {
-				return fmt.Errorf("create topic %s: %w", r.Topic, r.Err)
-			}
-		}
+	if err := ensureTopics(ctx, adm, set.Topics); err != nil {
+		return err
 	}
 
 	var upserts []kadm.UpsertSCRAM
@@ -60,6 +52,46 @@ func Apply(ctx context.Context, brokers []string, admin Credentials, set *broker
 	for _, u := range set.Users {
 		if err := applyACLs(ctx, cl, u); err != nil {
 			return fmt.Errorf("broker user %s: %w", u.Name, err)
+		}
+	}
+	return nil
+}
+
+// ensureTopics creates missing topics and adds partitions to those that have too few (Kafka
+// never removes partitions).
+func ensureTopics(ctx context.Context, adm *kadm.Client, topics []brokeracl.TopicSpec) error {
+	if len(topics) == 0 {
+		return nil
+	}
+	var names []string
+	for _, t := range topics {
+		names = append(names, t.Name)
+	}
+	have, err := adm.ListTopics(ctx, names...)
+	if err != nil {
+		return fmt.Errorf("list topics: %w", err)
+	}
+	for _, t := range topics {
+		d, ok := have[t.Name]
+		switch {
+		case !ok || errors.Is(d.Err, kerr.UnknownTopicOrPartition):
+			res, err := adm.CreateTopic(ctx, t.Partitions, 1, nil, t.Name)
+			if err == nil {
+				err = res.Err
+			}
+			if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
+				return fmt.Errorf("create topic %s: %w", t.Name, err)
+			}
+		case d.Err != nil:
+			return fmt.Errorf("topic %s: %w", t.Name, d.Err)
+		case int32(len(d.Partitions)) < t.Partitions:
+			res, err := adm.UpdatePartitions(ctx, int(t.Partitions), t.Name)
+			if err == nil {
+				err = res.Error()
+			}
+			if err != nil {
+				return fmt.Errorf("topic %s: grow to %d partitions: %w", t.Name, t.Partitions, err)
+			}
 		}
 	}
 	return nil

@@ -74,7 +74,7 @@ func TestApplyEnforcesTheList(t *testing.T) {
 	}
 	admin := Credentials{User: "goplt-admin", Password: "admin-secret"}
 	brokers := startBroker(t, admin)
-	set := &brokeracl.Set{Topics: []string{"a.made", "b.made", "a.made.deadletter"}, Users: []brokeracl.User{
+	set := &brokeracl.Set{Topics: []brokeracl.TopicSpec{{Name: "a.made", Partitions: 2}, {Name: "b.made", Partitions: 1}, {Name: "a.made.deadletter", Partitions: 1}}, Users: []brokeracl.User{
 		{Name: "a", ACLs: []brokeracl.ACL{{Resource: brokeracl.Topic, Name: "a.made", Pattern: brokeracl.Literal, Operation: brokeracl.Write}}},
 		{Name: "b", ACLs: []brokeracl.ACL{
 			{Resource: brokeracl.Topic, Name: "a.made", Pattern: brokeracl.Literal, Operation: brokeracl.Read},
@@ -84,10 +84,10 @@ func TestApplyEnforcesTheList(t *testing.T) {
 	}}
 	pw := map[string]string{"a": "pa", "b": "pb"}
 	ctx := context.Background()
-	if err := Apply(ctx, brokers, admin, set, pw, 2); err != nil {
+	if err := Apply(ctx, brokers, admin, set, pw); err != nil {
 		t.Fatal(err)
 	}
-	if err := Apply(ctx, brokers, admin, set, pw, 2); err != nil {
+	if err := Apply(ctx, brokers, admin, set, pw); err != nil {
 		t.Fatalf("second apply (idempotent): %v", err)
 	}
 	a := client(t, brokers, Credentials{"a", "pa"})
@@ -119,12 +119,17 @@ func TestApplyEnforcesTheList(t *testing.T) {
 		t.Error("a created and wrote a topic not on the list")
 	}
 
-	// b no longer publishes b.made: its Write ACL goes.
+	// b no longer publishes b.made: its Write ACL goes. b.made needs 3 partitions now.
 	set.Users[1].ACLs = set.Users[1].ACLs[:1]
-	if err := Apply(ctx, brokers, admin, set, pw, 2); err != nil {
+	set.Topics[1].Partitions = 3
+	if err := Apply(ctx, brokers, admin, set, pw); err != nil {
 		t.Fatal(err)
 	}
 	if err := produce(client(t, brokers, Credentials{"b", "pb"}), "b.made"); !errors.Is(err, kerr.TopicAuthorizationFailed) {
 		t.Errorf("b writes after its ACL was removed: %v", err)
+	}
+	md, err = kadm.NewClient(client(t, brokers, admin)).ListTopics(ctx, "b.made")
+	if err != nil || len(md["b.made"].Partitions) != 3 {
+		t.Errorf("b.made: %v partitions (%v), want 3", len(md["b.made"].Partitions), err)
 	}
 }

@@ -157,6 +157,10 @@ func (k *Kernel) handle(ctx context.Context, s Subscription, events []Event) []e
 				errs[i] = err
 				continue
 			}
+			if err := k.checkIncoming(s, e); err != nil {
+				errs[i] = err
+				continue
+			}
 			genuine = append(genuine, e)
 			index = append(index, i)
 		}
@@ -209,8 +213,20 @@ func (k *Kernel) status(ctx context.Context, s Subscription, e Event, err error)
 
 // Publish sends v as JSON on topic through the sidecar's pub/sub component, as a CloudEvent
 // signed with the app's key. A non-empty eventID becomes the CloudEvent id, so subscribers can
-// deduplicate redeliveries.
+// deduplicate redeliveries. When v is outbox.Keyed, its key picks the partition.
 func (k *Kernel) Publish(ctx context.Context, topic, eventID string, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("publish %s: encode: %w", topic, err)
+	}
+	if err := k.checkOutgoing(topic, b); err != nil {
+		return err
+	}
+	return k.publish(ctx, topic, eventID, v)
+}
+
+// publish is Publish without the contract check (outbox rows were checked when added).
+func (k *Kernel) publish(ctx context.Context, topic, eventID string, v any) error {
 	c, err := k.Dapr()
 	if err != nil {
 		return fmt.Errorf("publish %s: %w", topic, err)
@@ -226,7 +242,12 @@ func (k *Kernel) Publish(ctx context.Context, topic, eventID string, v any) erro
 	if err != nil {
 		return fmt.Errorf("publish %s: %w", topic, err)
 	}
-	if err := c.PublishEvent(ctx, k.cfg.PubSub, topic, ce, dapr.PublishEventWithContentType(eventsig.ContentType)); err != nil {
+	opts := []dapr.PublishEventOption{dapr.PublishEventWithContentType(eventsig.ContentType)}
+	if kv, ok := v.(outbox.Keyed); ok && kv.PartitionKey() != "" {
+		// Same key, same partition: the order of one entity's events holds.
+		opts = append(opts, dapr.PublishEventWithMetadata(map[string]string{"partitionKey": kv.PartitionKey()}))
+	}
+	if err := c.PublishEvent(ctx, k.cfg.PubSub, topic, ce, opts...); err != nil {
 		return fmt.Errorf("publish %s via %s: %w", topic, k.cfg.PubSub, err)
 	}
 	return nil

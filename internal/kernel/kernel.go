@@ -29,6 +29,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/goplt/goplt/internal/contracts"
 	"github.com/goplt/goplt/internal/invoke"
 	"github.com/goplt/goplt/internal/outbox"
 	"github.com/goplt/goplt/internal/token"
@@ -57,6 +58,8 @@ type Kernel struct {
 	dapr   dapr.Client
 	ready  atomic.Bool
 	keys   eventKeys
+
+	contracts *contracts.Checker // nil: the module declared none (UseContracts)
 }
 
 // Invoker returns the client that calls other apps through this app's sidecar; the typed
@@ -267,7 +270,8 @@ func (k *Kernel) run(ctx context.Context) error {
 		k.connectDapr(runCtx)
 	}()
 	if k.useOutbox {
-		k.relay = outbox.NewRelay(k.db, k.Publish, k.log, time.Second)
+		// Outbox rows were checked against the contract when they were added.
+		k.relay = outbox.NewRelay(k.db, k.publish, k.log, time.Second)
 		go k.relay.Run(runCtx)
 	}
 	if s, ok := k.module.(Starter); ok {

@@ -85,7 +85,14 @@ func testRoot(t *testing.T) string {
 			t.Fatal(err)
 		}
 	}
-	_ = os.WriteFile(filepath.Join(root, "schemas/events/identity.user.created.v1.json"), []byte(`{"type":"object"}`), 0o644)
+	for name, schema := range map[string]string{
+		"identity.user.created.v1.json": `{"type":"object"}`,
+		// v2 keeps what v1 readers need; v3 drops a field they may read.
+		"identity.user.created.v2.json": `{"type":"object","properties":{"email":{"type":"string"}}}`,
+		"identity.user.created.v3.json": `{"type":"object","properties":{"name":{"type":"string"}}}`,
+	} {
+		_ = os.WriteFile(filepath.Join(root, "schemas/events", name), []byte(schema), 0o644)
+	}
 	return root
 }
 
@@ -94,6 +101,13 @@ func files(mods map[string]string) map[string][]byte {
 	for name, doc := range mods {
 		out["manifests/"+name+".yaml"] = []byte(doc)
 	}
+	return out
+}
+
+// with2 is the base set with two documents replaced.
+func with2(name1, doc1, name2, doc2 string) map[string]string {
+	out := with(name1, doc1)
+	out[name2] = doc2
 	return out
 }
 
@@ -181,6 +195,18 @@ func TestRules(t *testing.T) {
 			`topic "identity.user.created" is already published by module blog [topic-one-publisher]`},
 		{"missing event schema", edit("identity", "identity.user.created.v1.json", "identity.user.gone.v1.json"), "identity", "schema: schemas/events/identity.user.gone",
 			"event schema schemas/events/identity.user.gone.v1.json: cannot read it (no such file or directory) [event-schema]"},
+		{"accepts a version nobody publishes", edit("blog", "route: /events/user-created}", "route: /events/user-created, accepts: [2]}"), "blog", "2]",
+			"accepts version 2 of identity.user.created, but module identity publishes version 1 [event-version]"},
+		{"accepts a version without a schema", with2(
+			"identity", strings.Replace(baseModules["identity"], "schema: schemas/events/identity.user.created.v1.json", "version: 5, schema: schemas/events/identity.user.created.v5.json", 1),
+			"blog", strings.Replace(baseModules["blog"], "route: /events/user-created}", "route: /events/user-created, accepts: [4]}", 1)), "blog", "4]",
+			"accepts version 4 of identity.user.created, which nobody publishes (no schema schemas/events/identity.user.created.v4.json) [event-version]"},
+		{"publisher breaks an accepted version", with2(
+			"identity", strings.Replace(baseModules["identity"], "schema: schemas/events/identity.user.created.v1.json", "version: 3, schema: schemas/events/identity.user.created.v3.json", 1),
+			"blog", strings.Replace(baseModules["blog"], "route: /events/user-created}", "route: /events/user-created, accepts: [2]}", 1)), "blog", "2]",
+			"accepts version 2 of identity.user.created, but version 3 published by module identity breaks it: field-removed at /email: property email was removed [event-compat]"},
+		{"schema not named for its version", edit("identity", "schema: schemas/events/identity.user.created.v1.json", "version: 2, schema: schemas/events/identity.user.created.v1.json"), "identity", "schema: schemas/events/identity.user.created.v1.json",
+			"schema schemas/events/identity.user.created.v1.json is not named for version 2 [event-schema-version]"},
 		{"app id clash", edit("billing", "id: billing,", "id: blog,"), "blog", "id: blog,",
 			`app id "blog" is also used by module`},
 		{"port clash", edit("billing", "build: ./apps/billing}", "build: ./apps/billing, port: 8080}"), "gateway", "port: 8080",
@@ -422,5 +448,15 @@ func TestYAMLBombsAreRefused(t *testing.T) {
 		if !errors.As(err, &ps) || !strings.Contains(ps.Error(), c.want) {
 			t.Errorf("%s: %v", c.name, err)
 		}
+	}
+}
+
+// A subscriber may keep reading an older version while the published one is compatible.
+func TestOlderCompatibleVersionIsAccepted(t *testing.T) {
+	mods := with2(
+		"identity", strings.Replace(baseModules["identity"], "schema: schemas/events/identity.user.created.v1.json", "version: 2, schema: schemas/events/identity.user.created.v2.json", 1),
+		"blog", strings.Replace(baseModules["blog"], "route: /events/user-created}", "route: /events/user-created, accepts: [1]}", 1))
+	if _, err := Load(files(mods), testRoot(t)); err != nil {
+		t.Fatalf("v1 reader of compatible v2: %v", err)
 	}
 }

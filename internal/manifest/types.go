@@ -1,6 +1,9 @@
 package manifest
 
-import "strings"
+import (
+	"strconv"
+	"strings"
+)
 
 // Module is a module.yaml document (apiVersion goplt/v1, kind Module). See
 // schemas/module.schema.json and docs/manifest.md.
@@ -43,7 +46,14 @@ type App struct {
 	Port       int      `yaml:"port"`
 	HealthPath string   `yaml:"healthPath"`
 	Restart    string   `yaml:"restart"`
+	// Replicas is how many instances run (default 1), each with its own sidecar; they share
+	// the app id (Consul spreads calls over the healthy ones) and the consumer groups (Kafka
+	// splits each subscribed topic's partitions between them).
+	Replicas int `yaml:"replicas"`
 }
+
+// Instances is the number of instances the app runs.
+func (a App) Instances() int { return max(a.Replicas, 1) }
 
 // Dependency is another module this one calls, with a semver constraint.
 type Dependency struct {
@@ -104,14 +114,29 @@ type Events struct {
 
 // Publication is a topic the module publishes, with its payload schema.
 type Publication struct {
-	Topic  string `yaml:"topic"`
-	Schema string `yaml:"schema"`
+	Topic   string `yaml:"topic"`
+	Version int    `yaml:"version"` // of the payload published now; 0 means 1
+	Schema  string `yaml:"schema"`
 }
+
+// PayloadVersion is the version of the payload published now.
+func (p Publication) PayloadVersion() int { return max(p.Version, 1) }
+
+// SchemaFor is the schema file of another version of the payload: the same name with
+// .v<version>.json (SchemaVersionSuffix).
+func (p Publication) SchemaFor(version int) string {
+	return strings.TrimSuffix(p.Schema, SchemaVersionSuffix(p.PayloadVersion())) + SchemaVersionSuffix(version)
+}
+
+// SchemaVersionSuffix ends the name of a payload schema file of the version.
+func SchemaVersionSuffix(version int) string { return ".v" + strconv.Itoa(version) + ".json" }
 
 // Subscription is a topic delivered to one of the module's routes.
 type Subscription struct {
-	Topic           string `yaml:"topic"`
-	Route           string `yaml:"route"`
+	Topic string `yaml:"topic"`
+	Route string `yaml:"route"`
+	// Accepts lists the payload versions the subscriber reads; empty means the published one.
+	Accepts         []int  `yaml:"accepts"`
 	DeadLetterTopic string `yaml:"deadLetterTopic"`
 	External        bool   `yaml:"external"`
 	// Broadcast delivers every event to every replica of the app (a consumer group per

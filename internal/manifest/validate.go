@@ -12,6 +12,7 @@ import (
 	"github.com/Masterminds/semver/v3"
 	"github.com/santhosh-tekuri/jsonschema/v6"
 
+	"github.com/goplt/goplt/internal/contracts"
 	"github.com/goplt/goplt/internal/naming"
 	"github.com/goplt/goplt/internal/sidecar"
 )
@@ -52,6 +53,10 @@ func validateSet(set *Set) Problems {
 				add(m.PosOf("/spec/app/port"), "port-unique", "use another port, or 0 to let goplt choose", "port %d is also used by module %s", p, prev.Metadata.Name)
 			}
 			ports[p] = m
+			if m.Spec.App.Replicas > 1 {
+				add(m.PosOf("/spec/app/replicas"), "replicas-port", "set port: 0 (goplt gives each instance its own), or run one replica",
+					"%d replicas cannot share the fixed port %d", m.Spec.App.Replicas, p)
+			}
 		}
 		if m.Spec.App.Build != "" && len(m.Spec.App.Command) > 0 {
 			add(m.PosOf("/spec/app/build"), "app-run", "keep one of build and command", "app has both build and command")
@@ -211,6 +216,10 @@ func validateSet(set *Set) Problems {
 			if err := checkJSONSchemaFile(filepath.Join(set.Root, p.Schema)); err != nil {
 				add(m.PosOf(ptr+"/schema"), "event-schema", "point to a JSON Schema file relative to the repository root", "event schema %s: %v", p.Schema, err)
 			}
+			if !strings.HasSuffix(p.Schema, SchemaVersionSuffix(p.PayloadVersion())) {
+				add(m.PosOf(ptr+"/schema"), "event-schema-version", "name the file <event>"+SchemaVersionSuffix(p.PayloadVersion())+", or set version to the file's",
+					"schema %s is not named for version %d", p.Schema, p.PayloadVersion())
+			}
 		}
 	}
 	for _, m := range set.Modules {
@@ -220,8 +229,16 @@ func validateSet(set *Set) Problems {
 		}
 		for i, s := range m.Spec.Events.Subscribes {
 			ptr := fmt.Sprintf("/spec/events/subscribes/%d", i)
-			if _, ok := publishers[s.Topic]; !ok && !s.External {
+			pub, ok := publishers[s.Topic]
+			if !ok && !s.External {
 				add(m.PosOf(ptr+"/topic"), "topic-no-publisher", "fix the topic name, add the publishing module, or set external: true", "no module publishes topic %q", s.Topic)
+			}
+			if ok {
+				for j, v := range s.Accepts {
+					if rule, msg := acceptable(set.Root, pub, s.Topic, v); rule != "" {
+						add(m.PosOf(fmt.Sprintf("%s/accepts/%d", ptr, j)), rule, "accept the version published now, or make the publisher's change compatible", "%s", msg)
+					}
+				}
 			}
 			if paths[s.Route] {
 				add(m.PosOf(ptr+"/route"), "subscription-route", "use a distinct path such as /events/...", "subscription route %s is also an HTTP route or another subscription's", s.Route)
@@ -414,6 +431,47 @@ func overlap(a, b []string) bool {
 			return false
 		}
 	}
+}
+
+// acceptable says whether a subscriber of topic that reads payload version v can read what
+// the publisher pub publishes now: the same version, or an older one whose schema the
+// published one is compatible with (internal/contracts). It returns the rule broken and why.
+func acceptable(root string, pub *Module, topic string, v int) (rule, msg string) {
+	var p Publication
+	for _, x := range pub.Spec.Events.Publishes {
+		if x.Topic == topic {
+			p = x
+		}
+	}
+	now := p.PayloadVersion()
+	if v == now {
+		return "", ""
+	}
+	if v > now {
+		return "event-version", fmt.Sprintf("accepts version %d of %s, but module %s publishes version %d", v, topic, pub.Metadata.Name, now)
+	}
+	oldB, err := os.ReadFile(filepath.Join(root, p.SchemaFor(v)))
+	if err != nil {
+		return "event-version", fmt.Sprintf("accepts version %d of %s, which nobody publishes (no schema %s)", v, topic, p.SchemaFor(v))
+	}
+	newB, err := os.ReadFile(filepath.Join(root, p.Schema))
+	if err != nil {
+		return "", "" // reported by event-schema
+	}
+	oldS, err1 := contracts.Parse(oldB)
+	newS, err2 := contracts.Parse(newB)
+	if err1 != nil || err2 != nil {
+		return "", ""
+	}
+	if changes := contracts.Breaking(oldS, newS, "version"); len(changes) > 0 {
+		var why []string
+		for _, c := range changes {
+			why = append(why, c.String())
+		}
+		return "event-compat", fmt.Sprintf("accepts version %d of %s, but version %d published by module %s breaks it: %s",
+			v, topic, now, pub.Metadata.Name, strings.Join(why, "; "))
+	}
+	return "", ""
 }
 
 // checkJSONSchemaFile checks that a payload schema exists and compiles as a JSON Schema.

@@ -23,6 +23,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/goplt/goplt/internal/failpoint"
 )
 
 // Migrations create the outbox table (goose files, applied by the kernel with a version table
@@ -31,15 +33,34 @@ import (
 //go:embed migrations/*.sql
 var Migrations embed.FS
 
+// Keyed is a payload with a partition key: events with the same key (say, the user they are
+// about) land on the same partition, so a topic with several partitions keeps their order.
+type Keyed interface {
+	PartitionKey() string
+}
+
+// keyedPayload is a stored payload with its key, as the relay hands it to the publisher.
+type keyedPayload struct {
+	json.RawMessage
+	key string
+}
+
+func (k keyedPayload) PartitionKey() string { return k.key }
+
 // Add stores an event in the outbox within tx and returns its id. Publication happens after
-// the commit; call Relay.Kick to make it prompt.
+// the commit; call Relay.Kick to make it prompt. A Keyed payload keeps its key.
 func Add(ctx context.Context, tx pgx.Tx, topic string, payload any) (string, error) {
 	b, err := json.Marshal(payload)
 	if err != nil {
 		return "", fmt.Errorf("outbox %s: encode: %w", topic, err)
 	}
+	var key *string
+	if k, ok := payload.(Keyed); ok && k.PartitionKey() != "" {
+		s := k.PartitionKey()
+		key = &s
+	}
 	id := NewEventID()
-	if _, err := tx.Exec(ctx, `INSERT INTO outbox (event_id, topic, payload) VALUES ($1, $2, $3)`, id, topic, b); err != nil {
+	if _, err := tx.Exec(ctx, `INSERT INTO outbox (event_id, topic, payload, partition_key) VALUES ($1, $2, $3, $4)`, id, topic, b, key); err != nil {
 		return "", fmt.Errorf("outbox %s: %w", topic, err)
 	}
 	return id, nil
@@ -52,7 +73,8 @@ func NewEventID() string {
 	return hex.EncodeToString(b)
 }
 
-// PublishFunc publishes one event (kernel.Kernel.Publish fits).
+// PublishFunc publishes one event (kernel.Kernel.Publish fits). A payload the relay passes is
+// JSON, and Keyed when its row has a partition key.
 type PublishFunc func(ctx context.Context, topic, eventID string, payload any) error
 
 // Relay publishes outbox rows.
@@ -117,19 +139,19 @@ func (r *Relay) Flush(ctx context.Context) (int, error) {
 		return 0, err
 	}
 	defer func() { _ = tx.Rollback(ctx) }()
-	rows, err := tx.Query(ctx, `SELECT seq, event_id, topic, payload FROM outbox ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED`, batch)
+	rows, err := tx.Query(ctx, `SELECT seq, event_id, topic, payload, coalesce(partition_key, '') FROM outbox ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED`, batch)
 	if err != nil {
 		return 0, err
 	}
 	type row struct {
-		seq       int64
-		id, topic string
-		payload   json.RawMessage
+		seq            int64
+		id, topic, key string
+		payload        json.RawMessage
 	}
 	var todo []row
 	for rows.Next() {
 		var x row
-		if err := rows.Scan(&x.seq, &x.id, &x.topic, &x.payload); err != nil {
+		if err := rows.Scan(&x.seq, &x.id, &x.topic, &x.payload, &x.key); err != nil {
 			rows.Close()
 			return 0, err
 		}
@@ -142,9 +164,17 @@ func (r *Relay) Flush(ctx context.Context) (int, error) {
 	done := 0
 	var pubErr error
 	for _, x := range todo {
+		failpoint.Hit("outbox-before-publish") // committed by the handler, not yet published
 		pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		pubErr = r.publish(pctx, x.topic, x.id, x.payload)
+		var payload any = x.payload
+		if x.key != "" {
+			payload = keyedPayload{x.payload, x.key}
+		}
+		pubErr = r.publish(pctx, x.topic, x.id, payload)
 		cancel()
+		if pubErr == nil {
+			failpoint.Hit("outbox-after-publish") // published, not yet deleted
+		}
 		if pubErr != nil {
 			_, _ = tx.Exec(ctx, `UPDATE outbox SET attempts = attempts + 1, last_error = $2 WHERE seq = $1`, x.seq, pubErr.Error())
 			break

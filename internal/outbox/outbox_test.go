@@ -3,6 +3,7 @@ package outbox_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"sync"
@@ -28,22 +29,31 @@ func TestMain(m *testing.M) {
 const table = `CREATE SCHEMA IF NOT EXISTS outboxtest;
 CREATE TABLE IF NOT EXISTS outboxtest.outbox (
     seq bigserial PRIMARY KEY, event_id text NOT NULL UNIQUE, topic text NOT NULL, payload jsonb NOT NULL,
-    created_at timestamptz NOT NULL DEFAULT now(), attempts int NOT NULL DEFAULT 0, last_error text);`
+    created_at timestamptz NOT NULL DEFAULT now(), attempts int NOT NULL DEFAULT 0, last_error text, partition_key text);`
+
+// keyed is a payload with a partition key.
+type keyed struct{ N int }
+
+func (k keyed) PartitionKey() string { return fmt.Sprint("k", k.N) }
 
 // flakyBroker fails while down, and records what it accepted.
 type flakyBroker struct {
 	mu   sync.Mutex
 	down bool
 	got  []string
+	keys []string
 }
 
-func (b *flakyBroker) publish(_ context.Context, topic, id string, _ any) error {
+func (b *flakyBroker) publish(_ context.Context, topic, id string, payload any) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.down {
 		return errors.New("sidecar unreachable")
 	}
 	b.got = append(b.got, id)
+	if k, ok := payload.(outbox.Keyed); ok {
+		b.keys = append(b.keys, k.PartitionKey())
+	}
 	return nil
 }
 
@@ -77,7 +87,11 @@ func TestEventsSurviveAnOutage(t *testing.T) {
 	var want []string
 	for i := range 5 {
 		err := pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
-			id, err := outbox.Add(ctx, tx, "test.thing.happened", map[string]int{"n": i})
+			var payload any = map[string]int{"n": i}
+			if i == 3 {
+				payload = keyed{N: i}
+			}
+			id, err := outbox.Add(ctx, tx, "test.thing.happened", payload)
 			want = append(want, id)
 			return err
 		})
@@ -117,6 +131,9 @@ func TestEventsSurviveAnOutage(t *testing.T) {
 	}
 	broker.mu.Lock()
 	defer broker.mu.Unlock()
+	if len(broker.keys) != 1 || broker.keys[0] != "k3" {
+		t.Errorf("partition keys handed to the publisher: %v, want [k3]", broker.keys)
+	}
 	if len(broker.got) != len(want) {
 		t.Fatalf("published %v, want exactly %v", broker.got, want)
 	}

@@ -50,7 +50,7 @@ func (g *Group) prepareBus(ctx context.Context) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	if err := kafkabroker.Apply(ctx, g.opts.Infra.KafkaBrokers, admin, set, passwords, 1); err != nil {
+	if err := kafkabroker.Apply(ctx, g.opts.Infra.KafkaBrokers, admin, set, passwords); err != nil {
 		return fmt.Errorf("apply %s to the broker: %w", brokeracl.LocalFile, err)
 	}
 	return nil

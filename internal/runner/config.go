@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 
 	"gopkg.in/yaml.v3"
 )
@@ -56,7 +57,7 @@ func renderConfig(src, dir string, a *App) (string, bool, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", false, err
 	}
-	dst := filepath.Join(dir, a.Spec.ID+".yaml")
+	dst := filepath.Join(dir, strings.ReplaceAll(a.Name(), "#", "-")+".yaml")
 	return dst, selfRegister, os.WriteFile(dst, out, 0o644)
 }
 

@@ -28,6 +28,9 @@ func newPrefixer(out io.Writer, color bool, ids []string) *prefixer {
 	return p
 }
 
+// fit widens the labels for name (an instance such as blog#2).
+func (p *prefixer) fit(name string) { p.width = max(p.width, len(name)+len(".dapr")) }
+
 type prefixWriter struct {
 	p      *prefixer
 	prefix string

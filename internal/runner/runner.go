@@ -47,9 +47,11 @@ type Options struct {
 	Ports *ports.Allocator
 }
 
-// App is a started app and its sidecar.
+// App is a started instance of an app and its sidecar.
 type App struct {
-	Spec     runplan.App
+	Spec runplan.App
+	// Instance numbers an app's replicas from 1.
+	Instance int
 	AppPort  int
 	HTTPPort int // sidecar HTTP API
 	GRPCPort int // sidecar gRPC API
@@ -67,11 +69,22 @@ type App struct {
 	ready   chan struct{}
 }
 
+// Name is the instance's name: the app id, then blog#2, blog#3 for further replicas.
+func (a *App) Name() string {
+	if a.Instance <= 1 {
+		return a.Spec.ID
+	}
+	return a.Spec.ID + "#" + strconv.Itoa(a.Instance)
+}
+
 // Sidecar returns the sidecar process (for tests that kill it).
 func (a *App) Sidecar() *proc.Process { a.mu.Lock(); defer a.mu.Unlock(); return a.sidecar }
 
 // Process returns the app process (nil for a sidecar-only entry).
 func (a *App) Process() *proc.Process { a.mu.Lock(); defer a.mu.Unlock(); return a.app }
+
+// ConsulID is the instance's service id in Consul, as Dapr's resolver registers it.
+func (a *App) ConsulID() string { return a.Spec.ID + "-127.0.0.1-" + strconv.Itoa(a.HTTPPort) }
 
 // DaprHTTP is the base URL of the sidecar's HTTP API.
 func (a *App) DaprHTTP() string { return "http://127.0.0.1:" + strconv.Itoa(a.HTTPPort) }
@@ -79,7 +92,7 @@ func (a *App) DaprHTTP() string { return "http://127.0.0.1:" + strconv.Itoa(a.HT
 // Group is a running set of apps.
 type Group struct {
 	opts     Options
-	apps     map[string]*App
+	apps     map[string][]*App // app id -> its instances
 	order    []string
 	bins     map[string]string
 	out      *prefixer
@@ -90,8 +103,16 @@ type Group struct {
 	ownPorts bool // opts.Ports was made by Start, so Stop closes it
 }
 
-// App returns a started app by id.
-func (g *Group) App(id string) *App { return g.apps[id] }
+// App returns a started app's first instance by id (nil if it is not in the group).
+func (g *Group) App(id string) *App {
+	if len(g.apps[id]) == 0 {
+		return nil
+	}
+	return g.apps[id][0]
+}
+
+// Instances returns every instance of an app.
+func (g *Group) Instances(id string) []*App { return g.apps[id] }
 
 // Start builds what the plan needs, then starts every app and sidecar in dependency order. It
 // returns once all are ready, or with an error (after stopping what it started).
@@ -114,7 +135,7 @@ func Start(ctx context.Context, opts Options) (*Group, error) {
 		}
 	}
 	g := &Group{
-		opts: opts, apps: map[string]*App{}, order: order,
+		opts: opts, apps: map[string][]*App{}, order: order,
 		out:      newPrefixer(opts.Output, opts.Color, order),
 		failed:   make(chan error, len(order)*2),
 		stopping: make(chan struct{}),
@@ -134,32 +155,32 @@ func Start(ctx context.Context, opts Options) (*Group, error) {
 	}
 	for _, id := range order {
 		spec, _ := opts.Plan.App(id)
-		a := &App{Spec: spec, DaprAPIToken: token(), AppAPIToken: token(), ready: make(chan struct{})}
-		if err := g.assignPorts(a); err != nil {
-			g.Stop()
-			return nil, err
+		for i := range max(spec.Replicas, 1) {
+			a := &App{Spec: spec, Instance: i + 1, DaprAPIToken: token(), AppAPIToken: token(), ready: make(chan struct{})}
+			if err := g.assignPorts(a); err != nil {
+				g.Stop()
+				return nil, err
+			}
+			g.out.fit(a.Name())
+			g.apps[id] = append(g.apps[id], a)
 		}
-		g.apps[id] = a
 	}
 
 	// Each app starts as soon as everything it depends on is ready.
+	// The first instance starts alone (it applies the migrations), then the others together.
 	errs := make(chan error, len(order))
 	for _, id := range order {
-		a := g.apps[id]
+		first := g.App(id)
 		go func() {
-			for _, d := range a.Spec.DependsOn {
+			for _, d := range first.Spec.DependsOn {
 				select {
-				case <-g.apps[d].ready:
+				case <-g.App(d).ready:
 				case <-g.stopping:
 					errs <- nil
 					return
 				}
 			}
-			err := g.startApp(ctx, a)
-			if err == nil {
-				close(a.ready)
-			}
-			errs <- err
+			errs <- g.startInstances(ctx, g.apps[id])
 		}()
 	}
 	var all []error
@@ -174,6 +195,28 @@ func Start(ctx context.Context, opts Options) (*Group, error) {
 		return nil, err
 	}
 	return g, nil
+}
+
+// startInstances starts an app's first instance, then the rest in parallel.
+func (g *Group) startInstances(ctx context.Context, instances []*App) error {
+	start := func(a *App) error {
+		err := g.startApp(ctx, a)
+		if err == nil {
+			close(a.ready)
+		}
+		return err
+	}
+	if err := start(instances[0]); err != nil {
+		return err
+	}
+	rest := make([]error, len(instances)-1)
+	var wg sync.WaitGroup
+	for i, a := range instances[1:] {
+		wg.Add(1)
+		go func() { defer wg.Done(); rest[i] = start(a) }()
+	}
+	wg.Wait()
+	return errors.Join(rest...)
 }
 
 // selectApps keeps the apps in only and their dependencies, preserving order.
@@ -214,7 +257,7 @@ func (g *Group) assignPorts(a *App) error {
 	}
 	ps, err := g.opts.Ports.Take(n)
 	if err != nil {
-		return fmt.Errorf("app %s: %w", a.Spec.ID, err)
+		return fmt.Errorf("app %s: %w", a.Name(), err)
 	}
 	g.opts.Ports.Release(a.reserved()...)
 	a.HTTPPort, a.GRPCPort, a.InternalGRPCPort, a.MetricsPort = ps[0], ps[1], ps[2], ps[3]
@@ -298,7 +341,7 @@ func (g *Group) startApp(ctx context.Context, a *App) error {
 			return err
 		}
 		fmt.Fprintf(g.opts.Output, "goplt: %s could not bind a port it was given (%v); retrying with new ports (attempt %d of %d)\n",
-			a.Spec.ID, err, attempt+1, portAttempts)
+			a.Name(), err, attempt+1, portAttempts)
 		a.stopProcesses()
 		if err := g.assignPorts(a); err != nil {
 			return err
@@ -335,7 +378,7 @@ func (a *App) stopProcesses() {
 func (g *Group) startOnce(ctx context.Context, a *App) error {
 	cfgPath, selfRegister, err := renderConfig(g.path(a.Spec.Config), filepath.Join(g.opts.WorkDir, "config"), a)
 	if err != nil {
-		return fmt.Errorf("app %s: %w", a.Spec.ID, err)
+		return fmt.Errorf("app %s: %w", a.Name(), err)
 	}
 	if a.Spec.HasApp() {
 		p, err := g.spawnApp(a)
@@ -357,7 +400,7 @@ func (g *Group) startOnce(ctx context.Context, a *App) error {
 	if err := g.waitReady(ctx, a, selfRegister); err != nil {
 		return err
 	}
-	fmt.Fprintf(g.opts.Output, "goplt: %s ready (app :%d, sidecar http :%d grpc :%d)\n", a.Spec.ID, a.AppPort, a.HTTPPort, a.GRPCPort)
+	fmt.Fprintf(g.opts.Output, "goplt: %s ready (app :%d, sidecar http :%d grpc :%d)\n", a.Name(), a.AppPort, a.HTTPPort, a.GRPCPort)
 	g.wg.Add(1)
 	go g.supervise(ctx, a, cfgPath)
 	return nil
@@ -386,8 +429,8 @@ func (g *Group) spawnApp(a *App) (*proc.Process, error) {
 		env = append(env, k+"="+v)
 	}
 	return proc.Start(proc.Spec{
-		Name: a.Spec.ID, Path: path, Args: args, Env: env, Dir: g.opts.Root,
-		Output: g.out.writer(a.Spec.ID, a.Spec.ID),
+		Name: a.Name(), Path: path, Args: args, Env: env, Dir: g.opts.Root,
+		Output: g.out.writer(a.Spec.ID, a.Name()),
 	})
 }
 
@@ -428,8 +471,8 @@ func (g *Group) spawnSidecar(a *App, cfgPath string) (*proc.Process, error) {
 		"GOPLT_SECRETS_FILE="+g.opts.Infra.SecretsFile,
 	)
 	return proc.Start(proc.Spec{
-		Name: a.Spec.ID + " sidecar", Path: g.opts.Daprd, Args: args, Env: env, Dir: g.opts.Root,
-		Output: g.out.writer(a.Spec.ID, a.Spec.ID+".dapr"),
+		Name: a.Name() + " sidecar", Path: g.opts.Daprd, Args: args, Env: env, Dir: g.opts.Root,
+		Output: g.out.writer(a.Spec.ID, a.Name()+".dapr"),
 	})
 }
 
@@ -470,10 +513,12 @@ func (g *Group) waitReady(ctx context.Context, a *App, selfRegister bool) error 
 			if err != nil {
 				return err
 			}
-			if len(entries) == 0 {
-				return fmt.Errorf("no passing instance of %s registered in consul yet", a.Spec.ID)
+			for _, e := range entries {
+				if e.Service.ID == a.ConsulID() {
+					return nil
+				}
 			}
-			return nil
+			return fmt.Errorf("%s is not registered in consul as passing yet", a.ConsulID())
 		}})
 	}
 	for _, c := range checks {
@@ -481,7 +526,7 @@ func (g *Group) waitReady(ctx context.Context, a *App, selfRegister bool) error 
 		for {
 			for _, p := range []*proc.Process{a.Process(), a.Sidecar()} {
 				if p != nil && p.Exited() {
-					return fmt.Errorf("app %s did not become ready: %s", a.Spec.ID, p.Describe())
+					return fmt.Errorf("app %s did not become ready: %s", a.Name(), p.Describe())
 				}
 			}
 			pctx, pcancel := context.WithTimeout(ctx, 2*time.Second)
@@ -492,9 +537,9 @@ func (g *Group) waitReady(ctx context.Context, a *App, selfRegister bool) error 
 			}
 			select {
 			case <-ctx.Done():
-				return fmt.Errorf("app %s: %s not ready after %s: %v", a.Spec.ID, c.what, g.opts.ReadyTimeout, last)
+				return fmt.Errorf("app %s: %s not ready after %s: %v", a.Name(), c.what, g.opts.ReadyTimeout, last)
 			case <-g.stopping:
-				return fmt.Errorf("app %s: start abandoned", a.Spec.ID)
+				return fmt.Errorf("app %s: start abandoned", a.Name())
 			case <-time.After(100 * time.Millisecond):
 			}
 		}
@@ -634,12 +679,10 @@ func (g *Group) Wait(ctx context.Context) error {
 func (g *Group) Stop() {
 	g.stopOnce.Do(func() { close(g.stopping) })
 	for i := len(g.order) - 1; i >= 0; i-- {
-		a := g.apps[g.order[i]]
-		if a == nil {
-			continue
+		for _, a := range g.apps[g.order[i]] {
+			a.stopProcesses()
+			g.opts.Ports.Release(a.reserved()...)
 		}
-		a.stopProcesses()
-		g.opts.Ports.Release(a.reserved()...)
 	}
 	g.wg.Wait()
 	if g.ownPorts {

@@ -9,12 +9,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	consul "github.com/hashicorp/consul/api"
 	"gopkg.in/yaml.v3"
 
 	"github.com/goplt/goplt/internal/ports"
@@ -351,5 +353,64 @@ func TestSlowPostIsAppliedOnce(t *testing.T) {
 	time.Sleep(time.Second) // a retry, had there been one, would have arrived by now
 	if _, n := call(http.MethodGet, "/count"); n != "1" {
 		t.Fatalf("the POST reached the app %s times, want once", n)
+	}
+}
+
+// Replicas: each instance has its own sidecar and ports, all are registered in Consul under the
+// one app id, and calls spread over them.
+func TestReplicasShareTheAppID(t *testing.T) {
+	if stack == nil {
+		t.Skip("integration test: needs the real stack")
+	}
+	work := t.TempDir()
+	echo := buildEcho(t, work)
+	callee := "apiVersion: dapr.io/v1alpha1\nkind: Configuration\nmetadata: {name: echo}\nspec:\n  nameResolution:\n    component: consul\n    configuration: {selfRegister: true, selfDeregister: true}\n"
+	_ = os.WriteFile(filepath.Join(work, "callee.yaml"), []byte(callee), 0o644)
+	g, err := runner.Start(context.Background(), runner.Options{Root: stack.Root, Infra: stack.Endpoints(), Daprd: stack.Daprd,
+		WorkDir: work, Output: stack.Output, Ports: stack.Ports, Plan: &runplan.Plan{APIVersion: runplan.APIVersion, Kind: runplan.Kind, Apps: []runplan.App{
+			{ID: "echo3", Command: []string{echo}, Config: filepath.Join(work, "callee.yaml"), HealthPath: "/", Replicas: 3},
+			{ID: "caller", Config: "deploy/local/config/console.yaml", DependsOn: []string{"echo3"}},
+		}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Stop()
+	inst := g.Instances("echo3")
+	if len(inst) != 3 || inst[2].Name() != "echo3#3" {
+		t.Fatalf("instances: %d (%v)", len(inst), inst)
+	}
+	ports := map[string]bool{}
+	for _, a := range inst {
+		if a.Process() == nil || a.Sidecar() == nil || ports[strconv.Itoa(a.AppPort)] {
+			t.Fatalf("%s: missing process or shared port", a.Name())
+		}
+		ports[strconv.Itoa(a.AppPort)] = true
+	}
+	cl, err := consul.NewClient(&consul.Config{Address: stack.Endpoints().ConsulHTTP})
+	if err != nil {
+		t.Fatal(err)
+	}
+	entries, _, err := cl.Health().Service("echo3", "", true, nil)
+	if err != nil || len(entries) != 3 {
+		t.Fatalf("%d passing echo3 instances in Consul (%v), want 3", len(entries), err)
+	}
+	caller := g.App("caller")
+	served := map[string]int{}
+	for range 60 {
+		req, _ := http.NewRequest(http.MethodGet, caller.DaprHTTP()+"/v1.0/invoke/echo3/method/whoami", nil)
+		req.Header.Set("dapr-api-token", caller.DaprAPIToken)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if !ports[string(b)] {
+			t.Fatalf("answer %q from no instance", b)
+		}
+		served[string(b)]++
+	}
+	if len(served) < 2 {
+		t.Errorf("60 calls all went to one instance: %v", served)
 	}
 }

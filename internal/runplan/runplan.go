@@ -45,6 +45,9 @@ type App struct {
 	Config string `yaml:"config"`
 	// Resources are folders of Dapr components, subscriptions and resiliency policies.
 	Resources []string `yaml:"resources,omitempty"`
+	// Replicas is how many instances to start (0 and 1 mean one), each with its own sidecar and
+	// ports, sharing the app id.
+	Replicas int `yaml:"replicas,omitempty"`
 	// Env is extra environment for the app.
 	Env map[string]string `yaml:"env,omitempty"`
 	// Restart is "on-failure" (default: restart up to MaxRestarts times) or "never" (a crash
@@ -103,6 +106,9 @@ func (p *Plan) Validate() error {
 		case "", "on-failure", "never":
 		default:
 			return fmt.Errorf("app %q: restart must be on-failure or never, not %q", a.ID, a.Restart)
+		}
+		if a.Replicas < 0 || (a.Replicas > 1 && (a.AppPort != 0 || !a.HasApp())) {
+			return fmt.Errorf("app %q: %d replicas need an app without a fixed port", a.ID, a.Replicas)
 		}
 	}
 	for _, a := range p.Apps {

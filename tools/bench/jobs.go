@@ -18,6 +18,13 @@ func Jobs(stockDaprd string) []Job {
 				{"verify vs sign (µs)", "Verify ns/op", "Sign ns/op", Lower},
 				{"cached verify vs verify (µs)", "CachedVerify ns/op", "Verify ns/op", Lower},
 			}},
+		{Name: "eventsig", Title: "Event signatures (Ed25519 over id, source, type, topic, time and canonical data), per event",
+			Pkg: "github.com/goplt/goplt/internal/eventsig", Bench: "SignVerify", Benchtime: "1s",
+			Rows: []Row{
+				{"sign (µs)", "SignVerify/sign ns/op", "", Lower},
+				{"verify vs sign (µs)", "SignVerify/verify ns/op", "SignVerify/sign ns/op", Lower},
+				{"canonical data alone vs sign (µs)", "SignVerify/canonical-only ns/op", "SignVerify/sign ns/op", Lower},
+			}},
 		{Name: "compile", Title: "goplt validate + generate: 200 generated modules vs 20 (10x the input)",
 			Pkg: "github.com/goplt/goplt/internal/compile", Bench: "ValidateGenerate(20|200)$", Benchtime: "5x",
 			Rows: []Row{

@@ -18,6 +18,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/goplt/goplt/apps/audit/chain"
+	"github.com/goplt/goplt/apps/audit/contract"
 	"github.com/goplt/goplt/apps/audit/permissions"
 	"github.com/goplt/goplt/internal/kernel"
 	"github.com/goplt/goplt/internal/localsecrets"
@@ -54,6 +55,7 @@ func (m *Module) Name() string { return "audit" }
 
 // Init implements kernel.Module.
 func (m *Module) Init(k *kernel.Kernel) error {
+	k.UseContracts(contract.Events())
 	m.k = k
 	m.every = 10 * time.Second
 	if v := os.Getenv("GOPLT_AUDIT_CHECKPOINT_EVERY"); v != "" {

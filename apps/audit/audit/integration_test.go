@@ -462,7 +462,7 @@ func TestBatchWithPoisonAndRedeliveries(t *testing.T) {
 	}
 	var records []*kgo.Record
 	for i := range good {
-		ce := event(fmt.Sprintf("%s-%d", prefix, i), map[string]any{"version": 1, "email": "batch@example.com", "reason": "invalid_credentials"})
+		ce := event(fmt.Sprintf("%s-%d", prefix, i), map[string]any{"version": 1, "email": "batch@example.com", "ip": "192.0.2.3", "reason": "invalid_credentials", "at": time.Now().UTC()})
 		records = append(records, &kgo.Record{Topic: "auth.login.failed", Value: ce})
 		if i == good/2 {
 			records = append(records, &kgo.Record{Topic: "auth.login.failed", Value: event(poison, "not an object")})

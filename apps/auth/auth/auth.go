@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/goplt/goplt/apps/auth/client"
+	"github.com/goplt/goplt/apps/auth/contract"
 	identity "github.com/goplt/goplt/apps/identity/client"
 	"github.com/goplt/goplt/internal/kernel"
 	"github.com/goplt/goplt/internal/localsecrets"
@@ -74,6 +75,7 @@ func (m *Module) Name() string { return "auth" }
 
 // Init implements kernel.Module.
 func (m *Module) Init(k *kernel.Kernel) error {
+	k.UseContracts(contract.Events())
 	m.k = k
 	set, err := settingsFromEnv(os.Getenv)
 	if err != nil {

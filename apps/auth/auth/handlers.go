@@ -20,7 +20,6 @@ import (
 	"github.com/goplt/goplt/internal/emailaddr"
 	"github.com/goplt/goplt/internal/invoke"
 	"github.com/goplt/goplt/internal/kernel"
-	"github.com/goplt/goplt/internal/outbox"
 	"github.com/goplt/goplt/internal/password"
 )
 
@@ -79,7 +78,7 @@ func (m *Module) login(w http.ResponseWriter, r *http.Request) {
 	if wait > 0 {
 		ev := m.event(ip)
 		ev.Email, ev.Reason = email, "throttled"
-		_ = m.k.Transact(ctx, func(tx pgx.Tx) error { _, err := outbox.Add(ctx, tx, client.TopicLoginThrottled, ev); return err })
+		_ = m.k.Transact(ctx, func(tx pgx.Tx) error { _, err := m.k.Emit(ctx, tx, client.TopicLoginThrottled, ev); return err })
 		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
 		kernel.WriteError(w, r, http.StatusTooManyRequests, "too_many_attempts", "too many failed logins; try again later")
 		return
@@ -96,7 +95,7 @@ func (m *Module) login(w http.ResponseWriter, r *http.Request) {
 					return err
 				}
 			}
-			_, err := outbox.Add(ctx, tx, client.TopicLoginFailed, ev)
+			_, err := m.k.Emit(ctx, tx, client.TopicLoginFailed, ev)
 			return err
 		}); err != nil {
 			m.k.Fail(w, r, "login", err)
@@ -132,7 +131,7 @@ func (m *Module) login(w http.ResponseWriter, r *http.Request) {
 		}
 		ev := m.event(ip)
 		ev.UserID, ev.Email, ev.SessionID = p.UserID, p.Email, sid
-		_, err = outbox.Add(ctx, tx, client.TopicLoginSucceeded, ev)
+		_, err = m.k.Emit(ctx, tx, client.TopicLoginSucceeded, ev)
 		return err
 	})
 	if err != nil {
@@ -257,7 +256,7 @@ func (m *Module) refresh(w http.ResponseWriter, r *http.Request) {
 		}
 		ev := m.event(ip)
 		ev.UserID, ev.SessionID = row.userID, row.sid
-		_, err = outbox.Add(ctx, tx, client.TopicTokenRefreshed, ev)
+		_, err = m.k.Emit(ctx, tx, client.TopicTokenRefreshed, ev)
 		return err
 	})
 	if err != nil {
@@ -293,7 +292,7 @@ func (m *Module) revoke(ctx context.Context, sid, reason, userID, ip, topic stri
 		}
 		ev := m.event(ip)
 		ev.UserID, ev.SessionID, ev.Reason = userID, sid, reason
-		_, err = outbox.Add(ctx, tx, topic, ev)
+		_, err = m.k.Emit(ctx, tx, topic, ev)
 		return err
 	})
 }

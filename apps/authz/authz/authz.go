@@ -19,6 +19,7 @@ import (
 	"github.com/ory/ladon"
 
 	"github.com/goplt/goplt/apps/authz/client"
+	"github.com/goplt/goplt/apps/authz/contract"
 	"github.com/goplt/goplt/apps/authz/engine"
 	"github.com/goplt/goplt/apps/authz/permissions"
 	"github.com/goplt/goplt/internal/kernel"
@@ -53,6 +54,7 @@ func (m *Module) Name() string { return "authz" }
 
 // Init implements kernel.Module.
 func (m *Module) Init(k *kernel.Kernel) error {
+	k.UseContracts(contract.Events())
 	m.k = k
 	k.Migrations(migrations, "migrations")
 	k.UseOutbox()

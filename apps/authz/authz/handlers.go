@@ -15,7 +15,6 @@ import (
 	"github.com/goplt/goplt/apps/authz/client"
 	"github.com/goplt/goplt/apps/authz/engine"
 	"github.com/goplt/goplt/internal/kernel"
-	"github.com/goplt/goplt/internal/outbox"
 )
 
 const (
@@ -269,6 +268,6 @@ func (m *Module) recordChange(ctx context.Context, tx pgx.Tx, rev int64, id, op 
 	if _, err := tx.Exec(ctx, `INSERT INTO policy_history (revision, id, op, document, actor) VALUES ($1, $2, $3, $4, $5)`, rev, id, op, doc, who); err != nil {
 		return err
 	}
-	_, err := outbox.Add(ctx, tx, client.TopicPolicyChanged, client.PolicyChange{Version: 1, PolicyID: id, Op: op, Revision: rev, Actor: who, At: time.Now().UTC()})
+	_, err := m.k.Emit(ctx, tx, client.TopicPolicyChanged, client.PolicyChange{Version: 1, PolicyID: id, Op: op, Revision: rev, Actor: who, At: time.Now().UTC()})
 	return err
 }

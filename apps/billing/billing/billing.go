@@ -14,10 +14,10 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	auth "github.com/goplt/goplt/apps/auth/client"
+	"github.com/goplt/goplt/apps/billing/contract"
 	"github.com/goplt/goplt/apps/billing/permissions"
 	identity "github.com/goplt/goplt/apps/identity/client"
 	"github.com/goplt/goplt/internal/kernel"
-	"github.com/goplt/goplt/internal/outbox"
 )
 
 //go:embed migrations/*.sql
@@ -54,6 +54,9 @@ type ChangedEvent struct {
 	At       time.Time `json:"at"`
 }
 
+// PartitionKey keeps one user's subscription changes in order (outbox.Keyed).
+func (e ChangedEvent) PartitionKey() string { return e.UserID }
+
 // Module is the billing module.
 type Module struct {
 	k *kernel.Kernel
@@ -67,6 +70,7 @@ func (m *Module) Name() string { return "billing" }
 
 // Init implements kernel.Module.
 func (m *Module) Init(k *kernel.Kernel) error {
+	k.UseContracts(contract.Events())
 	m.k = k
 	k.Migrations(migrations, "migrations")
 	k.UseOutbox()
@@ -151,7 +155,7 @@ func (m *Module) change(w http.ResponseWriter, r *http.Request) {
 		if prev == in.PlanID {
 			return nil
 		}
-		_, err := outbox.Add(ctx, tx, TopicSubscriptionChanged, ChangedEvent{Version: 1, UserID: s.UserID, PlanID: s.PlanID, Status: s.Status, Previous: prev, At: time.Now().UTC()})
+		_, err := m.k.Emit(ctx, tx, TopicSubscriptionChanged, ChangedEvent{Version: 1, UserID: s.UserID, PlanID: s.PlanID, Status: s.Status, Previous: prev, At: time.Now().UTC()})
 		return err
 	})
 	switch {
@@ -180,7 +184,7 @@ func (m *Module) userCreated(ctx context.Context, e kernel.Event) error {
 		if err != nil || tag.RowsAffected() == 0 {
 			return err
 		}
-		_, err = outbox.Add(ctx, tx, TopicSubscriptionChanged, ChangedEvent{Version: 1, UserID: ev.UserID, PlanID: FreePlan, Status: "active", At: time.Now().UTC()})
+		_, err = m.k.Emit(ctx, tx, TopicSubscriptionChanged, ChangedEvent{Version: 1, UserID: ev.UserID, PlanID: FreePlan, Status: "active", At: time.Now().UTC()})
 		return err
 	})
 	return err
@@ -201,7 +205,7 @@ func (m *Module) userDeleted(ctx context.Context, e kernel.Event) error {
 		if err != nil {
 			return err
 		}
-		_, err = outbox.Add(ctx, tx, TopicSubscriptionChanged, ChangedEvent{Version: 1, UserID: ev.UserID, PlanID: prev, Status: "cancelled", Previous: prev, At: time.Now().UTC()})
+		_, err = m.k.Emit(ctx, tx, TopicSubscriptionChanged, ChangedEvent{Version: 1, UserID: ev.UserID, PlanID: prev, Status: "cancelled", Previous: prev, At: time.Now().UTC()})
 		return err
 	})
 	return err

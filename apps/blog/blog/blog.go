@@ -19,10 +19,10 @@ import (
 
 	auth "github.com/goplt/goplt/apps/auth/client"
 	authz "github.com/goplt/goplt/apps/authz/client"
+	"github.com/goplt/goplt/apps/blog/contract"
 	"github.com/goplt/goplt/apps/blog/permissions"
 	identity "github.com/goplt/goplt/apps/identity/client"
 	"github.com/goplt/goplt/internal/kernel"
-	"github.com/goplt/goplt/internal/outbox"
 	"github.com/goplt/goplt/internal/token"
 )
 
@@ -54,6 +54,9 @@ type PublishedEvent struct {
 	At       time.Time `json:"at"`
 }
 
+// PartitionKey keeps one post's events in order (outbox.Keyed).
+func (e PublishedEvent) PartitionKey() string { return e.PostID }
+
 // Module is the blog module.
 type Module struct {
 	k     *kernel.Kernel
@@ -68,6 +71,7 @@ func (m *Module) Name() string { return "blog" }
 
 // Init implements kernel.Module.
 func (m *Module) Init(k *kernel.Kernel) error {
+	k.UseContracts(contract.Events())
 	m.k = k
 	k.Migrations(migrations, "migrations")
 	k.UseOutbox()
@@ -314,7 +318,7 @@ func (m *Module) publish(w http.ResponseWriter, r *http.Request) {
 		}
 		p, err := scanPost(tx.QueryRow(r.Context(), `UPDATE posts SET status = 'published', published_at = now(), updated_at = now() WHERE id = $1 RETURNING `+postColumns, p.ID))
 		if err == nil {
-			_, err = outbox.Add(r.Context(), tx, TopicPostPublished, PublishedEvent{Version: 1, PostID: p.ID, AuthorID: *p.AuthorID, Title: p.Title, At: time.Now().UTC()})
+			_, err = m.k.Emit(r.Context(), tx, TopicPostPublished, PublishedEvent{Version: 1, PostID: p.ID, AuthorID: *p.AuthorID, Title: p.Title, At: time.Now().UTC()})
 		}
 		if err != nil {
 			m.k.Fail(w, r, "publish post", err)

@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -14,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/goplt/goplt/internal/contracts"
 	"github.com/goplt/goplt/internal/eventsig"
 )
 
@@ -97,6 +99,11 @@ func (q *auditQueue) send(ctx context.Context, e RequestEvent) {
 		if err == nil {
 			return
 		}
+		if errors.Is(err, contracts.ErrContract) { // the gateway's own bug: retrying cannot help
+			n := q.dropped.Add(1)
+			q.log.Error("request event breaks its contract: lost", "request_id", e.RequestID, "err", err, "lost_total", n)
+			return
+		}
 		if ctx.Err() != nil {
 			n := q.dropped.Add(1)
 			q.log.Error("stopping with an unpublished request event", "request_id", e.RequestID, "err", err, "lost_total", n)
@@ -116,10 +123,15 @@ func (q *auditQueue) send(ctx context.Context, e RequestEvent) {
 func (q *auditQueue) wait() { q.wg.Wait() }
 
 // sidecarPublisher publishes through the sidecar's HTTP API, as a fresh CloudEvent signed by
-// signer.
-func sidecarPublisher(c *http.Client, sidecar, token, pubsub string, signer *eventsig.Signer) func(ctx context.Context, e RequestEvent) error {
+// signer, once check (the event contract; nil: none) accepts it.
+func sidecarPublisher(c *http.Client, sidecar, token, pubsub string, signer *eventsig.Signer, check func(topic string, payload []byte) error) func(ctx context.Context, e RequestEvent) error {
 	return func(ctx context.Context, e RequestEvent) error {
 		b, _ := json.Marshal(e)
+		if check != nil {
+			if err := check(TopicRequestAudited, b); err != nil {
+				return err
+			}
+		}
 		id := make([]byte, 16)
 		_, _ = rand.Read(id)
 		ce, err := signer.Event(ctx, TopicRequestAudited, hex.EncodeToString(id), b)

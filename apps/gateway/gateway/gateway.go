@@ -41,7 +41,9 @@ type Config struct {
 	DaprAPIToken string
 	PubSub       string
 	// Signer signs the request events the gateway publishes.
-	Signer     *eventsig.Signer
+	Signer *eventsig.Signer
+	// CheckEvent holds a request event to its contract before it is published (nil: no check).
+	CheckEvent func(topic string, payload []byte) error
 	RoutesFile string
 	// CORSOrigins lists the browser origins allowed to call the API (none: no CORS headers).
 	CORSOrigins []string
@@ -111,7 +113,7 @@ func New(cfg Config, t *Table, v Verifier, a Authorizer, log *slog.Logger) *Gate
 		ErrorHandler:   g.proxyError,
 		ErrorLog:       slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	g.audit = newAuditQueue(10000, sidecarPublisher(&http.Client{Transport: transport, Timeout: 10 * time.Second}, cfg.Sidecar, cfg.DaprAPIToken, cfg.PubSub, cfg.Signer), log)
+	g.audit = newAuditQueue(10000, sidecarPublisher(&http.Client{Transport: transport, Timeout: 10 * time.Second}, cfg.Sidecar, cfg.DaprAPIToken, cfg.PubSub, cfg.Signer, cfg.CheckEvent), log)
 	if len(cfg.CORSOrigins) > 0 {
 		g.cors = cors.New(cors.Options{
 			AllowedOrigins:   cfg.CORSOrigins,

@@ -80,6 +80,9 @@ type UserEvent struct {
 	At          time.Time `json:"at"`
 }
 
+// PartitionKey keeps one user's events in order (outbox.Keyed).
+func (e UserEvent) PartitionKey() string { return e.UserID }
+
 // DecodeUserEvent reads an identity.user.* event's payload for a subscriber. An event that can
 // never be processed (not the payload, or no user id) comes back as kernel.ErrDrop, so the
 // handler can return the error as it is.

@@ -17,7 +17,6 @@ import (
 	"github.com/goplt/goplt/apps/identity/client"
 	"github.com/goplt/goplt/internal/emailaddr"
 	"github.com/goplt/goplt/internal/kernel"
-	"github.com/goplt/goplt/internal/outbox"
 	"github.com/goplt/goplt/internal/password"
 )
 
@@ -64,7 +63,7 @@ func (m *Module) createUser(ctx context.Context, email, pw, name string, roles [
 		if u, err = scanUser(tx.QueryRow(ctx, `SELECT `+userColumns+` FROM users u WHERE u.id = $1`, id)); err != nil {
 			return err
 		}
-		_, err = outbox.Add(ctx, tx, client.TopicUserCreated, userEvent(u))
+		_, err = m.k.Emit(ctx, tx, client.TopicUserCreated, userEvent(u))
 		return err
 	})
 	return u, err
@@ -241,7 +240,7 @@ func (m *Module) change(w http.ResponseWriter, r *http.Request, f func(ctx conte
 		if payload == nil {
 			payload = userEvent(u)
 		}
-		_, err = outbox.Add(ctx, tx, topic, payload)
+		_, err = m.k.Emit(ctx, tx, topic, payload)
 		return err
 	})
 	m.answerUser(w, r, u, err)
@@ -332,7 +331,7 @@ func (m *Module) delete(w http.ResponseWriter, r *http.Request) {
 		if tag.RowsAffected() == 0 {
 			return pgx.ErrNoRows
 		}
-		_, err = outbox.Add(ctx, tx, client.TopicUserDeleted, client.UserEvent{Version: 1, UserID: id, Roles: []string{}, At: time.Now().UTC()})
+		_, err = m.k.Emit(ctx, tx, client.TopicUserDeleted, client.UserEvent{Version: 1, UserID: id, Roles: []string{}, At: time.Now().UTC()})
 		return err
 	})
 	switch {

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/goplt/goplt/apps/identity/client"
+	"github.com/goplt/goplt/apps/identity/contract"
 	"github.com/goplt/goplt/apps/identity/permissions"
 	"github.com/goplt/goplt/internal/emailaddr"
 	"github.com/goplt/goplt/internal/kernel"
@@ -52,6 +53,7 @@ func (m *Module) Name() string { return "identity" }
 
 // Init implements kernel.Module.
 func (m *Module) Init(k *kernel.Kernel) error {
+	k.UseContracts(contract.Events())
 	m.k = k
 	k.Migrations(migrations, "migrations")
 	k.UseOutbox()

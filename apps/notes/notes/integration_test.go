@@ -121,7 +121,8 @@ func TestInvokeStoreAndEventRoundTrip(t *testing.T) {
 	}
 }
 
-// notes registered itself in Consul, with the sidecar port callers resolve to.
+// Each of notes' instances (replicas: 2) registered itself in Consul under the one app id,
+// with the sidecar port callers resolve to.
 func TestConsulRegistration(t *testing.T) {
 	needStack(t)
 	cl, err := consul.NewClient(&consul.Config{Address: stack.Endpoints().ConsulHTTP})
@@ -132,12 +133,23 @@ func TestConsulRegistration(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(entries) != 1 {
-		t.Fatalf("passing notes instances in consul = %d, want 1", len(entries))
+	instances := group.Instances("notes")
+	if len(entries) != len(instances) || len(instances) != 2 {
+		t.Fatalf("passing notes instances in consul = %d, started %d, want 2", len(entries), len(instances))
 	}
-	want := fmt.Sprint(group.App("notes").InternalGRPCPort)
-	if got := entries[0].Service.Meta["DAPR_PORT"]; got != want {
-		t.Errorf("registered DAPR_PORT = %q, want notes' internal gRPC port %s", got, want)
+	for _, a := range instances {
+		found := false
+		for _, e := range entries {
+			if e.Service.ID == a.ConsulID() {
+				found = true
+				if got, want := e.Service.Meta["DAPR_PORT"], fmt.Sprint(a.InternalGRPCPort); got != want {
+					t.Errorf("%s: registered DAPR_PORT = %q, want its internal gRPC port %s", a.Name(), got, want)
+				}
+			}
+		}
+		if !found {
+			t.Errorf("%s (%s) is not registered", a.Name(), a.ConsulID())
+		}
 	}
 }
 

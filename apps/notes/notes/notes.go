@@ -14,6 +14,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/goplt/goplt/apps/notes/contract"
 	"github.com/goplt/goplt/apps/notes/permissions"
 	"github.com/goplt/goplt/internal/kernel"
 )
@@ -35,6 +36,7 @@ func (m *Module) Name() string { return "notes" }
 
 // Init implements kernel.Module.
 func (m *Module) Init(k *kernel.Kernel) error {
+	k.UseContracts(contract.Events())
 	m.k = k
 	k.Migrations(migrations, "migrations")
 	k.DefinePermissions(permissions.Declared()...)
