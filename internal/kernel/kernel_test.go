@@ -438,17 +438,3 @@ func TestContracts(t *testing.T) {
 		t.Errorf("handled %v, want the two readable events", handled)
 	}
 }
-
-// The cost of holding a payload to its contract, per publish (the goal is <= 20 us).
-func BenchmarkContractCheck(b *testing.B) {
-	c, err := testContracts.Checker()
-	if err != nil {
-		b.Fatal(err)
-	}
-	payload := []byte(`{"version":2,"id":"7c9e6679-7425-40de-944b-e07fc1f90ae7"}`)
-	for b.Loop() {
-		if err := c.Outgoing("demo.thing.made", payload); err != nil {
-			b.Fatal(err)
-		}
-	}
-}

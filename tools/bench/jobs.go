@@ -25,6 +25,12 @@ func Jobs(stockDaprd string) []Job {
 				{"verify vs sign (µs)", "SignVerify/verify ns/op", "SignVerify/sign ns/op", Lower},
 				{"canonical data alone vs sign (µs)", "SignVerify/canonical-only ns/op", "SignVerify/sign ns/op", Lower},
 			}},
+		{Name: "contracts", Title: "Event contracts: checking a platform event's payload against its JSON Schema (compiled once), per publish",
+			Pkg: "github.com/goplt/goplt/internal/contracts", Bench: "Check", Benchtime: "1s",
+			Rows: []Row{
+				{"identity.user.created (µs)", "Check/identity.user.created ns/op", "", Lower},
+				{"auth.login.failed (µs)", "Check/auth.login.failed ns/op", "", Lower},
+			}},
 		{Name: "compile", Title: "goplt validate + generate: 200 generated modules vs 20 (10x the input)",
 			Pkg: "github.com/goplt/goplt/internal/compile", Bench: "ValidateGenerate(20|200)$", Benchtime: "5x",
 			Rows: []Row{
