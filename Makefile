@@ -19,13 +19,17 @@ all: build
 build:
 	$(GO) build -o $(BIN) ./tools/goplt
 
-# PostgreSQL server binaries: installed from Debian's archive when missing (needs root).
+# PostgreSQL server binaries (the local stack) and Chromium (the dashboard's browser test):
+# installed from Debian's archive when missing (needs root).
 system-deps:
-	@if command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then :; \
+	@need=""; \
+	command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need="$$need postgresql"; \
+	command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || need="$$need chromium"; \
+	if [ -z "$$need" ]; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-		echo "installing PostgreSQL server binaries (apt-get install postgresql)"; \
-		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql; \
-	else echo "PostgreSQL server binaries are missing: install them (Debian: sudo apt-get install postgresql)" >&2; exit 1; fi
+		echo "installing from Debian's archive:$$need (apt-get install)"; \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$need; \
+	else echo "missing:$$need; install them (Debian: sudo apt-get install$$need)" >&2; exit 1; fi
 
 # daprd, sentry and consul at their pinned versions: from PATH or the user cache, else built
 # once from the Go module proxy (daprd takes 10-25 minutes cold; progress is shown).

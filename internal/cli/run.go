@@ -6,10 +6,14 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/goplt/goplt/internal/binaries"
+	"github.com/goplt/goplt/internal/compile"
+	"github.com/goplt/goplt/internal/dashboard"
+	"github.com/goplt/goplt/internal/infra"
 	"github.com/goplt/goplt/internal/manifest"
 	"github.com/goplt/goplt/internal/runner"
 	"github.com/goplt/goplt/internal/runplan"
@@ -19,6 +23,7 @@ func newRunCmd(e *env) *cobra.Command {
 	var planPath string
 	var only []string
 	var noColor bool
+	var dashboardAddr string
 	cmd := &cobra.Command{
 		Use:   "run",
 		Short: "Run the platform locally: the stack, then every app with its Dapr sidecar",
@@ -65,16 +70,32 @@ prefixed by app. Ctrl-C stops everything this command started.`,
 			return err
 		}
 		defer stack.Stop()
-		group, err := runner.Start(ctx, runner.Options{
+		dash, dashURL, stopDash, err := e.startDashboard(ctx, dashboardAddr, manifestsDir, stack.Endpoints())
+		if err != nil {
+			return err
+		}
+		defer stopDash()
+		opts := runner.Options{
 			Root: e.root, Plan: plan, Infra: stack.Endpoints(), Daprd: daprd,
 			WorkDir: filepath.Join(e.home, "run", "apps"), Output: e.stdout,
 			Color: !noColor && isTerminal(os.Stdout), Only: only,
-		})
+		}
+		if dash != nil {
+			fmt.Fprintf(e.stdout, "goplt: the developer dashboard is at %s (sidecars send it their traces)\n", dashURL)
+			opts.OTLPEndpoint = strings.TrimPrefix(dashURL, "http://")
+		}
+		group, err := runner.Start(ctx, opts)
 		if err != nil {
 			return err
 		}
 		defer group.Stop()
+		if dash != nil {
+			dash.SetGroup(group)
+		}
 		fmt.Fprintln(e.stdout, "goplt: all apps ready; Ctrl-C stops everything")
+		if dash != nil {
+			fmt.Fprintf(e.stdout, "goplt: dashboard: %s\n", dashURL)
+		}
 		printInvokeHint(e, plan, group)
 		printGatewayHint(e, group)
 		// A dead database or broker under running apps is a failure to report, not to sit on.
@@ -101,7 +122,33 @@ prefixed by app. Ctrl-C stops everything this command started.`,
 	cmd.Flags().StringVar(&planPath, "plan", "", "run plan (default <repo>/deploy/local/runplan.yaml)")
 	cmd.Flags().StringSliceVar(&only, "only", nil, "start only these app ids (and what they depend on)")
 	cmd.Flags().BoolVar(&noColor, "no-color", false, "do not colour log prefixes")
+	cmd.Flags().StringVar(&dashboardAddr, "dashboard", "127.0.0.1:8090", `the developer dashboard's address (loopback; "off": none)`)
 	return cmd
+}
+
+// startDashboard serves the developer dashboard on addr (another free loopback port when addr
+// is taken) and returns its URL; nil when addr is "off".
+func (e *env) startDashboard(ctx context.Context, addr, manifestsDir string, ep infra.Endpoints) (*dashboard.Server, string, func(), error) {
+	if addr == "off" {
+		return nil, "", func() {}, nil
+	}
+	set, err := e.loadManifests(manifestsDir)
+	if err != nil {
+		return nil, "", nil, err
+	}
+	arts, err := compile.Generate(set)
+	if err != nil {
+		return nil, "", nil, err
+	}
+	opts := dashboard.Options{Set: set, Artifacts: arts, Infra: ep}
+	dash, at, stop, err := dashboard.Start(addr, opts)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "goplt: the dashboard cannot listen on %s (%v); using another port\n", addr, err)
+		if dash, at, stop, err = dashboard.Start("127.0.0.1:0", opts); err != nil {
+			return nil, "", nil, err
+		}
+	}
+	return dash, "http://" + at, stop, nil
 }
 
 // printInvokeHint shows how to call the apps from a shell through the first sidecar that has

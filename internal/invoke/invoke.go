@@ -45,6 +45,17 @@ func (e *Error) Error() string {
 	return fmt.Sprintf("%d %s: %s", e.Status, e.Code, e.Message)
 }
 
+type traceKey struct{}
+
+// WithTraceParent makes calls made with ctx carry the W3C traceparent, so the sidecars' spans
+// of those calls join the caller's trace.
+func WithTraceParent(ctx context.Context, traceparent string) context.Context {
+	if traceparent == "" {
+		return ctx
+	}
+	return context.WithValue(ctx, traceKey{}, traceparent)
+}
+
 // Call sends in (if not nil) as JSON with method to path on app, and decodes a 2xx answer
 // into out (if not nil). header adds request headers.
 func (c *Client) Call(ctx context.Context, method, app, path string, header http.Header, in, out any) error {
@@ -80,6 +91,9 @@ func (c *Client) do(ctx context.Context, method, u, what string, header http.Hea
 	}
 	if c.token != "" {
 		req.Header.Set("dapr-api-token", c.token)
+	}
+	if tp, ok := ctx.Value(traceKey{}).(string); ok && req.Header.Get("traceparent") == "" {
+		req.Header.Set("traceparent", tp)
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {

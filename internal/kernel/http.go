@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/goplt/goplt/internal/httpx"
+	"github.com/goplt/goplt/internal/invoke"
 )
 
 // Error is the JSON body of every error the kernel (and well-behaved modules) return.
@@ -92,6 +93,10 @@ func (k *Kernel) handler() http.Handler {
 		if r.URL.Path == "/healthz" || r.URL.Path == "/readyz" {
 			probes.ServeHTTP(w, r)
 			return
+		}
+		// Calls the handler makes through the sidecar join the request's trace.
+		if tp := r.Header.Get("traceparent"); tp != "" {
+			r = r.WithContext(invoke.WithTraceParent(r.Context(), tp))
 		}
 		protected.ServeHTTP(w, r)
 	})

@@ -13,9 +13,10 @@ import (
 // renderConfig copies the app's Dapr Configuration into dir, adapted to the ports this run
 // chose: when the sidecar registers itself in Consul without its own health checks, it gets a
 // 1-second check on its real port instead of the resolver's default 15-second one, so
-// dependents do not wait up to 15 s for the first passing check. It reports whether the
-// sidecar self-registers.
-func renderConfig(src, dir string, a *App) (string, bool, error) {
+// dependents do not wait up to 15 s for the first passing check. With an OTLP endpoint
+// (host:port), the sidecar samples every request and exports its spans there. It reports
+// whether the sidecar self-registers.
+func renderConfig(src, dir string, a *App, otlp string) (string, bool, error) {
 	b, err := os.ReadFile(src)
 	if err != nil {
 		return "", false, fmt.Errorf("read Dapr configuration: %w", err)
@@ -49,6 +50,15 @@ func renderConfig(src, dir string, a *App) (string, bool, error) {
 				}}
 			}
 		}
+	}
+	if otlp != "" {
+		spec, _ := doc["spec"].(map[string]any)
+		if spec == nil {
+			spec = map[string]any{}
+			doc["spec"] = spec
+		}
+		spec["tracing"] = map[string]any{"samplingRate": "1",
+			"otel": map[string]any{"endpointAddress": otlp, "isSecure": false, "protocol": "http"}}
 	}
 	out, err := yaml.Marshal(doc)
 	if err != nil {

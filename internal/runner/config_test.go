@@ -23,13 +23,20 @@ spec:
     configuration: {selfRegister: true, useCache: true}
 `), 0o644)
 	a := &App{Spec: runplan.App{ID: "blog", Build: "./apps/blog"}, HTTPPort: 41234}
-	out, self, err := renderConfig(src, filepath.Join(dir, "out"), a)
+	out, self, err := renderConfig(src, filepath.Join(dir, "out"), a, "127.0.0.1:4318")
 	if err != nil || !self {
 		t.Fatalf("render: self=%v err=%v", self, err)
 	}
 	b, _ := os.ReadFile(out)
 	var doc struct {
 		Spec struct {
+			Tracing struct {
+				SamplingRate string `yaml:"samplingRate"`
+				Otel         struct {
+					EndpointAddress string `yaml:"endpointAddress"`
+					Protocol        string `yaml:"protocol"`
+				} `yaml:"otel"`
+			} `yaml:"tracing"`
 			NameResolution struct {
 				Configuration struct {
 					UseCache bool `yaml:"useCache"`
@@ -43,6 +50,9 @@ spec:
 	}
 	if err := yaml.Unmarshal(b, &doc); err != nil {
 		t.Fatal(err)
+	}
+	if tr := doc.Spec.Tracing; tr.SamplingRate != "1" || tr.Otel.EndpointAddress != "127.0.0.1:4318" || tr.Otel.Protocol != "http" {
+		t.Errorf("tracing not pointed at the OTLP endpoint: %+v", tr)
 	}
 	c := doc.Spec.NameResolution.Configuration
 	if !c.UseCache || len(c.Checks) != 1 || c.Checks[0].Interval != "1s" || c.Checks[0].HTTP != "http://127.0.0.1:41234/v1.0/healthz?appid=blog" {
@@ -59,7 +69,7 @@ func TestRenderConfigRejects(t *testing.T) {
 	} {
 		src := filepath.Join(dir, strings.ReplaceAll(name, " ", "-")+".yaml")
 		_ = os.WriteFile(src, []byte(c.doc), 0o644)
-		_, _, err := renderConfig(src, dir, &App{Spec: runplan.App{ID: "caller"}})
+		_, _, err := renderConfig(src, dir, &App{Spec: runplan.App{ID: "caller"}}, "")
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: error = %v, want %q", name, err, c.want)
 		}

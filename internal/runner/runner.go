@@ -45,6 +45,9 @@ type Options struct {
 	// Ports reserves every app's and sidecar's ports; nil means a ports.Default() allocator
 	// of the group's own, released by Stop.
 	Ports *ports.Allocator
+	// OTLPEndpoint (host:port of an OTLP/HTTP receiver, such as the developer dashboard)
+	// makes every sidecar sample every request and export its spans there.
+	OTLPEndpoint string
 }
 
 // App is a started instance of an app and its sidecar.
@@ -63,10 +66,24 @@ type App struct {
 	// AppAPIToken authenticates the sidecar to the app.
 	AppAPIToken string
 
-	mu      sync.Mutex
-	app     *proc.Process
-	sidecar *proc.Process
-	ready   chan struct{}
+	mu       sync.Mutex
+	app      *proc.Process
+	sidecar  *proc.Process
+	restarts int
+	ready    chan struct{}
+}
+
+// Restarts says how often the app or its sidecar was restarted after dying.
+func (a *App) Restarts() int { a.mu.Lock(); defer a.mu.Unlock(); return a.restarts }
+
+// Ready reports whether the instance has become ready once.
+func (a *App) Ready() bool {
+	select {
+	case <-a.ready:
+		return true
+	default:
+		return false
+	}
 }
 
 // Name is the instance's name: the app id, then blog#2, blog#3 for further replicas.
@@ -376,7 +393,7 @@ func (a *App) stopProcesses() {
 }
 
 func (g *Group) startOnce(ctx context.Context, a *App) error {
-	cfgPath, selfRegister, err := renderConfig(g.path(a.Spec.Config), filepath.Join(g.opts.WorkDir, "config"), a)
+	cfgPath, selfRegister, err := renderConfig(g.path(a.Spec.Config), filepath.Join(g.opts.WorkDir, "config"), a, g.opts.OTLPEndpoint)
 	if err != nil {
 		return fmt.Errorf("app %s: %w", a.Name(), err)
 	}
@@ -654,6 +671,7 @@ func (g *Group) supervise(ctx context.Context, a *App, cfgPath string) {
 		} else {
 			a.sidecar = p
 		}
+		a.restarts++
 		a.mu.Unlock()
 	}
 }

@@ -102,9 +102,15 @@ func Start(ctx context.Context) (*Stack, error) {
 
 // Run starts the apps of plan (paths relative to the repository root) on the stack.
 func (s *Stack) Run(ctx context.Context, plan *runplan.Plan) (*runner.Group, error) {
+	return s.RunTraced(ctx, plan, "")
+}
+
+// RunTraced is Run with every sidecar exporting its spans to an OTLP/HTTP endpoint
+// (host:port; "" for none).
+func (s *Stack) RunTraced(ctx context.Context, plan *runplan.Plan, otlp string) (*runner.Group, error) {
 	return runner.Start(ctx, runner.Options{
 		Root: s.Root, Plan: plan, Infra: s.Endpoints(), Daprd: s.Daprd,
-		WorkDir: filepath.Join(s.Home, "apps"), Output: s.Output, Ports: s.Ports,
+		WorkDir: filepath.Join(s.Home, "apps"), Output: s.Output, Ports: s.Ports, OTLPEndpoint: otlp,
 	})
 }
 

@@ -6,6 +6,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -18,15 +19,19 @@ import (
 	"testing"
 	"time"
 
+	"github.com/goplt/goplt/internal/compile"
+	"github.com/goplt/goplt/internal/dashboard"
 	"github.com/goplt/goplt/internal/localsecrets"
+	"github.com/goplt/goplt/internal/manifest"
 	"github.com/goplt/goplt/internal/runner"
 	"github.com/goplt/goplt/internal/stacktest"
 )
 
 var (
-	stack *stacktest.Stack
-	group *runner.Group
-	base  string // the gateway's URL
+	stack   *stacktest.Stack
+	group   *runner.Group
+	base    string // the gateway's URL
+	dashURL string // the developer dashboard's ("" when benchmarking: tracing off)
 )
 
 var allApps = []string{"identity", "auth", "authz", "audit", "notes", "blog", "billing", "gateway", "console"}
@@ -48,14 +53,43 @@ func TestMain(m *testing.M) {
 				plan.Apps[i].AppPort = 0 // a free port, not 8080
 			}
 		}
-		g, err := s.Run(ctx, plan)
+		// The developer dashboard receives every sidecar's spans, except when benchmarking:
+		// tracing every request would weigh on the figures.
+		var dash *dashboard.Server
+		var otlp string
+		stopDash := func() {}
+		if f := flag.Lookup("test.bench"); f == nil || f.Value.String() == "" {
+			var err error
+			if dash, otlp, stopDash, err = startDashboard(s); err != nil {
+				return nil, err
+			}
+			dashURL = "http://" + otlp
+		}
+		g, err := s.RunTraced(ctx, plan, otlp)
 		if err != nil {
+			stopDash()
 			return nil, err
+		}
+		if dash != nil {
+			dash.SetGroup(g)
 		}
 		stack, group = s, g
 		base = "http://127.0.0.1:" + strconv.Itoa(g.App("gateway").AppPort)
-		return g.Stop, nil
+		return func() { g.Stop(); stopDash() }, nil
 	})
+}
+
+// startDashboard serves the developer dashboard for the stack on a free loopback port.
+func startDashboard(s *stacktest.Stack) (*dashboard.Server, string, func(), error) {
+	set, err := manifest.LoadDir(filepath.Join(s.Root, "manifests"), s.Root)
+	if err != nil {
+		return nil, "", nil, err
+	}
+	arts, err := compile.Generate(set)
+	if err != nil {
+		return nil, "", nil, err
+	}
+	return dashboard.Start("127.0.0.1:0", dashboard.Options{Set: set, Artifacts: arts, Infra: s.Endpoints()})
 }
 
 func needStack(t testing.TB) {

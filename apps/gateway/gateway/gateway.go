@@ -10,6 +10,8 @@ package gateway
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -32,6 +34,7 @@ import (
 	authz "github.com/goplt/goplt/apps/authz/client"
 	"github.com/goplt/goplt/internal/eventsig"
 	"github.com/goplt/goplt/internal/httpx"
+	"github.com/goplt/goplt/internal/invoke"
 	"github.com/goplt/goplt/internal/token"
 )
 
@@ -205,6 +208,36 @@ func stripInternal(h http.Header) {
 	}
 }
 
+// traced gives the request a W3C traceparent (the client's, if it sent a valid one) that the
+// forwarded request and the gateway's own calls (authz) carry, so every sidecar's spans of
+// one request form one trace.
+func traced(r *http.Request) *http.Request {
+	tp := r.Header.Get("Traceparent")
+	if !validTraceparent(tp) {
+		var b [24]byte
+		_, _ = rand.Read(b[:])
+		tp = "00-" + hex.EncodeToString(b[:16]) + "-" + hex.EncodeToString(b[16:]) + "-01"
+		r.Header.Set("Traceparent", tp)
+	}
+	return r.WithContext(invoke.WithTraceParent(r.Context(), tp))
+}
+
+// validTraceparent checks the W3C form 00-<32 hex>-<16 hex>-<2 hex>.
+func validTraceparent(tp string) bool {
+	if len(tp) != 55 || tp[2] != '-' || tp[35] != '-' || tp[52] != '-' {
+		return false
+	}
+	for i, c := range tp {
+		if i == 2 || i == 35 || i == 52 {
+			continue
+		}
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
 type routed struct {
 	route    *Route
 	path     string
@@ -260,6 +293,7 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, http.StatusNotFound, "not_found", "no route for "+r.Method+" "+path)
 		return
 	}
+	r = traced(r)
 	ip := clientIP(r)
 	sw := &httpx.StatusRecorder{ResponseWriter: w}
 	ev := RequestEvent{Version: 1, Actor: "anonymous", Action: "public", Resource: path, Route: rt.Method + " " + rt.Path,

@@ -1,0 +1,141 @@
+package e2e
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+// chromium finds Debian's Chromium (make system-deps installs it).
+func chromium(t *testing.T) string {
+	t.Helper()
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	t.Fatal("no Chromium on PATH: `make system-deps` installs Debian's chromium (apt-get install chromium)")
+	return ""
+}
+
+// browse loads url in headless Chromium, lets its scripts run, and returns the DOM as the
+// browser has it.
+func browse(t *testing.T, url string, extra ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	args := append([]string{"--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+		"--user-data-dir=" + t.TempDir(), "--virtual-time-budget=3000"}, extra...)
+	if len(extra) == 0 {
+		args = append(args, "--dump-dom")
+	}
+	out, err := exec.CommandContext(ctx, chromium(t), append(args, url)...).Output()
+	if err != nil {
+		t.Fatalf("chromium %s: %v", url, err)
+	}
+	return string(out)
+}
+
+// text is what a person reads in the HTML: the tags' text, spaces squeezed.
+func text(html string) string {
+	html = regexp.MustCompile(`(?s)<(script|style)[^>]*>.*?</(script|style)>`).ReplaceAllString(html, " ")
+	return strings.Join(strings.Fields(regexp.MustCompile(`<[^>]+>`).ReplaceAllString(html, " ")), " ")
+}
+
+// The developer dashboard in a real browser: the module graph's nodes, every app healthy, and
+// a request through the gateway as a waterfall of its hops.
+func TestDashboardInABrowser(t *testing.T) {
+	needStack(t)
+	if dashURL == "" {
+		t.Skip("no dashboard while benchmarking")
+	}
+	// A request through the gateway: authenticated, so it visits authz too.
+	u := register(t)
+	r := do(t, "GET", "/billing/subscription", u.tok.AccessToken, nil)
+	expect(t, r, http.StatusOK, "read the subscription")
+
+	// Apps: a node per module, each healthy (the health poller runs every second).
+	deadline := time.Now().Add(30 * time.Second)
+	var page string
+	for {
+		page = browse(t, dashURL+"/")
+		if !strings.Contains(text(page), "✘ down") && strings.Contains(page, `data-instance="gateway"`) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not every app shows healthy:\n%s", text(page))
+		}
+		time.Sleep(time.Second)
+	}
+	for _, app := range allApps[:len(allApps)-1] { // the console sidecar is not a module
+		if !regexp.MustCompile(`<g class="node healthy" data-app="` + app + `">`).MatchString(page) {
+			t.Errorf("the graph has no healthy node for %s", app)
+		}
+	}
+	if seen := text(page); !strings.Contains(seen, "gateway healthy ✔ healthy ✔ healthy") || !strings.Contains(seen, "notes#2") {
+		t.Errorf("the instances table does not show the gateway healthy and both notes instances:\n%s", seen)
+	}
+
+	// Traces: the request appears, through the gateway's and billing's sidecars and authz.
+	var traceLink string
+	for {
+		list := browse(t, dashURL+"/traces")
+		for _, row := range regexp.MustCompile(`(?s)<tr>.*?</tr>`).FindAllString(list, -1) {
+			if strings.Contains(row, "gateway") && strings.Contains(row, "billing") && strings.Contains(row, "authz") {
+				traceLink = regexp.MustCompile(`href="(/traces/[0-9a-f]+)"`).FindStringSubmatch(row)[1]
+				break
+			}
+		}
+		if traceLink != "" {
+			break
+		}
+		if time.Now().After(deadline.Add(30 * time.Second)) {
+			t.Fatalf("no trace through gateway, authz and billing:\n%s", text(list))
+		}
+		time.Sleep(time.Second)
+	}
+	wf := browse(t, dashURL+traceLink)
+	for _, service := range []string{"gateway", "authz", "billing"} {
+		if !strings.Contains(wf, `class="span" data-service="`+service+`"`) {
+			t.Errorf("the waterfall has no span of %s:\n%s", service, text(wf))
+		}
+	}
+	if !strings.Contains(wf, `class="bar" style="margin-left:`) {
+		t.Error("the waterfall draws no bars")
+	}
+
+	// The other pages render what they should.
+	for path, want := range map[string]string{
+		"/routes":    "GET /billing/subscription billing permission billing.subscription.read",
+		"/topics":    "identity.user.deleted identity v1 audit, billing, blog",
+		"/audit":     "Chain: verifies",
+		"/artifacts": "deploy/local/broker-acls.yaml explain",
+	} {
+		if got := text(get(t, dashURL+path)); !strings.Contains(got, want) {
+			t.Errorf("%s does not show %q:\n%.2000s", path, want, got)
+		}
+	}
+
+	// A screenshot for the docs, when asked: GOPLT_DASHBOARD_SCREENSHOT=docs/dashboard.png.
+	if out := os.Getenv("GOPLT_DASHBOARD_SCREENSHOT"); out != "" {
+		browse(t, dashURL+"/", "--window-size=1400,1000", "--screenshot="+out)
+		browse(t, dashURL+traceLink, "--window-size=1400,700", "--screenshot="+strings.TrimSuffix(out, ".png")+"-trace.png")
+	}
+}
+
+func get(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
