@@ -26,7 +26,10 @@ type eventKeys struct {
 
 func (k *Kernel) initEventKeys() {
 	secret := func(ctx context.Context, name string) (map[string]string, error) {
-		c, err := k.Dapr()
+		// The sidecar may deliver an event a moment before the kernel's client is connected.
+		wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		c, err := k.WaitDapr(wctx)
 		if err != nil {
 			return nil, err
 		}
