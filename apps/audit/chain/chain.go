@@ -14,7 +14,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"runtime"
+	"slices"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -62,6 +65,64 @@ func (e *Entry) Sum(prev []byte) []byte {
 	h.Write(prev)
 	h.Write(enc)
 	return h.Sum(nil)
+}
+
+// hashBatch is how many rows a verify worker checks at a time.
+const hashBatch = 1024
+
+// hashCheck recomputes row hashes on every core, in batches, and remembers the first altered
+// position of each batch.
+type hashCheck struct {
+	work    chan []Entry
+	stopped bool
+	wg      sync.WaitGroup
+	mu      sync.Mutex
+	bad     []int64 // first altered position per batch that has one
+}
+
+func newHashCheck() *hashCheck {
+	work := make(chan []Entry, 2*runtime.GOMAXPROCS(0))
+	h := &hashCheck{work: work}
+	for range runtime.GOMAXPROCS(0) {
+		h.wg.Add(1)
+		go func() {
+			defer h.wg.Done()
+			for batch := range work {
+				for i := range batch {
+					if !bytes.Equal(batch[i].Sum(batch[i].PrevHash), batch[i].Hash) {
+						h.mu.Lock()
+						h.bad = append(h.bad, batch[i].Pos)
+						h.mu.Unlock()
+						break
+					}
+				}
+			}
+		}()
+	}
+	return h
+}
+
+func (h *hashCheck) add(batch []Entry) {
+	if len(batch) > 0 {
+		h.work <- batch
+	}
+}
+
+// firstAltered waits for every batch and returns the lowest altered position.
+func (h *hashCheck) firstAltered() (int64, bool) {
+	h.stop()
+	if len(h.bad) == 0 {
+		return 0, false
+	}
+	return slices.Min(h.bad), true
+}
+
+func (h *hashCheck) stop() {
+	if !h.stopped {
+		h.stopped = true
+		close(h.work)
+		h.wg.Wait()
+	}
 }
 
 // lockKey serialises appends: one writer extends the chain at a time.
@@ -210,10 +271,16 @@ func Verify(ctx context.Context, q Querier, pub ed25519.PublicKey) (Result, erro
 		return Result{}, err
 	}
 	defer rows.Close()
+	// Each row stores the previous row's hash, so its own hash can be recomputed without the
+	// rows before it: this goroutine reads rows and checks positions and links (cheap, in
+	// order) while workers recompute hashes on the other cores, a batch at a time.
+	hashes := newHashCheck()
+	defer hashes.stop()
 	var n, want int64 = 0, 1
 	prev := Genesis
 	var cpHash []byte // the row hash at the checkpoint's position
 	var found *Result
+	var cur []Entry
 	for rows.Next() {
 		var e Entry
 		if err := rows.Scan(&e.Pos, &e.EventID, &e.Topic, &e.Source, &e.Actor, &e.Action, &e.Resource, &e.Outcome,
@@ -231,17 +298,27 @@ func Verify(ctx context.Context, q Querier, pub ed25519.PublicKey) (Result, erro
 		case !bytes.Equal(e.PrevHash, prev):
 			r := bad(n, e.Pos, "row %d does not follow row %d (its previous hash differs): rows were removed, inserted or reordered", e.Pos, e.Pos-1)
 			found = &r
-		case !bytes.Equal(e.Sum(prev), e.Hash):
-			r := bad(n, e.Pos, "row %d was altered: its content does not match its hash", e.Pos)
-			found = &r
 		}
 		if e.Pos == cp.Pos {
 			cpHash = e.Hash
 		}
 		prev, want = e.Hash, e.Pos+1
+		if found == nil {
+			cur = append(cur, e)
+			if len(cur) == hashBatch {
+				hashes.add(cur)
+				cur = nil
+			}
+		}
 	}
 	if err := rows.Err(); err != nil {
 		return Result{}, err
+	}
+	hashes.add(cur)
+	// An altered row before the first broken link or gap is the first problem.
+	if pos, ok := hashes.firstAltered(); ok && (found == nil || pos < found.FirstBad) {
+		r := bad(n, pos, "row %d was altered: its content does not match its hash", pos)
+		found = &r
 	}
 	if found != nil {
 		found.Rows = n
