@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -436,5 +437,40 @@ func TestContracts(t *testing.T) {
 	}
 	if len(handled) != 2 {
 		t.Errorf("handled %v, want the two readable events", handled)
+	}
+}
+
+// In a large batch each entry gets its own verdict.
+func TestLargeBatchIsCheckedEntryByEntry(t *testing.T) {
+	var handled int
+	k := newTestKernel(t, func(k *Kernel) {
+		k.SubscribeBulk("demo.many", "/events/many", func(_ context.Context, es []Event) []error {
+			handled += len(es)
+			return nil
+		})
+	})
+	var b strings.Builder
+	b.WriteString(`{"id":"b","topic":"t","entries":[`)
+	var want []string
+	for i := range 200 {
+		if i > 0 {
+			b.WriteString(",")
+		}
+		ce := signed(t, k, "demo.many", fmt.Sprint("e", i), fmt.Sprintf(`{"n":%d}`, i))
+		status := "SUCCESS"
+		if i%10 == 3 {
+			ce = strings.Replace(ce, fmt.Sprintf(`"n":%d`, i), `"n":-1`, 1) // data changed after signing
+			status = "DROP"
+		}
+		fmt.Fprintf(&b, `{"entryId":"e%d","event":%s}`, i, ce)
+		want = append(want, fmt.Sprintf(`{"entryId":"e%d","status":"%s"}`, i, status))
+	}
+	b.WriteString("]}")
+	rec := do(k.handler(), "POST", "/events/many", b.String(), map[string]string{"dapr-api-token": "secret", "Content-Type": "application/json"})
+	if got := strings.TrimSpace(rec.Body.String()); got != `{"statuses":[`+strings.Join(want, ",")+`]}` {
+		t.Errorf("statuses:\n%s", got)
+	}
+	if handled != 180 {
+		t.Errorf("handler saw %d events, want the 180 genuine ones", handled)
 	}
 }
