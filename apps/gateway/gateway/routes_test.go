@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"github.com/goplt/goplt/internal/routetable"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
@@ -71,6 +72,21 @@ func TestCanonicalRefusesAmbiguousPaths(t *testing.T) {
 		}
 		if p, err := Canonical(u); err == nil {
 			t.Errorf("Canonical(%q) accepted as %q", bad, p)
+		}
+	}
+}
+
+// Every request gets a W3C traceparent: the client's when valid, else a fresh sampled one.
+func TestTraced(t *testing.T) {
+	valid := "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	for _, tp := range []string{valid, "", "00-xyz", "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01", valid + "0"} {
+		r := httptest.NewRequest("GET", "/x", nil)
+		if tp != "" {
+			r.Header.Set("Traceparent", tp)
+		}
+		got := traced(r).Header.Get("Traceparent")
+		if !validTraceparent(got) || (tp == valid) != (got == valid) {
+			t.Errorf("traceparent %q became %q", tp, got)
 		}
 	}
 }
