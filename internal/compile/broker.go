@@ -161,13 +161,15 @@ func strimziUser(meta objectMeta, cluster string, u brokeracl.User) kobj {
 	return kobj{APIVersion: "kafka.strimzi.io/v1", Kind: "KafkaUser", Metadata: meta, Spec: spec}
 }
 
-// pubsubComponent is app's own pub/sub component: the profile's, plus the app's broker
-// credentials when the profile gives every app its own user.
-func (g *gen) pubsubComponent(name, app string, c manifest.Component) resource {
+// pubsubComponent is app's own pub/sub component: the profile's, with the metadata in
+// override, plus the app's broker credentials when the profile gives every app its own user.
+func (g *gen) pubsubComponent(name, app string, override map[string]any) resource {
+	c := g.prof.PubSub
 	c.Metadata = maps.Clone(c.Metadata)
 	if c.Metadata == nil {
 		c.Metadata = map[string]any{}
 	}
+	maps.Copy(c.Metadata, override)
 	var auth *componentAuth
 	if bu := g.prof.BrokerUsers; bu != nil {
 		c.Metadata["saslUsername"] = app

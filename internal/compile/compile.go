@@ -7,7 +7,6 @@ package compile
 import (
 	"bytes"
 	"fmt"
-	"maps"
 	"path"
 	"slices"
 	"sort"
@@ -250,7 +249,7 @@ func (g *gen) components() {
 			g.fromPlatform("spec: component type and metadata", "/pubsub")
 			g.brokerCredentialsSource()
 			g.from("the component and its scope ("+id+" declares events)", m.PosOf("/spec/events"))
-			g.emit(path.Join(g.compDir, PubSubName(id)+".yaml"), g.pubsubComponent(PubSubName(id), id, g.prof.PubSub))
+			g.emit(path.Join(g.compDir, PubSubName(id)+".yaml"), g.pubsubComponent(PubSubName(id), id, nil))
 		}
 		g.broadcastComponent(m)
 	}
@@ -308,20 +307,13 @@ func (g *gen) broadcastComponent(m *manifest.Module) {
 	}
 	id := m.Spec.App.ID
 	g.from("the component and its scope (broadcast subscription)", m.PosOf(fmt.Sprintf("/spec/events/subscribes/%d/broadcast", i)))
-	c := g.prof.PubSub
-	c.Metadata = maps.Clone(c.Metadata)
-	if c.Metadata == nil {
-		c.Metadata = map[string]any{}
-	}
-	if c.Type == "pubsub.kafka" {
-		c.Metadata["consumerGroup"] = "{appID}-{uuid}"
-		c.Metadata["initialOffset"] = "newest"
-	} else {
-		c.Metadata["consumerID"] = "{appID}-{uuid}"
+	override := map[string]any{"consumerID": "{appID}-{uuid}"}
+	if g.prof.PubSub.Type == "pubsub.kafka" {
+		override = map[string]any{"consumerGroup": "{appID}-{uuid}", "initialOffset": "newest"}
 	}
 	g.fromPlatform("spec: component type and metadata (consumer group made per sidecar)", "/pubsub")
 	g.brokerCredentialsSource()
-	g.emit(path.Join(g.compDir, broadcastPubSubName(id)+".yaml"), g.pubsubComponent(broadcastPubSubName(id), id, c))
+	g.emit(path.Join(g.compDir, broadcastPubSubName(id)+".yaml"), g.pubsubComponent(broadcastPubSubName(id), id, override))
 }
 
 func (g *gen) subscriptions() {

@@ -89,7 +89,7 @@ func diff(out *[]Change, path string, old, new map[string]any, ignore []string) 
 	add := func(rule, p, format string, args ...any) {
 		*out = append(*out, Change{Rule: rule, Path: p, Detail: fmt.Sprintf(format, args...)})
 	}
-	if o, n := types(old), types(new); !sameSet(o, n) && len(o) > 0 {
+	if o, n := types(old), types(new); !slices.Equal(o, n) && len(o) > 0 {
 		add(RuleTypeChanged, path, "type %s became %s", strings.Join(o, "|"), orAny(n))
 		return // what lies below is not comparable
 	}
@@ -158,8 +158,6 @@ func types(s map[string]any) []string {
 	}
 	return nil
 }
-
-func sameSet(a, b []string) bool { return slices.Equal(a, b) }
 
 func orAny(t []string) string {
 	if len(t) == 0 {

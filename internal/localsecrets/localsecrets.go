@@ -94,6 +94,11 @@ type Created struct {
 // Ensure adds the secrets the core services need that path lacks.
 func Ensure(path string, now time.Time) (Created, error) {
 	var c Created
+	unlock, err := lock(path)
+	if err != nil {
+		return c, err
+	}
+	defer unlock()
 	f, err := Read(path)
 	if err != nil {
 		return c, err

@@ -15,7 +15,6 @@ import (
 
 	"github.com/goplt/goplt/internal/eventsig"
 	"github.com/goplt/goplt/internal/localsecrets"
-	"github.com/goplt/goplt/internal/token"
 )
 
 // CloudEvent is an event as Dapr puts it on a Kafka topic.
@@ -158,17 +157,32 @@ func (s *Stack) SignedEvent(app, topic, id string, data any) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	f, err := localsecrets.Read(s.Endpoints().SecretsFile)
-	if err != nil {
-		return nil, err
+	return s.signer(app).Event(context.Background(), topic, id, b)
+}
+
+// signer is app's event signer over the stack's secrets file, made once per app (it keeps
+// the key for a minute, as a kernel does), so load generators do not reread the file per event.
+func (s *Stack) signer(app string) *eventsig.Signer {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.signers == nil {
+		s.signers = map[string]*eventsig.Signer{}
 	}
-	ks, err := token.ParseKeySet([]byte(f[eventsig.SigningSecret(app)][eventsig.KeySetField]))
-	if err != nil {
-		return nil, fmt.Errorf("%s's event key (run the app once first): %w", app, err)
+	if sg, ok := s.signers[app]; ok {
+		return sg
 	}
-	key, err := ks.Signing()
-	if err != nil {
-		return nil, err
-	}
-	return eventsig.NewStaticSigner(app, key).Event(context.Background(), topic, id, b)
+	file := s.Endpoints().SecretsFile
+	sg := eventsig.NewSigner(app, func(context.Context, string) (map[string]string, error) {
+		f, err := localsecrets.Read(file)
+		if err != nil {
+			return nil, err
+		}
+		sec, ok := f[eventsig.SigningSecret(app)]
+		if !ok {
+			return nil, fmt.Errorf("no event key for %s in %s (run the app once first)", app, file)
+		}
+		return sec, nil
+	})
+	s.signers[app] = sg
+	return sg
 }

@@ -15,10 +15,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/goplt/goplt/internal/binaries"
+	"github.com/goplt/goplt/internal/eventsig"
 	"github.com/goplt/goplt/internal/infra"
 	"github.com/goplt/goplt/internal/ports"
 	"github.com/goplt/goplt/internal/repo"
@@ -36,6 +38,9 @@ type Stack struct {
 	Ports *ports.Allocator
 	// Output receives the apps' and sidecars' logs (os.Stderr when GOPLT_TEST_LOGS is set).
 	Output io.Writer
+
+	mu      sync.Mutex
+	signers map[string]*eventsig.Signer // SignedEvent's, by app
 }
 
 // Endpoints of the stack.
