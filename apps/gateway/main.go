@@ -5,7 +5,9 @@
 // GOPLT_GATEWAY_CORS_ORIGINS (comma-separated), GOPLT_GATEWAY_RATE_LIMITS
 // (class=rate:burst,...; default "default=100:200,subject=100:200,login=5:10,register=2:5"),
 // GOPLT_GATEWAY_BODY_LIMIT (bytes, default 1 MiB), GOPLT_GATEWAY_DECISION_TTL (default 5s),
-// GOPLT_GATEWAY_TIMEOUT (default 10s).
+// GOPLT_GATEWAY_TIMEOUT (default 10s), GOPLT_TRACE_SAMPLING_RATE (share of new traces marked
+// sampled, 0..1, default 0: the platform's tracing rate, which goplt run and the generated
+// Deployments set), GOPLT_PPROF (address for Go's profiler; off when unset).
 package main
 
 import (
@@ -27,6 +29,7 @@ import (
 	"github.com/goplt/goplt/apps/gateway/contract"
 	"github.com/goplt/goplt/apps/gateway/gateway"
 	"github.com/goplt/goplt/internal/eventsig"
+	"github.com/goplt/goplt/internal/httpx"
 	"github.com/goplt/goplt/internal/invoke"
 )
 
@@ -80,6 +83,10 @@ func run(log *slog.Logger) error {
 		}
 		*dst = d
 	}
+	sampling, err := strconv.ParseFloat(env("GOPLT_TRACE_SAMPLING_RATE", "0"), 64)
+	if err != nil || sampling < 0 || sampling > 1 {
+		errs = append(errs, "GOPLT_TRACE_SAMPLING_RATE must be a number from 0 to 1")
+	}
 	if len(errs) > 0 {
 		return errors.New("invalid configuration:\n  " + strings.Join(errs, "\n  "))
 	}
@@ -118,13 +125,17 @@ func run(log *slog.Logger) error {
 	}
 	g := gateway.New(gateway.Config{
 		Sidecar: sidecar, DaprAPIToken: token, PubSub: env("GOPLT_PUBSUB", "pubsub"), Signer: signer, CheckEvent: check.Outgoing, RoutesFile: routesFile,
-		CORSOrigins: origins, Limits: limits, DefaultBodyLimit: bodyLimit, RequestTimeout: timeout, DecisionTTL: ttl, Ready: ready,
+		CORSOrigins: origins, Limits: limits, DefaultBodyLimit: bodyLimit, RequestTimeout: timeout, DecisionTTL: ttl, Ready: ready, TraceSampling: sampling,
 	}, table, auth.New(inv).NewVerifier(auth.VerifierOptions{Strict: true}).Cached(100000), authz.New(inv, 2*time.Second), log)
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	runCtx, cancelRun := context.WithCancel(context.Background())
 	g.Run(runCtx)
+	if err := httpx.StartProfiler(runCtx, os.Getenv("GOPLT_PPROF"), log); err != nil {
+		cancelRun()
+		return err
+	}
 	ln, err := net.Listen("tcp", net.JoinHostPort(env("GOPLT_LISTEN_HOST", "127.0.0.1"), strconv.Itoa(port)))
 	if err != nil {
 		cancelRun()

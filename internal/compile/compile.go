@@ -664,7 +664,7 @@ func (g *gen) runPlan() error {
 			a.DependsOn = append(a.DependsOn, g.set.Module(d.Name).Spec.App.ID)
 		}
 		sort.Strings(a.DependsOn)
-		a.Env = appEnv(m)
+		a.Env = g.appEnv(m)
 		plan.Apps = append(plan.Apps, a)
 		all = append(all, a.ID)
 		g.from("apps: "+a.ID, m.PosOf("/spec/app"))
@@ -712,7 +712,7 @@ func (g *gen) daprRunFile() {
 		} else {
 			a.Command = m.Spec.App.Command
 		}
-		a.Env = appEnv(m)
+		a.Env = g.appEnv(m)
 		if a.Env == nil {
 			a.Env = map[string]string{}
 		}
@@ -727,8 +727,12 @@ func (g *gen) daprRunFile() {
 }
 
 // appEnv is the environment m's app gets from the manifests (nil if none).
-func appEnv(m *manifest.Module) map[string]string {
+func (g *gen) appEnv(m *manifest.Module) map[string]string {
 	env := map[string]string{}
+	if g.prof.TracingSamplingRate != "" {
+		// For the traces the app starts (the gateway starts every request's).
+		env["GOPLT_TRACE_SAMPLING_RATE"] = g.prof.TracingSamplingRate
+	}
 	if db := m.Spec.Database; db != nil && db.Schema != m.Metadata.Name {
 		env["GOPLT_DB_SCHEMA"] = db.Schema
 	}

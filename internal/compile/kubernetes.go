@@ -134,6 +134,9 @@ func (g *gen) workloads(shared []Artifact) {
 		if hasEvents(m) {
 			env = append(env, envVar{Name: "GOPLT_PUBSUB", Value: PubSubName(id)})
 		}
+		if g.prof.TracingSamplingRate != "" {
+			env = append(env, envVar{Name: "GOPLT_TRACE_SAMPLING_RATE", Value: g.prof.TracingSamplingRate})
+		}
 		var dbEnv []envVar
 		if db := m.Spec.Database; db != nil {
 			dbEnv = append(dbEnv, secretEnv("GOPLT_DATABASE_URL", PostgresSecret, "url"), envVar{Name: "GOPLT_DB_SCHEMA", Value: db.Schema})

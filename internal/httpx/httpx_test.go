@@ -1,12 +1,16 @@
 package httpx
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
+	"time"
 )
 
 func TestRequestIDAndErrors(t *testing.T) {
@@ -47,5 +51,46 @@ func TestRecover(t *testing.T) {
 	_, _ = rec2.Write([]byte("x"))
 	if rec2.Status != http.StatusOK {
 		t.Fatalf("recorder status %d", rec2.Status)
+	}
+}
+
+// The profiler answers on its own address and stops with its context; no address, no listener.
+func TestStartProfiler(t *testing.T) {
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if err := StartProfiler(t.Context(), "", log); err != nil {
+		t.Fatalf("no address: %v", err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	ctx, cancel := context.WithCancel(t.Context())
+	if err := StartProfiler(ctx, addr, log); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.Get("http://" + addr + "/debug/pprof/goroutine?debug=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "goroutine profile") {
+		t.Fatalf("profiler answered %d: %.200s", resp.StatusCode, body)
+	}
+	cancel()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if _, err := http.Get("http://" + addr + "/debug/pprof/"); err != nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("profiler still answers after its context ended")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := StartProfiler(t.Context(), "127.0.0.1:notaport", log); err == nil {
+		t.Error("a bad address: no error")
 	}
 }

@@ -28,6 +28,8 @@ type Config struct {
 	PubSub       string // GOPLT_PUBSUB: the pub/sub component name, default "pubsub"
 	SecretStore  string // GOPLT_SECRET_STORE: the secret store component name, default "secretstore"
 	LogLevel     slog.Level
+	// Profiler is where Go's profiler listens (GOPLT_PPROF, e.g. 127.0.0.1:6060); empty: off.
+	Profiler string
 	// ShutdownTimeout bounds the graceful stop (GOPLT_SHUTDOWN_TIMEOUT, default 10s).
 	ShutdownTimeout time.Duration
 	// MigrateOnly applies the migrations and exits (the Kubernetes migration Jobs run this).
@@ -62,6 +64,7 @@ func LoadConfig(args []string, getenv func(string) string) (Config, error) {
 	fs.StringVar(&c.DBSchema, "db-schema", env("GOPLT_DB_SCHEMA", ""), "database schema, default the module name (env GOPLT_DB_SCHEMA)")
 	fs.StringVar(&c.PubSub, "pubsub", env("GOPLT_PUBSUB", "pubsub"), "pub/sub component name (env GOPLT_PUBSUB)")
 	fs.StringVar(&c.SecretStore, "secret-store", env("GOPLT_SECRET_STORE", "secretstore"), "secret store component name (env GOPLT_SECRET_STORE)")
+	fs.StringVar(&c.Profiler, "pprof", env("GOPLT_PPROF", ""), "address for Go's profiler, off when empty (env GOPLT_PPROF)")
 	fs.BoolVar(&c.MigrateOnly, "migrate-only", false, "apply the database migrations, then exit")
 	level := fs.String("log-level", env("GOPLT_LOG_LEVEL", "info"), "debug, info, warn or error (env GOPLT_LOG_LEVEL)")
 	shutdown := fs.String("shutdown-timeout", env("GOPLT_SHUTDOWN_TIMEOUT", "10s"), "graceful stop bound (env GOPLT_SHUTDOWN_TIMEOUT)")

@@ -30,6 +30,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/goplt/goplt/internal/contracts"
+	"github.com/goplt/goplt/internal/httpx"
 	"github.com/goplt/goplt/internal/invoke"
 	"github.com/goplt/goplt/internal/outbox"
 	"github.com/goplt/goplt/internal/token"
@@ -264,6 +265,10 @@ func (k *Kernel) run(ctx context.Context) error {
 
 	runCtx, cancelRun := context.WithCancel(ctx)
 	defer cancelRun()
+	if err := httpx.StartProfiler(runCtx, k.cfg.Profiler, k.log); err != nil {
+		_ = srv.Close()
+		return err
+	}
 	daprDone := make(chan struct{})
 	go func() {
 		defer close(daprDone)

@@ -10,23 +10,32 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
+// renderedConfig is a sidecar's Configuration as this run uses it.
+type renderedConfig struct {
+	Path string
+	// SelfRegister says whether the sidecar registers itself in Consul.
+	SelfRegister bool
+	// SamplingRate is the sidecar's tracing sampling rate ("0" when tracing is off), which
+	// the app gets too (GOPLT_TRACE_SAMPLING_RATE) for the traces it starts.
+	SamplingRate string
+}
+
 // renderConfig copies the app's Dapr Configuration into dir, adapted to the ports this run
 // chose: when the sidecar registers itself in Consul without its own health checks, it gets a
 // 1-second check on its real port instead of the resolver's default 15-second one, so
 // dependents do not wait up to 15 s for the first passing check. With an OTLP endpoint
-// (host:port), the sidecar samples every request and exports its spans there. It reports
-// whether the sidecar self-registers.
-func renderConfig(src, dir string, a *App, otlp string) (string, bool, error) {
+// (host:port), the sidecar samples every request and exports its spans there.
+func renderConfig(src, dir string, a *App, otlp string) (renderedConfig, error) {
 	b, err := os.ReadFile(src)
 	if err != nil {
-		return "", false, fmt.Errorf("read Dapr configuration: %w", err)
+		return renderedConfig{}, fmt.Errorf("read Dapr configuration: %w", err)
 	}
 	var doc map[string]any
 	if err := yaml.Unmarshal(b, &doc); err != nil {
-		return "", false, fmt.Errorf("%s: %w", src, err)
+		return renderedConfig{}, fmt.Errorf("%s: %w", src, err)
 	}
 	if kind, _ := doc["kind"].(string); kind != "Configuration" {
-		return "", false, fmt.Errorf("%s: kind is %q, want Configuration", src, kind)
+		return renderedConfig{}, fmt.Errorf("%s: kind is %q, want Configuration", src, kind)
 	}
 	selfRegister := false
 	if nr := dig(doc, "spec", "nameResolution"); nr != nil {
@@ -38,7 +47,7 @@ func renderConfig(src, dir string, a *App, otlp string) (string, bool, error) {
 			}
 			selfRegister, _ = conf["selfRegister"].(bool)
 			if selfRegister && !a.Spec.HasApp() {
-				return "", false, fmt.Errorf("%s: selfRegister is true but %s has no app (Consul registration needs an app port): set selfRegister: false", src, a.Spec.ID)
+				return renderedConfig{}, fmt.Errorf("%s: selfRegister is true but %s has no app (Consul registration needs an app port): set selfRegister: false", src, a.Spec.ID)
 			}
 			if _, has := conf["checks"]; selfRegister && !has {
 				host := "127.0.0.1:" + strconv.Itoa(a.HTTPPort)
@@ -62,13 +71,18 @@ func renderConfig(src, dir string, a *App, otlp string) (string, bool, error) {
 	}
 	out, err := yaml.Marshal(doc)
 	if err != nil {
-		return "", false, err
+		return renderedConfig{}, err
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return "", false, err
+		return renderedConfig{}, err
 	}
-	dst := filepath.Join(dir, strings.ReplaceAll(a.Name(), "#", "-")+".yaml")
-	return dst, selfRegister, os.WriteFile(dst, out, 0o644)
+	rc := renderedConfig{Path: filepath.Join(dir, strings.ReplaceAll(a.Name(), "#", "-")+".yaml"), SelfRegister: selfRegister, SamplingRate: "0"}
+	if tr := dig(doc, "spec", "tracing"); tr != nil {
+		if rate, ok := tr["samplingRate"].(string); ok && rate != "" {
+			rc.SamplingRate = rate
+		}
+	}
+	return rc, os.WriteFile(rc.Path, out, 0o644)
 }
 
 func dig(m map[string]any, keys ...string) map[string]any {

@@ -23,11 +23,11 @@ spec:
     configuration: {selfRegister: true, useCache: true}
 `), 0o644)
 	a := &App{Spec: runplan.App{ID: "blog", Build: "./apps/blog"}, HTTPPort: 41234}
-	out, self, err := renderConfig(src, filepath.Join(dir, "out"), a, "127.0.0.1:4318")
-	if err != nil || !self {
-		t.Fatalf("render: self=%v err=%v", self, err)
+	rc, err := renderConfig(src, filepath.Join(dir, "out"), a, "127.0.0.1:4318")
+	if err != nil || !rc.SelfRegister || rc.SamplingRate != "1" {
+		t.Fatalf("render: %+v err=%v", rc, err)
 	}
-	b, _ := os.ReadFile(out)
+	b, _ := os.ReadFile(rc.Path)
 	var doc struct {
 		Spec struct {
 			Tracing struct {
@@ -69,9 +69,26 @@ func TestRenderConfigRejects(t *testing.T) {
 	} {
 		src := filepath.Join(dir, strings.ReplaceAll(name, " ", "-")+".yaml")
 		_ = os.WriteFile(src, []byte(c.doc), 0o644)
-		_, _, err := renderConfig(src, dir, &App{Spec: runplan.App{ID: "caller"}}, "")
+		_, err := renderConfig(src, dir, &App{Spec: runplan.App{ID: "caller"}}, "")
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: error = %v, want %q", name, err, c.want)
+		}
+	}
+}
+
+// The app learns its sidecar's sampling rate: the compiled one, "0" without tracing, and "1"
+// when the run exports spans (renderConfig's first test).
+func TestRenderConfigSamplingRate(t *testing.T) {
+	dir := t.TempDir()
+	for doc, want := range map[string]string{
+		"kind: Configuration\nspec:\n  tracing: {samplingRate: \"0.1\"}\n": "0.1",
+		"kind: Configuration\nspec: {}\n":                                  "0",
+	} {
+		src := filepath.Join(dir, "in.yaml")
+		_ = os.WriteFile(src, []byte(doc), 0o644)
+		rc, err := renderConfig(src, filepath.Join(dir, "out"), &App{Spec: runplan.App{ID: "caller"}}, "")
+		if err != nil || rc.SamplingRate != want {
+			t.Errorf("%q: rate %q err %v, want %q", doc, rc.SamplingRate, err, want)
 		}
 	}
 }

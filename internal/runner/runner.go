@@ -393,12 +393,12 @@ func (a *App) stopProcesses() {
 }
 
 func (g *Group) startOnce(ctx context.Context, a *App) error {
-	cfgPath, selfRegister, err := renderConfig(g.path(a.Spec.Config), filepath.Join(g.opts.WorkDir, "config"), a, g.opts.OTLPEndpoint)
+	rc, err := renderConfig(g.path(a.Spec.Config), filepath.Join(g.opts.WorkDir, "config"), a, g.opts.OTLPEndpoint)
 	if err != nil {
 		return fmt.Errorf("app %s: %w", a.Name(), err)
 	}
 	if a.Spec.HasApp() {
-		p, err := g.spawnApp(a)
+		p, err := g.spawnApp(a, rc)
 		if err != nil {
 			return err
 		}
@@ -406,7 +406,7 @@ func (g *Group) startOnce(ctx context.Context, a *App) error {
 		a.app = p
 		a.mu.Unlock()
 	}
-	p, err := g.spawnSidecar(a, cfgPath)
+	p, err := g.spawnSidecar(a, rc.Path)
 	if err != nil {
 		return err
 	}
@@ -414,16 +414,16 @@ func (g *Group) startOnce(ctx context.Context, a *App) error {
 	a.sidecar = p
 	a.mu.Unlock()
 
-	if err := g.waitReady(ctx, a, selfRegister); err != nil {
+	if err := g.waitReady(ctx, a, rc.SelfRegister); err != nil {
 		return err
 	}
 	fmt.Fprintf(g.opts.Output, "goplt: %s ready (app :%d, sidecar http :%d grpc :%d)\n", a.Name(), a.AppPort, a.HTTPPort, a.GRPCPort)
 	g.wg.Add(1)
-	go g.supervise(ctx, a, cfgPath)
+	go g.supervise(ctx, a, rc)
 	return nil
 }
 
-func (g *Group) spawnApp(a *App) (*proc.Process, error) {
+func (g *Group) spawnApp(a *App, rc renderedConfig) (*proc.Process, error) {
 	var path string
 	var args []string
 	if bin, ok := g.bins[a.Spec.ID]; ok {
@@ -445,6 +445,9 @@ func (g *Group) spawnApp(a *App) (*proc.Process, error) {
 	for k, v := range a.Spec.Env {
 		env = append(env, k+"="+v)
 	}
+	// The sidecar's rate as this run renders it (the dashboard turns tracing on); last, so
+	// it wins over the compiled plan's.
+	env = append(env, "GOPLT_TRACE_SAMPLING_RATE="+rc.SamplingRate)
 	return proc.Start(proc.Spec{
 		Name: a.Name(), Path: path, Args: args, Env: env, Dir: g.opts.Root,
 		Output: g.out.writer(a.Spec.ID, a.Name()),
@@ -612,7 +615,7 @@ func httpOK(ctx context.Context, url string, header http.Header) error {
 
 // supervise watches an app and its sidecar: a process that dies is restarted per the app's
 // policy, or the whole group fails.
-func (g *Group) supervise(ctx context.Context, a *App, cfgPath string) {
+func (g *Group) supervise(ctx context.Context, a *App, rc renderedConfig) {
 	defer g.wg.Done()
 	restarts := 0
 	maxRestarts := a.Spec.MaxRestarts
@@ -657,9 +660,9 @@ func (g *Group) supervise(ctx context.Context, a *App, cfgPath string) {
 		var p *proc.Process
 		var err error
 		if died == app {
-			p, err = g.spawnApp(a)
+			p, err = g.spawnApp(a, rc)
 		} else {
-			p, err = g.spawnSidecar(a, cfgPath)
+			p, err = g.spawnSidecar(a, rc.Path)
 		}
 		if err != nil {
 			g.failed <- fmt.Errorf("restart %s: %w", died.Name(), err)

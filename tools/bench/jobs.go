@@ -1,8 +1,9 @@
 package main
 
 // Jobs is every benchmark the report holds, in the order they run (fast, stack-less ones
-// first). stockDaprd, when set, adds the footprint run on Dapr's stock daprd.
-func Jobs(stockDaprd string) []Job {
+// first). stockDaprd, when set, adds the footprint run on Dapr's stock daprd. profiles is the
+// folder for the CPU profiles the paths job takes of the gateway and blog under load.
+func Jobs(stockDaprd, profiles string) []Job {
 	jobs := []Job{
 		{Name: "authz", Title: "Authorization decisions: goplt's indexed engine vs plain ory/ladon (one core)",
 			Pkg: "github.com/goplt/goplt/apps/authz/engine", Bench: "Decide", Benchtime: "1s",
@@ -44,10 +45,14 @@ func Jobs(stockDaprd string) []Job {
 			}},
 		{Name: "paths", Title: "One authenticated GET through the whole platform: gateway vs two bare sidecars vs direct",
 			Pkg: "github.com/goplt/goplt/apps/gateway/e2e", Bench: "Paths", Benchtime: "1x", Stack: true,
+			Env: []string{"GOPLT_BENCH_PROFILES=" + profiles},
 			Rows: []Row{
 				{"throughput, gateway vs bare sidecars (req/s)", "Paths gateway-req/s", "Paths sidecars-req/s", Higher},
 				{"throughput, bare sidecars vs direct (req/s)", "Paths sidecars-req/s", "Paths direct-req/s", Higher},
 				{"p50 the gateway adds at 200 req/s (ms)", "Paths gateway-added-p50-ms@200", "", Lower},
+				{"CPU per request, whole machine: gateway vs bare sidecars (µs)", "Paths gateway-machine-cpu-µs/req", "Paths sidecars-machine-cpu-µs/req", Lower},
+				{"CPU per request: the gateway app vs the bare path's first sidecar (µs)", "Paths gateway-app-cpu-µs/req", "Paths console-sidecar-cpu-µs/req", Lower},
+				{"CPU per request: the gateway's sidecar vs the bare path's first sidecar (µs)", "Paths gateway-sidecar-cpu-µs/req", "Paths console-sidecar-cpu-µs/req", Lower},
 			}},
 		{Name: "config", Title: "Two sidecars, Consul name resolution: goplt's generated configuration (resolver cache) vs Dapr's defaults",
 			Pkg: "github.com/goplt/goplt/internal/runner", Bench: "ConfigVsDefaults", Benchtime: "1x", Stack: true,

@@ -3,13 +3,19 @@ package e2e
 import (
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
+	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/goplt/goplt/internal/proc"
 )
 
 // loadClient keeps enough idle connections for every worker.
@@ -34,26 +40,34 @@ func hit(t target) (time.Duration, error) {
 	return time.Since(start), nil
 }
 
-func percentile(ds []time.Duration, p int) time.Duration {
-	if len(ds) == 0 {
+// run is what one load run measured; runs of the same target add up.
+type run struct {
+	n   int
+	d   time.Duration
+	lat []time.Duration
+}
+
+func (r *run) add(o run) { r.n += o.n; r.d += o.d; r.lat = append(r.lat, o.lat...) }
+
+func (r run) rps() float64 { return float64(r.n) / r.d.Seconds() }
+
+func (r run) percentile(p int) time.Duration {
+	if len(r.lat) == 0 {
 		return 0
 	}
-	slices.Sort(ds)
-	return ds[min(len(ds)-1, len(ds)*p/100)]
+	slices.Sort(r.lat)
+	return r.lat[min(len(r.lat)-1, len(r.lat)*p/100)]
 }
 
 // saturate runs workers closed loops for d: throughput and latencies at saturation.
-func saturate(t target, workers int, d time.Duration) (float64, time.Duration, time.Duration, error) {
+func saturate(t target, workers int, d time.Duration) (run, error) {
 	var mu sync.Mutex
 	var lat []time.Duration
 	var firstErr atomic.Value
-	var n atomic.Int64
 	stop := time.Now().Add(d)
 	var wg sync.WaitGroup
 	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			var mine []time.Duration
 			for time.Now().Before(stop) {
 				l, err := hit(t)
@@ -62,20 +76,19 @@ func saturate(t target, workers int, d time.Duration) (float64, time.Duration, t
 					continue
 				}
 				mine = append(mine, l)
-				n.Add(1)
 			}
 			mu.Lock()
 			lat = append(lat, mine...)
 			mu.Unlock()
-		}()
+		})
 	}
 	wg.Wait()
 	err, _ := firstErr.Load().(error)
-	return float64(n.Load()) / d.Seconds(), percentile(lat, 50), percentile(lat, 99), err
+	return run{n: len(lat), d: d, lat: lat}, err
 }
 
 // fixedRate sends rate requests per second for d (open loop): latencies at that load.
-func fixedRate(t target, rate int, d time.Duration) (time.Duration, time.Duration, error) {
+func fixedRate(t target, rate int, d time.Duration) (run, error) {
 	var mu sync.Mutex
 	var lat []time.Duration
 	var firstErr atomic.Value
@@ -86,9 +99,7 @@ func fixedRate(t target, rate int, d time.Duration) (time.Duration, time.Duratio
 		if w := time.Until(start.Add(time.Duration(i) * time.Second / time.Duration(rate))); w > 0 {
 			time.Sleep(w)
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			l, err := hit(t)
 			if err != nil {
 				firstErr.CompareAndSwap(nil, err)
@@ -97,11 +108,104 @@ func fixedRate(t target, rate int, d time.Duration) (time.Duration, time.Duratio
 			mu.Lock()
 			lat = append(lat, l)
 			mu.Unlock()
-		}()
+		})
 	}
 	wg.Wait()
 	err, _ := firstErr.Load().(error)
-	return percentile(lat, 50), percentile(lat, 99), err
+	return run{n: len(lat), d: d, lat: lat}, err
+}
+
+// cpuMeter reads the CPU time of the apps and sidecars on the measured paths, of the load
+// generator (this process) and of the whole machine: where each request's CPU goes.
+type cpuMeter struct {
+	pids map[string]int
+}
+
+type cpuReading map[string]time.Duration
+
+func newCPUMeter(apps ...string) cpuMeter {
+	m := cpuMeter{pids: map[string]int{"load": os.Getpid()}}
+	for _, id := range apps {
+		a := group.App(id)
+		if p := a.Process(); p != nil {
+			m.pids[id] = p.Pid()
+		}
+		m.pids[id+".dapr"] = a.Sidecar().Pid()
+	}
+	return m
+}
+
+func (m cpuMeter) read(b *testing.B) cpuReading {
+	r := cpuReading{}
+	for name, pid := range m.pids {
+		d, err := proc.CPUTime(pid)
+		if err != nil {
+			b.Fatal(err)
+		}
+		r[name] = d
+	}
+	d, err := proc.MachineCPU()
+	if err != nil {
+		b.Fatal(err)
+	}
+	r["machine"] = d
+	return r
+}
+
+func (r cpuReading) minus(o cpuReading) cpuReading {
+	d := cpuReading{}
+	for k, v := range r {
+		d[k] = v - o[k]
+	}
+	return d
+}
+
+func (r cpuReading) plus(o cpuReading) cpuReading {
+	d := cpuReading{}
+	for k, v := range r {
+		d[k] = v + o[k]
+	}
+	return d
+}
+
+// per renders each CPU time divided by n requests, in µs, machine first.
+func (r cpuReading) per(n float64) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "machine %.0f", r["machine"].Seconds()*1e6/n)
+	for _, k := range slices.Sorted(maps.Keys(r)) {
+		if k != "machine" {
+			fmt.Fprintf(&b, ", %s %.0f", k, r[k].Seconds()*1e6/n)
+		}
+	}
+	return b.String()
+}
+
+// profile takes a CPU profile of every app with a profiler (GOPLT_BENCH_PROFILES) over d,
+// in the background, into <dir>/<app>-<target>.pprof; the function returned waits for them.
+func profile(b *testing.B, target string, d time.Duration) func() {
+	dir := os.Getenv("GOPLT_BENCH_PROFILES")
+	var wg sync.WaitGroup
+	for app, addr := range profilers {
+		wg.Go(func() {
+			resp, err := http.Get(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", addr, int(d.Seconds())))
+			if err != nil {
+				b.Errorf("profile %s: %v", app, err)
+				return
+			}
+			defer resp.Body.Close()
+			data, err := io.ReadAll(resp.Body)
+			if err == nil && resp.StatusCode != http.StatusOK {
+				err = fmt.Errorf("status %d: %s", resp.StatusCode, data)
+			}
+			if err == nil {
+				err = os.WriteFile(filepath.Join(dir, app+"-"+target+".pprof"), data, 0o644)
+			}
+			if err != nil {
+				b.Errorf("profile %s: %v", app, err)
+			}
+		})
+	}
+	return wg.Wait
 }
 
 // BenchmarkPaths measures one authenticated GET (GET /blog/me/posts: token verified, a
@@ -112,8 +216,10 @@ func fixedRate(t target, rate int, d time.Duration) (time.Duration, time.Duratio
 //     invocation without the gateway);
 //   - direct: client -> blog's HTTP port.
 //
-// At saturation (32 closed-loop workers, 10 s each) and at fixed rates (200 and 500 req/s, 5 s
-// each). Run: go test -run XXX -bench Paths -benchtime 1x ./apps/gateway/e2e
+// At saturation (32 closed-loop workers) and at fixed rates (200 and 500 req/s). The targets
+// take turns, three rounds of each load, so that drift of this shared machine weighs on all
+// of them alike. Each saturation run also reads every process's CPU time: where a request's
+// CPU goes. Run: go test -run XXX -bench Paths -benchtime 1x ./apps/gateway/e2e
 func BenchmarkPaths(b *testing.B) {
 	needStack(b)
 	u := register(b)
@@ -137,34 +243,68 @@ func BenchmarkPaths(b *testing.B) {
 			return r
 		}},
 	}
+	const rounds = 3
+	meter := newCPUMeter("gateway", "console", "blog")
 	for b.Loop() {
-		rps := map[string]float64{}
-		p50 := map[string]time.Duration{}
 		for _, t := range targets {
-			if _, _, _, err := saturate(t, 8, time.Second); err != nil { // warm caches and connections
+			if _, err := saturate(t, 8, time.Second); err != nil { // warm caches and connections
 				b.Fatal(err)
 			}
-			r, l50, l99, err := saturate(t, 32, 10*time.Second)
-			if err != nil {
-				b.Fatal(err)
-			}
-			rps[t.name] = r
-			b.ReportMetric(r, t.name+"-req/s")
-			b.Logf("%-8s saturation: %7.0f req/s  p50 %7s  p99 %7s", t.name, r, l50.Round(time.Microsecond), l99.Round(time.Microsecond))
-			for _, rate := range []int{200, 500} {
-				f50, f99, err := fixedRate(t, rate, 5*time.Second)
+		}
+		sat := map[string]*run{}
+		cpu := map[string]cpuReading{}
+		at := map[int]map[string]*run{200: {}, 500: {}}
+		for round := range rounds {
+			for _, t := range targets {
+				before := meter.read(b)
+				profiled := func() {}
+				if round == 0 {
+					profiled = profile(b, t.name, 3*time.Second)
+				}
+				r, err := saturate(t, 32, 4*time.Second)
+				profiled()
 				if err != nil {
 					b.Fatal(err)
 				}
-				if rate == 200 {
-					p50[t.name] = f50
+				cpu[t.name] = meter.read(b).minus(before).plus(cpu[t.name])
+				if sat[t.name] == nil {
+					sat[t.name] = &run{}
 				}
-				b.Logf("%-8s at %d req/s: p50 %7s  p99 %7s", t.name, rate, f50.Round(time.Microsecond), f99.Round(time.Microsecond))
+				sat[t.name].add(r)
+			}
+			for rate, byTarget := range at {
+				for _, t := range targets {
+					r, err := fixedRate(t, rate, 2*time.Second)
+					if err != nil {
+						b.Fatal(err)
+					}
+					if byTarget[t.name] == nil {
+						byTarget[t.name] = &run{}
+					}
+					byTarget[t.name].add(r)
+				}
 			}
 		}
-		b.ReportMetric(rps["gateway"]/rps["sidecars"], "gateway/sidecars-throughput")
-		b.ReportMetric(float64(p50["gateway"]-p50["sidecars"])/1e6, "gateway-added-p50-ms@200")
+		for _, t := range targets {
+			r, spent, n := sat[t.name], cpu[t.name], float64(sat[t.name].n)
+			b.ReportMetric(r.rps(), t.name+"-req/s")
+			b.Logf("%-8s saturation: %7.0f req/s  p50 %7s  p99 %7s", t.name, r.rps(), r.percentile(50).Round(time.Microsecond), r.percentile(99).Round(time.Microsecond))
+			b.Logf("%-8s CPU per request (µs): %s", t.name, spent.per(n))
+			b.ReportMetric(spent["machine"].Seconds()*1e6/n, t.name+"-machine-cpu-µs/req")
+			for _, rate := range []int{200, 500} {
+				f := at[rate][t.name]
+				b.Logf("%-8s at %d req/s: p50 %7s  p99 %7s", t.name, rate, f.percentile(50).Round(time.Microsecond), f.percentile(99).Round(time.Microsecond))
+			}
+		}
+		gw, sc := cpu["gateway"], float64(sat["gateway"].n)
+		b.ReportMetric(gw["gateway"].Seconds()*1e6/sc, "gateway-app-cpu-µs/req")
+		b.ReportMetric(gw["gateway.dapr"].Seconds()*1e6/sc, "gateway-sidecar-cpu-µs/req")
+		b.ReportMetric(cpu["sidecars"]["console.dapr"].Seconds()*1e6/float64(sat["sidecars"].n), "console-sidecar-cpu-µs/req")
+		ratio := sat["gateway"].rps() / sat["sidecars"].rps()
+		added := at[200]["gateway"].percentile(50) - at[200]["sidecars"].percentile(50)
+		b.ReportMetric(ratio, "gateway/sidecars-throughput")
+		b.ReportMetric(float64(added)/1e6, "gateway-added-p50-ms@200")
 		b.Logf("gateway/sidecars throughput %.2fx; sidecars/direct %.2fx; gateway adds %s p50 at 200 req/s",
-			rps["gateway"]/rps["sidecars"], rps["sidecars"]/rps["direct"], (p50["gateway"] - p50["sidecars"]).Round(time.Microsecond))
+			ratio, sat["sidecars"].rps()/sat["direct"].rps(), added.Round(time.Microsecond))
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -32,19 +33,33 @@ var (
 	group   *runner.Group
 	base    string // the gateway's URL
 	dashURL string // the developer dashboard's ("" when benchmarking: tracing off)
+	// profilers are the Go profilers' addresses by app, when GOPLT_BENCH_PROFILES names a
+	// folder for the CPU profiles BenchmarkPaths takes.
+	profilers = map[string]string{}
 )
 
 var allApps = []string{"identity", "auth", "authz", "audit", "notes", "blog", "billing", "gateway", "console"}
 
 func TestMain(m *testing.M) {
 	stacktest.Main(m, func(ctx context.Context, s *stacktest.Stack) (func(), error) {
-		plan, err := s.LocalPlan(map[string]map[string]string{
+		env := map[string]map[string]string{
 			"gateway": {
 				"GOPLT_GATEWAY_RATE_LIMITS":  "default=100000:200000,subject=100000:200000,login=20:40,register=2000:4000", // saturation benchmarks exceed 2,000 req/s
 				"GOPLT_GATEWAY_CORS_ORIGINS": "https://app.example.com",
 			},
 			"audit": {"GOPLT_AUDIT_CHECKPOINT_EVERY": "500ms"},
-		}, allApps...)
+			"blog":  {},
+		}
+		if os.Getenv("GOPLT_BENCH_PROFILES") != "" {
+			for _, app := range []string{"gateway", "blog"} {
+				addr, err := freeAddr()
+				if err != nil {
+					return nil, err
+				}
+				env[app]["GOPLT_PPROF"], profilers[app] = addr, addr
+			}
+		}
+		plan, err := s.LocalPlan(env, allApps...)
 		if err != nil {
 			return nil, err
 		}
@@ -77,6 +92,16 @@ func TestMain(m *testing.M) {
 		base = "http://127.0.0.1:" + strconv.Itoa(g.App("gateway").AppPort)
 		return func() { g.Stop(); stopDash() }, nil
 	})
+}
+
+// freeAddr is a loopback address with a port free right now.
+func freeAddr() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
 }
 
 // startDashboard serves the developer dashboard for the stack on a free loopback port.

@@ -81,8 +81,8 @@ func BenchmarkFootprint(b *testing.B) {
 			name string
 			run  func() error
 		}{
-			{"200rps", func() error { _, _, err := fixedRate(t, 200, 10*time.Second); return err }},
-			{"saturation", func() error { _, _, _, err := saturate(t, 32, 10*time.Second); return err }},
+			{"200rps", func() error { _, err := fixedRate(t, 200, 10*time.Second); return err }},
+			{"saturation", func() error { _, err := saturate(t, 32, 10*time.Second); return err }},
 		} {
 			peak := peakRSS(b, load.run, group.App("gateway").Sidecar(), group.App("blog").Sidecar())
 			b.ReportMetric(mib(peak), "MiB-sidecar-peak-"+load.name)

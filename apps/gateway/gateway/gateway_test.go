@@ -291,3 +291,39 @@ func TestRouteTableReload(t *testing.T) {
 		t.Fatal("a broken table replaced the good one")
 	}
 }
+
+// A module that streams (no length, flushing as it goes) reaches the client part by part: the
+// gateway buffers only answers of known length.
+func TestStreamsPassThrough(t *testing.T) {
+	read := make(chan struct{})
+	g, _, _ := setup(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/x-ndjson")
+		_, _ = io.WriteString(w, "{\"n\":1}\n")
+		w.(http.Flusher).Flush()
+		select {
+		case <-read: // the client has the first line while the answer is still open
+		case <-time.After(5 * time.Second):
+		}
+		_, _ = io.WriteString(w, "{\"n\":2}\n")
+	})
+	gw := httptest.NewServer(g)
+	defer gw.Close()
+	resp, err := http.Get(gw.URL + "/blog/posts/1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	first := make([]byte, 8)
+	start := time.Now()
+	if _, err := io.ReadFull(resp.Body, first); err != nil || string(first) != "{\"n\":1}\n" {
+		t.Fatalf("first line %q, %v", first, err)
+	}
+	if waited := time.Since(start); waited > 4*time.Second {
+		t.Fatalf("the first line came only with the end of the answer (%s)", waited)
+	}
+	close(read)
+	rest, _ := io.ReadAll(resp.Body)
+	if string(rest) != "{\"n\":2}\n" {
+		t.Fatalf("rest %q", rest)
+	}
+}

@@ -76,7 +76,8 @@ func TestCanonicalRefusesAmbiguousPaths(t *testing.T) {
 	}
 }
 
-// Every request gets a W3C traceparent: the client's when valid, else a fresh sampled one.
+// Every request gets a W3C traceparent: the client's when valid, else a fresh one, marked
+// sampled at the platform's rate.
 func TestTraced(t *testing.T) {
 	valid := "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 	for _, tp := range []string{valid, "", "00-xyz", "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01", valid + "0"} {
@@ -84,9 +85,33 @@ func TestTraced(t *testing.T) {
 		if tp != "" {
 			r.Header.Set("Traceparent", tp)
 		}
-		got := traced(r).Header.Get("Traceparent")
+		got := traced(r, 1).Header.Get("Traceparent")
 		if !validTraceparent(got) || (tp == valid) != (got == valid) {
 			t.Errorf("traceparent %q became %q", tp, got)
 		}
+	}
+	count := func(rate float64) (n int) {
+		for range 2000 {
+			if strings.HasSuffix(traced(httptest.NewRequest("GET", "/x", nil), rate).Header.Get("Traceparent"), "-01") {
+				n++
+			}
+		}
+		return n
+	}
+	if n := count(0); n != 0 {
+		t.Errorf("rate 0: %d of 2000 new traces sampled", n)
+	}
+	if n := count(1); n != 2000 {
+		t.Errorf("rate 1: %d of 2000 new traces sampled", n)
+	}
+	// Binomial(2000, 0.25): 500 ± 19.4; 400..600 is more than five standard deviations.
+	if n := count(0.25); n < 400 || n > 600 {
+		t.Errorf("rate 0.25: %d of 2000 new traces sampled", n)
+	}
+	// The client's decision stands whatever the rate.
+	r := httptest.NewRequest("GET", "/x", nil)
+	r.Header.Set("Traceparent", valid)
+	if got := traced(r, 0).Header.Get("Traceparent"); got != valid {
+		t.Errorf("client's sampled traceparent became %q at rate 0", got)
 	}
 }
