@@ -7,6 +7,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"runtime"
+	"sync"
+	"sync/atomic"
 
 	dapr "github.com/dapr/go-sdk/client"
 
@@ -195,13 +198,35 @@ func (k *Kernel) handle(ctx context.Context, s Subscription, events []Event) []e
 // database keep both cores busy.)
 func (k *Kernel) checkAll(ctx context.Context, s Subscription, events []Event) []error {
 	errs := make([]error, len(events))
-	for i, e := range events {
-		if errs[i] = k.verify(ctx, s, e); errs[i] == nil {
-			errs[i] = k.checkIncoming(s, e)
+	check := func(i int) {
+		if errs[i] = k.verify(ctx, s, events[i]); errs[i] == nil {
+			errs[i] = k.checkIncoming(s, events[i])
 		}
 	}
+	// A signature check is ~45 µs of Ed25519; a bulk delivery's are independent, and the
+	// sidecar waits for the whole batch, so a large batch is checked on every core.
+	workers := min(runtime.GOMAXPROCS(0), len(events)/minPerWorker)
+	if workers <= 1 {
+		for i := range events {
+			check(i)
+		}
+		return errs
+	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for i := int(next.Add(1) - 1); i < len(events); i = int(next.Add(1) - 1) {
+				check(i)
+			}
+		})
+	}
+	wg.Wait()
 	return errs
 }
+
+// minPerWorker is the least number of events worth a goroutine of their own.
+const minPerWorker = 16
 
 // status turns a handler's result into Dapr's delivery status, logging what is not success.
 func (k *Kernel) status(ctx context.Context, s Subscription, e Event, err error) string {

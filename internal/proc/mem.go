@@ -36,7 +36,7 @@ func (p *Process) Memory() (Mem, error) { return TreeMemory(p.Pid()) }
 // TreeMemory measures pid and its descendants.
 func TreeMemory(pid int) (Mem, error) {
 	var total Mem
-	pids := append([]int{pid}, descendants(pid)...)
+	pids := append([]int{pid}, Descendants(pid)...)
 	for _, q := range pids {
 		m, err := memoryOf(q)
 		if err != nil {
@@ -79,8 +79,8 @@ func memoryOf(pid int) (Mem, error) {
 	return m, sc.Err()
 }
 
-// descendants lists every process below pid, from each process's parent id in /proc.
-func descendants(pid int) []int {
+// Descendants lists every process below pid, from each process's parent id in /proc.
+func Descendants(pid int) []int {
 	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
 	children := map[int][]int{}
 	for _, s := range stats {

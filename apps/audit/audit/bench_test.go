@@ -70,11 +70,27 @@ func BenchmarkIngestThroughBroker(b *testing.B) {
 	needStack(b)
 	conn := db(b)
 	prefix := fmt.Sprintf("ingest%d", time.Now().UnixNano())
+	meter := stack.CPUMeter(group, "audit")
+	before, err := meter.Read()
+	if err != nil {
+		b.Fatal(err)
+	}
 	b.ResetTimer()
 	start := time.Now()
 	produce(b, prefix, b.N, 0)
 	waitRows(b, conn, prefix, b.N, 10*time.Minute)
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "events/s")
+	after, err := meter.Read()
+	if err != nil {
+		b.Fatal(err)
+	}
+	// Where an event's CPU goes: the producer (this process, which signs each event), the
+	// broker, audit's sidecar and app, PostgreSQL.
+	spent := after.Minus(before)
+	b.Logf("CPU per event (µs): %s", spent.Table(float64(b.N)))
+	for _, name := range []string{"machine", "load", "kafka", "audit.dapr", "audit", "postgres"} {
+		b.ReportMetric(spent.Per(name, float64(b.N)), name+"-cpu-µs/event")
+	}
 }
 
 // BenchmarkIngestLatency publishes at a fixed rate (1,000 events/s for 10 s) and reports the

@@ -3,19 +3,17 @@ package e2e
 import (
 	"fmt"
 	"io"
-	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/goplt/goplt/internal/proc"
+	"github.com/goplt/goplt/internal/stacktest"
 )
 
 // loadClient keeps enough idle connections for every worker.
@@ -115,71 +113,6 @@ func fixedRate(t target, rate int, d time.Duration) (run, error) {
 	return run{n: len(lat), d: d, lat: lat}, err
 }
 
-// cpuMeter reads the CPU time of the apps and sidecars on the measured paths, of the load
-// generator (this process) and of the whole machine: where each request's CPU goes.
-type cpuMeter struct {
-	pids map[string]int
-}
-
-type cpuReading map[string]time.Duration
-
-func newCPUMeter(apps ...string) cpuMeter {
-	m := cpuMeter{pids: map[string]int{"load": os.Getpid()}}
-	for _, id := range apps {
-		a := group.App(id)
-		if p := a.Process(); p != nil {
-			m.pids[id] = p.Pid()
-		}
-		m.pids[id+".dapr"] = a.Sidecar().Pid()
-	}
-	return m
-}
-
-func (m cpuMeter) read(b *testing.B) cpuReading {
-	r := cpuReading{}
-	for name, pid := range m.pids {
-		d, err := proc.CPUTime(pid)
-		if err != nil {
-			b.Fatal(err)
-		}
-		r[name] = d
-	}
-	d, err := proc.MachineCPU()
-	if err != nil {
-		b.Fatal(err)
-	}
-	r["machine"] = d
-	return r
-}
-
-func (r cpuReading) minus(o cpuReading) cpuReading {
-	d := cpuReading{}
-	for k, v := range r {
-		d[k] = v - o[k]
-	}
-	return d
-}
-
-func (r cpuReading) plus(o cpuReading) cpuReading {
-	d := cpuReading{}
-	for k, v := range r {
-		d[k] = v + o[k]
-	}
-	return d
-}
-
-// per renders each CPU time divided by n requests, in µs, machine first.
-func (r cpuReading) per(n float64) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "machine %.0f", r["machine"].Seconds()*1e6/n)
-	for _, k := range slices.Sorted(maps.Keys(r)) {
-		if k != "machine" {
-			fmt.Fprintf(&b, ", %s %.0f", k, r[k].Seconds()*1e6/n)
-		}
-	}
-	return b.String()
-}
-
 // profile takes a CPU profile of every app with a profiler (GOPLT_BENCH_PROFILES) over d,
 // in the background, into <dir>/<app>-<target>.pprof; the function returned waits for them.
 func profile(b *testing.B, target string, d time.Duration) func() {
@@ -244,7 +177,14 @@ func BenchmarkPaths(b *testing.B) {
 		}},
 	}
 	const rounds = 3
-	meter := newCPUMeter("gateway", "console", "blog")
+	meter := stack.CPUMeter(group, "gateway", "console", "blog")
+	read := func() stacktest.CPUReading {
+		r, err := meter.Read()
+		if err != nil {
+			b.Fatal(err)
+		}
+		return r
+	}
 	for b.Loop() {
 		for _, t := range targets {
 			if _, err := saturate(t, 8, time.Second); err != nil { // warm caches and connections
@@ -252,11 +192,11 @@ func BenchmarkPaths(b *testing.B) {
 			}
 		}
 		sat := map[string]*run{}
-		cpu := map[string]cpuReading{}
+		cpu := map[string]stacktest.CPUReading{}
 		at := map[int]map[string]*run{200: {}, 500: {}}
 		for round := range rounds {
 			for _, t := range targets {
-				before := meter.read(b)
+				before := read()
 				profiled := func() {}
 				if round == 0 {
 					profiled = profile(b, t.name, 3*time.Second)
@@ -266,7 +206,7 @@ func BenchmarkPaths(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				cpu[t.name] = meter.read(b).minus(before).plus(cpu[t.name])
+				cpu[t.name] = read().Minus(before).Plus(cpu[t.name])
 				if sat[t.name] == nil {
 					sat[t.name] = &run{}
 				}
@@ -289,17 +229,17 @@ func BenchmarkPaths(b *testing.B) {
 			r, spent, n := sat[t.name], cpu[t.name], float64(sat[t.name].n)
 			b.ReportMetric(r.rps(), t.name+"-req/s")
 			b.Logf("%-8s saturation: %7.0f req/s  p50 %7s  p99 %7s", t.name, r.rps(), r.percentile(50).Round(time.Microsecond), r.percentile(99).Round(time.Microsecond))
-			b.Logf("%-8s CPU per request (µs): %s", t.name, spent.per(n))
-			b.ReportMetric(spent["machine"].Seconds()*1e6/n, t.name+"-machine-cpu-µs/req")
+			b.Logf("%-8s CPU per request (µs): %s", t.name, spent.Table(n))
+			b.ReportMetric(spent.Per("machine", n), t.name+"-machine-cpu-µs/req")
 			for _, rate := range []int{200, 500} {
 				f := at[rate][t.name]
 				b.Logf("%-8s at %d req/s: p50 %7s  p99 %7s", t.name, rate, f.percentile(50).Round(time.Microsecond), f.percentile(99).Round(time.Microsecond))
 			}
 		}
 		gw, sc := cpu["gateway"], float64(sat["gateway"].n)
-		b.ReportMetric(gw["gateway"].Seconds()*1e6/sc, "gateway-app-cpu-µs/req")
-		b.ReportMetric(gw["gateway.dapr"].Seconds()*1e6/sc, "gateway-sidecar-cpu-µs/req")
-		b.ReportMetric(cpu["sidecars"]["console.dapr"].Seconds()*1e6/float64(sat["sidecars"].n), "console-sidecar-cpu-µs/req")
+		b.ReportMetric(gw.Per("gateway", sc), "gateway-app-cpu-µs/req")
+		b.ReportMetric(gw.Per("gateway.dapr", sc), "gateway-sidecar-cpu-µs/req")
+		b.ReportMetric(cpu["sidecars"].Per("console.dapr", float64(sat["sidecars"].n)), "console-sidecar-cpu-µs/req")
 		ratio := sat["gateway"].rps() / sat["sidecars"].rps()
 		added := at[200]["gateway"].percentile(50) - at[200]["sidecars"].percentile(50)
 		b.ReportMetric(ratio, "gateway/sidecars-throughput")
