@@ -67,7 +67,7 @@ func TestHarnessSmoke(t *testing.T) {
 	dir := t.TempDir()
 	job := Job{Name: "token", Title: "tokens", Pkg: "github.com/goplt/goplt/internal/token", Bench: "^BenchmarkSign$|^BenchmarkVerify$", Benchtime: "20x",
 		Rows: []Row{{Label: "verify vs sign", Value: "Verify ns/op", Baseline: "Sign ns/op"}}}
-	if err := run(context.Background(), []Job{job}, nil, dir, io.Discard); err != nil {
+	if err := run(context.Background(), []Job{job}, nil, dir, dir, io.Discard); err != nil {
 		t.Fatal(err)
 	}
 	b, err := os.ReadFile(filepath.Join(dir, "benchmarks.json"))
@@ -85,5 +85,8 @@ func TestHarnessSmoke(t *testing.T) {
 	md, err := os.ReadFile(filepath.Join(dir, "benchmarks.md"))
 	if err != nil || !strings.Contains(string(md), "| verify vs sign |") {
 		t.Fatalf("markdown report: %v\n%s", err, md)
+	}
+	if log, err := os.ReadFile(filepath.Join(dir, "token.log")); err != nil || !strings.Contains(string(log), "BenchmarkVerify") {
+		t.Fatalf("the job's output was not kept: %v\n%s", err, log)
 	}
 }

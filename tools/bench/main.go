@@ -3,7 +3,7 @@
 // date and versions) and docs/benchmarks.json. Each figure is measured beside its baseline in
 // the same run. Run from the repository root (make bench):
 //
-//	go run ./tools/bench [-only name,...] [-out docs] [-profiles .goplt/profiles]
+//	go run ./tools/bench [-only name,...] [-out docs] [-work .goplt/bench]
 package main
 
 import (
@@ -19,7 +19,7 @@ import (
 func main() {
 	only := flag.String("only", "", "run only these jobs (comma-separated names; default all)")
 	out := flag.String("out", "docs", "folder for benchmarks.md and benchmarks.json")
-	profileDir := flag.String("profiles", ".goplt/profiles", "folder for the CPU profiles of the gateway and blog under load (go tool pprof)")
+	work := flag.String("work", ".goplt/bench", "folder for each job's whole output (<job>.log) and the CPU profiles of the gateway and blog under load (profiles/, for go tool pprof)")
 	stock := flag.String("stock-daprd", "", "Dapr's stock daprd, for the footprint comparison (skipped when empty)")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
@@ -28,7 +28,8 @@ func main() {
 	if *only != "" {
 		names = strings.Split(*only, ",")
 	}
-	profiles, err := filepath.Abs(*profileDir)
+	logs, err := filepath.Abs(*work)
+	profiles := filepath.Join(logs, "profiles")
 	if err == nil {
 		err = os.MkdirAll(profiles, 0o755)
 	}
@@ -36,7 +37,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
-	if err := run(ctx, Jobs(*stock, profiles), names, *out, os.Stderr); err != nil {
+	if err := run(ctx, Jobs(*stock, profiles), names, *out, logs, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}

@@ -102,7 +102,9 @@ func Parse(out []byte) map[string]float64 {
 	return m
 }
 
-func run(ctx context.Context, jobs []Job, only []string, outDir string, progress io.Writer) error {
+// run runs the jobs (or those named in only), writes the report into outDir and each job's
+// whole `go test` output into logDir (the per-process CPU tables and latencies are there).
+func run(ctx context.Context, jobs []Job, only []string, outDir, logDir string, progress io.Writer) error {
 	if len(only) > 0 {
 		jobs = slices.DeleteFunc(slices.Clone(jobs), func(j Job) bool { return !slices.Contains(only, j.Name) })
 		if len(jobs) == 0 {
@@ -122,6 +124,9 @@ func run(ctx context.Context, jobs []Job, only []string, outDir string, progress
 		fmt.Fprintf(progress, "bench [%d/%d] %s: %s (%s%s)\n", i+1, len(jobs), j.Name, j.Title, j.Pkg, what)
 		t0 := time.Now()
 		out, err := runJob(ctx, j, progress)
+		if werr := os.WriteFile(filepath.Join(logDir, j.Name+".log"), out, 0o644); werr != nil {
+			fmt.Fprintf(progress, "bench: keep the output of %s: %v\n", j.Name, werr)
+		}
 		res := Result{Job: j.Name, Title: j.Title, Metrics: Parse(out), Seconds: time.Since(t0).Seconds()}
 		if err != nil {
 			res.Error = err.Error()
@@ -232,7 +237,9 @@ func write(dir string, rep Report) error {
 func Markdown(rep Report) []byte {
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "# Benchmarks\n\nWritten by `make bench` (tools/bench); do not edit by hand. Each measure stands beside its\n"+
-		"baseline from the same run; the ratio is measure / baseline.\n\n")
+		"baseline from the same run; the ratio is measure / baseline. Each job's whole output (CPU per\n"+
+		"request by process, latencies) is kept in .goplt/bench; what the gateway costs and why:\n"+
+		"[gateway-performance.md](gateway-performance.md).\n\n")
 	fmt.Fprintf(&b, "- date: %s\n- machine: %s\n- Go: %s, Dapr runtime %s, commit %s\n\n", rep.Date, rep.Machine, rep.Go, rep.Dapr, rep.Commit)
 	for _, r := range rep.Results {
 		fmt.Fprintf(&b, "## %s\n\n", r.Title)
