@@ -97,17 +97,30 @@ func (c *Checker) Outgoing(topic string, payload []byte) error {
 // "version" property; none means 1), if the subscription to topic reads that version. A topic
 // without a contract (published outside goplt) passes.
 func (c *Checker) Incoming(topic string, payload []byte) error {
+	if _, ok := c.subscribes[topic]; !ok {
+		return nil
+	}
+	inst, err := jsonschema.UnmarshalJSON(bytes.NewReader(payload))
+	if err != nil {
+		return fmt.Errorf("%w: payload of %s is not JSON: %v", ErrContract, topic, err)
+	}
+	return c.IncomingValue(topic, inst)
+}
+
+// IncomingValue is Incoming for a payload already decoded with numbers as json.Number (as
+// eventsig.Decode does): a subscriber that verifies the signature parses the payload once.
+func (c *Checker) IncomingValue(topic string, payload any) error {
 	accepted, ok := c.subscribes[topic]
 	if !ok {
 		return nil
 	}
-	var head struct {
-		Version json.Number `json:"version"`
-	}
-	_ = json.Unmarshal(payload, &head)
-	v, err := strconv.Atoi(string(head.Version))
-	if err != nil {
-		v = 1
+	v := 1
+	if m, ok := payload.(map[string]any); ok {
+		if n, ok := m["version"].(json.Number); ok {
+			if i, err := strconv.Atoi(string(n)); err == nil {
+				v = i
+			}
+		}
 	}
 	i := slices.IndexFunc(accepted, func(a compiled) bool { return a.version == v })
 	if i < 0 {
@@ -117,7 +130,7 @@ func (c *Checker) Incoming(topic string, payload []byte) error {
 		}
 		return fmt.Errorf("%w: payload version %d of %s is not one this subscription reads (%s)", ErrContract, v, topic, strings.Join(vs, ", "))
 	}
-	if err := validate(accepted[i].schema, payload); err != nil {
+	if err := accepted[i].schema.Validate(payload); err != nil {
 		return fmt.Errorf("%w: payload does not match %s version %d: %v", ErrContract, topic, v, err)
 	}
 	return nil

@@ -47,16 +47,26 @@ var (
 type Envelope struct {
 	ID, Source, Type, Topic, Time string
 	Data                          []byte // JSON; covered in canonical form
+	// Decoded is Data as Decode returns it, when the caller has it already (a subscriber
+	// also checks the payload against its contract): Data is then not parsed again.
+	Decoded any
 }
 
 // message is the signed byte string: a JSON array of the fields, so boundaries are
 // unambiguous, with the data canonicalised because the sidecar may re-encode the envelope.
 func message(e Envelope) ([]byte, error) {
-	data, err := Canonical(e.Data)
+	v := e.Decoded
+	if v == nil {
+		var err error
+		if v, err = Decode(e.Data); err != nil {
+			return nil, fmt.Errorf("event %s data: %w", e.ID, err)
+		}
+	}
+	data, err := json.Marshal(v) // maps marshal with sorted keys
 	if err != nil {
 		return nil, fmt.Errorf("event %s data: %w", e.ID, err)
 	}
-	return json.Marshal([]string{"goplt-event-v1", e.ID, e.Source, e.Type, e.Topic, e.Time, data})
+	return json.Marshal([]string{"goplt-event-v1", e.ID, e.Source, e.Type, e.Topic, e.Time, string(data)})
 }
 
 // Sign returns the signature of e by key, encoded for the SignatureAttr attribute.
@@ -104,18 +114,28 @@ func Verify(ctx context.Context, keys PublicKeys, e Envelope, kid, sig string) e
 // Canonical returns payload (any JSON) re-encoded canonically: object keys sorted, numbers
 // kept as written, no insignificant whitespace.
 func Canonical(payload []byte) (string, error) {
-	dec := json.NewDecoder(bytes.NewReader(payload))
-	dec.UseNumber()
-	var v any
-	if err := dec.Decode(&v); err != nil {
-		return "", fmt.Errorf("payload is not JSON: %w", err)
-	}
-	if dec.More() {
-		return "", errors.New("payload has trailing data")
+	v, err := Decode(payload)
+	if err != nil {
+		return "", err
 	}
 	b, err := json.Marshal(v) // maps marshal with sorted keys
 	if err != nil {
 		return "", err
 	}
 	return string(b), nil
+}
+
+// Decode parses one JSON value with numbers kept as written (json.Number): the form the
+// signature canonicalises and JSON Schema validation takes (contracts.Checker.IncomingValue).
+func Decode(payload []byte) (any, error) {
+	dec := json.NewDecoder(bytes.NewReader(payload))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return nil, fmt.Errorf("payload is not JSON: %w", err)
+	}
+	if dec.More() {
+		return nil, errors.New("payload has trailing data")
+	}
+	return v, nil
 }

@@ -42,6 +42,23 @@ func TestSignAndVerify(t *testing.T) {
 	if err := Verify(ctx, pub, reencoded, ann.ID, sig); err != nil {
 		t.Errorf("re-encoded data: %v", err)
 	}
+	// A caller's decoded payload is what is checked (Data is not parsed again).
+	decoded := e
+	if decoded.Decoded, err = Decode(e.Data); err != nil {
+		t.Fatal(err)
+	}
+	if err := Verify(ctx, pub, decoded, ann.ID, sig); err != nil {
+		t.Errorf("with the payload decoded: %v", err)
+	}
+	if decoded.Decoded, err = Decode([]byte(`{"a":"y","b":[1,2.5]}`)); err != nil {
+		t.Fatal(err)
+	}
+	if err := Verify(ctx, pub, decoded, ann.ID, sig); !errors.Is(err, ErrBadSignature) {
+		t.Errorf("other decoded payload: %v, want %v", err, ErrBadSignature)
+	}
+	if _, err := Decode([]byte(`{"a":1} {}`)); err == nil {
+		t.Error("trailing data decoded")
+	}
 	for name, c := range map[string]struct {
 		e        Envelope
 		kid, sig string

@@ -33,12 +33,12 @@ func (k *Kernel) checkOutgoing(topic string, payload []byte) error {
 	return k.contracts.Outgoing(topic, payload)
 }
 
-// checkIncoming validates a delivered payload for subscription s.
-func (k *Kernel) checkIncoming(s Subscription, e Event) error {
+// checkIncoming validates a delivered payload (decoded by eventsig.Decode) for subscription s.
+func (k *Kernel) checkIncoming(s Subscription, decoded any) error {
 	if k.contracts == nil || s.DeadLetters {
 		return nil
 	}
-	if err := k.contracts.Incoming(s.Topic, e.Data); err != nil {
+	if err := k.contracts.IncomingValue(s.Topic, decoded); err != nil {
 		return fmt.Errorf("%w: %w: %w", ErrDrop, errRejected, err)
 	}
 	return nil

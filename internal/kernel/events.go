@@ -199,8 +199,11 @@ func (k *Kernel) handle(ctx context.Context, s Subscription, events []Event) []e
 func (k *Kernel) checkAll(ctx context.Context, s Subscription, events []Event) []error {
 	errs := make([]error, len(events))
 	check := func(i int) {
-		if errs[i] = k.verify(ctx, s, events[i]); errs[i] == nil {
-			errs[i] = k.checkIncoming(s, events[i])
+		// One parse of the payload serves the signature and the contract; a payload that is
+		// not JSON fails the signature check.
+		decoded, _ := eventsig.Decode(events[i].Data)
+		if errs[i] = k.verify(ctx, s, events[i], decoded); errs[i] == nil {
+			errs[i] = k.checkIncoming(s, decoded)
 		}
 	}
 	// A signature check is ~45 µs of Ed25519; a bulk delivery's are independent, and the
