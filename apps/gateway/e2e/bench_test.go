@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"net/http"
@@ -22,6 +24,8 @@ var loadClient = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transp
 type target struct {
 	name string
 	req  func() *http.Request
+	// saturationOnly leaves the target out of the fixed-rate runs.
+	saturationOnly bool
 }
 
 func hit(t target) (time.Duration, error) {
@@ -147,7 +151,8 @@ func profile(b *testing.B, target string, d time.Duration) func() {
 //     -> blog's sidecar -> blog;
 //   - sidecars: client -> a bare sidecar (console) -> blog's sidecar -> blog (Dapr service
 //     invocation without the gateway);
-//   - direct: client -> blog's HTTP port.
+//   - direct: client -> blog's HTTP port;
+//   - traced (saturation only): the bare path with every request marked sampled.
 //
 // At saturation (32 closed-loop workers) and at fixed rates (200 and 500 req/s). The targets
 // take turns, three rounds of each load, so that drift of this shared machine weighs on all
@@ -158,21 +163,32 @@ func BenchmarkPaths(b *testing.B) {
 	u := register(b)
 	console, blog := group.App("console"), group.App("blog")
 	targets := []target{
-		{"gateway", func() *http.Request {
+		{name: "gateway", req: func() *http.Request {
 			r, _ := http.NewRequest(http.MethodGet, base+"/blog/me/posts", nil)
 			r.Header.Set("Authorization", "Bearer "+u.tok.AccessToken)
 			return r
 		}},
-		{"sidecars", func() *http.Request {
+		{name: "sidecars", req: func() *http.Request {
 			r, _ := http.NewRequest(http.MethodGet, console.DaprHTTP()+"/v1.0/invoke/blog/method/blog/me/posts", nil)
 			r.Header.Set("Authorization", "Bearer "+u.tok.AccessToken)
 			r.Header.Set("dapr-api-token", console.DaprAPIToken)
 			return r
 		}},
-		{"direct", func() *http.Request {
+		{name: "direct", req: func() *http.Request {
 			r, _ := http.NewRequest(http.MethodGet, "http://127.0.0.1:"+strconv.Itoa(blog.AppPort)+"/blog/me/posts", nil)
 			r.Header.Set("Authorization", "Bearer "+u.tok.AccessToken)
 			r.Header.Set("dapr-api-token", blog.AppAPIToken)
+			return r
+		}},
+		// The bare path with every request marked sampled by its caller, as the gateway used to
+		// mark them: what that costs the sidecars, which follow the caller's decision.
+		{name: "traced", saturationOnly: true, req: func() *http.Request {
+			r, _ := http.NewRequest(http.MethodGet, console.DaprHTTP()+"/v1.0/invoke/blog/method/blog/me/posts", nil)
+			r.Header.Set("Authorization", "Bearer "+u.tok.AccessToken)
+			r.Header.Set("dapr-api-token", console.DaprAPIToken)
+			var id [24]byte
+			_, _ = rand.Read(id[:])
+			r.Header.Set("Traceparent", "00-"+hex.EncodeToString(id[:16])+"-"+hex.EncodeToString(id[16:])+"-01")
 			return r
 		}},
 	}
@@ -214,6 +230,9 @@ func BenchmarkPaths(b *testing.B) {
 			}
 			for rate, byTarget := range at {
 				for _, t := range targets {
+					if t.saturationOnly {
+						continue
+					}
 					r, err := fixedRate(t, rate, 2*time.Second)
 					if err != nil {
 						b.Fatal(err)
@@ -233,6 +252,9 @@ func BenchmarkPaths(b *testing.B) {
 			b.ReportMetric(spent.Per("machine", n), t.name+"-machine-cpu-µs/req")
 			for _, rate := range []int{200, 500} {
 				f := at[rate][t.name]
+				if f == nil {
+					continue
+				}
 				b.Logf("%-8s at %d req/s: p50 %7s  p99 %7s", t.name, rate, f.percentile(50).Round(time.Microsecond), f.percentile(99).Round(time.Microsecond))
 			}
 		}
@@ -240,6 +262,9 @@ func BenchmarkPaths(b *testing.B) {
 		b.ReportMetric(gw.Per("gateway", sc), "gateway-app-cpu-µs/req")
 		b.ReportMetric(gw.Per("gateway.dapr", sc), "gateway-sidecar-cpu-µs/req")
 		b.ReportMetric(cpu["sidecars"].Per("console.dapr", float64(sat["sidecars"].n)), "console-sidecar-cpu-µs/req")
+		b.ReportMetric(cpu["traced"].Per("console.dapr", float64(sat["traced"].n)), "traced-console-sidecar-cpu-µs/req")
+		b.ReportMetric(cpu["traced"].Per("blog.dapr", float64(sat["traced"].n)), "traced-blog-sidecar-cpu-µs/req")
+		b.ReportMetric(cpu["sidecars"].Per("blog.dapr", float64(sat["sidecars"].n)), "blog-sidecar-cpu-µs/req")
 		ratio := sat["gateway"].rps() / sat["sidecars"].rps()
 		added := at[200]["gateway"].percentile(50) - at[200]["sidecars"].percentile(50)
 		b.ReportMetric(ratio, "gateway/sidecars-throughput")

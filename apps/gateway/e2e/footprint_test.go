@@ -72,7 +72,7 @@ func BenchmarkFootprint(b *testing.B) {
 
 		// Under load: the largest RSS of the two sidecars on the request path.
 		u := register(b)
-		t := target{"gateway", func() *http.Request {
+		t := target{name: "gateway", req: func() *http.Request {
 			r, _ := http.NewRequest(http.MethodGet, base+"/blog/me/posts", nil)
 			r.Header.Set("Authorization", "Bearer "+u.tok.AccessToken)
 			return r

@@ -220,7 +220,7 @@ func stripInternal(h http.Header) {
 // one request form one trace. A new trace is marked sampled with probability sampling, the
 // platform's rate: the sidecars follow the caller's decision (Dapr samples parent-based), so
 // marking every request sampled would make every sidecar on the path record spans even with
-// tracing off, which cost about 40 µs of CPU per sidecar per request.
+// tracing off (4-5% more CPU in each, measured by BenchmarkPaths' traced target).
 func traced(r *http.Request, sampling float64) *http.Request {
 	tp := r.Header.Get("Traceparent")
 	if !validTraceparent(tp) {
