@@ -53,7 +53,7 @@ func Jobs(stockDaprd, profiles string) []Job {
 				{"CPU per request, whole machine: gateway vs bare sidecars (µs)", "Paths gateway-machine-cpu-µs/req", "Paths sidecars-machine-cpu-µs/req", Lower},
 				{"CPU per request: the gateway app vs the bare path's first sidecar (µs)", "Paths gateway-app-cpu-µs/req", "Paths console-sidecar-cpu-µs/req", Lower},
 				{"CPU per request: the gateway's sidecar vs the bare path's first sidecar (µs)", "Paths gateway-sidecar-cpu-µs/req", "Paths console-sidecar-cpu-µs/req", Lower},
-				{"bare sidecars, every request marked sampled vs not: throughput (req/s)", "Paths traced-req/s", "Paths sidecars-req/s", Higher},
+				{"bare sidecars, every request marked sampled vs not, no span exporter: throughput (req/s)", "Paths traced-req/s", "Paths sidecars-req/s", Higher},
 				{"the same: CPU per request of the first sidecar (µs)", "Paths traced-console-sidecar-cpu-µs/req", "Paths console-sidecar-cpu-µs/req", Lower},
 				{"the same: CPU per request of blog's sidecar (µs)", "Paths traced-blog-sidecar-cpu-µs/req", "Paths blog-sidecar-cpu-µs/req", Lower},
 			}},
