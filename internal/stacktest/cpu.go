@@ -17,7 +17,7 @@ import (
 // request's or an event's CPU goes. Infrastructure processes count with their children
 // (PostgreSQL's backends).
 type CPUMeter struct {
-	pids map[string][]int
+	pids map[string]int
 }
 
 // CPUReading is CPU time by process name: an app id, "<app>.dapr" for its sidecar, an
@@ -26,19 +26,19 @@ type CPUReading map[string]time.Duration
 
 // CPUMeter measures the infrastructure, the given apps of g and their sidecars.
 func (s *Stack) CPUMeter(g *runner.Group, apps ...string) *CPUMeter {
-	m := &CPUMeter{pids: map[string][]int{"load": {os.Getpid()}}}
+	m := &CPUMeter{pids: map[string]int{"load": os.Getpid()}}
 	for _, name := range []string{"postgres", "kafka", "consul", "sentry"} {
 		if p := s.Infra.Process(name); p != nil {
-			m.pids[name] = []int{p.Pid()}
+			m.pids[name] = p.Pid()
 		}
 	}
 	for _, id := range apps {
 		a := g.App(id)
 		if p := a.Process(); p != nil {
-			m.pids[id] = []int{p.Pid()}
+			m.pids[id] = p.Pid()
 		}
 		if p := a.Sidecar(); p != nil {
-			m.pids[id+".dapr"] = []int{p.Pid()}
+			m.pids[id+".dapr"] = p.Pid()
 		}
 	}
 	return m
@@ -47,22 +47,20 @@ func (s *Stack) CPUMeter(g *runner.Group, apps ...string) *CPUMeter {
 // Read takes a reading; the difference of two is what each process spent between them.
 func (m *CPUMeter) Read() (CPUReading, error) {
 	r := CPUReading{}
-	for name, pids := range m.pids {
-		for _, pid := range pids {
-			all := []int{pid}
-			if name != "load" {
-				all = append(all, proc.Descendants(pid)...)
-			}
-			for _, q := range all {
-				d, err := proc.CPUTime(q)
-				if err != nil {
-					if q == pid {
-						return nil, err
-					}
-					continue // a child that just exited
+	for name, pid := range m.pids {
+		all := []int{pid}
+		if name != "load" {
+			all = append(all, proc.Descendants(pid)...)
+		}
+		for _, q := range all {
+			d, err := proc.CPUTime(q)
+			if err != nil {
+				if q == pid {
+					return nil, err
 				}
-				r[name] += d
+				continue // a child that just exited
 			}
+			r[name] += d
 		}
 	}
 	d, err := proc.MachineCPU()

@@ -273,3 +273,40 @@ func BenchmarkPaths(b *testing.B) {
 			ratio, sat["sidecars"].rps()/sat["direct"].rps(), added.Round(time.Microsecond))
 	}
 }
+
+// The CPU meter the benchmarks use reads the real stack: requests through the gateway show
+// up as CPU of the gateway, its sidecar and the machine.
+func TestCPUMeterReadsTheStack(t *testing.T) {
+	needStack(t)
+	u := register(t)
+	meter := stack.CPUMeter(group, "gateway", "blog")
+	before, err := meter.Read()
+	if err != nil {
+		t.Fatal(err)
+	}
+	get := target{name: "gateway", req: func() *http.Request {
+		r, _ := http.NewRequest(http.MethodGet, base+"/blog/me/posts", nil)
+		r.Header.Set("Authorization", "Bearer "+u.tok.AccessToken)
+		return r
+	}}
+	for range 300 {
+		if _, err := hit(get); err != nil {
+			t.Fatal(err)
+		}
+	}
+	after, err := meter.Read()
+	if err != nil {
+		t.Fatal(err)
+	}
+	spent := after.Minus(before)
+	for _, name := range []string{"machine", "gateway", "gateway.dapr", "blog.dapr", "load"} {
+		if spent[name] <= 0 {
+			t.Errorf("%s used no CPU for 300 requests: %s", name, spent.Table(300))
+		}
+	}
+	for _, name := range []string{"postgres", "kafka", "consul", "sentry"} {
+		if _, ok := after[name]; !ok {
+			t.Errorf("no reading for %s: %v", name, after)
+		}
+	}
+}
