@@ -664,7 +664,7 @@ func (g *gen) runPlan() error {
 			a.DependsOn = append(a.DependsOn, g.set.Module(d.Name).Spec.App.ID)
 		}
 		sort.Strings(a.DependsOn)
-		a.Env = g.appEnv(m)
+		a.Env = appEnv(m)
 		plan.Apps = append(plan.Apps, a)
 		all = append(all, a.ID)
 		g.from("apps: "+a.ID, m.PosOf("/spec/app"))
@@ -712,11 +712,16 @@ func (g *gen) daprRunFile() {
 		} else {
 			a.Command = m.Spec.App.Command
 		}
-		a.Env = g.appEnv(m)
+		a.Env = appEnv(m)
 		if a.Env == nil {
 			a.Env = map[string]string{}
 		}
 		a.Env["APP_PORT"] = fmt.Sprint(a.AppPort)
+		if g.prof.TracingSamplingRate != "" {
+			// For the traces the app starts (the gateway starts every request's); goplt run
+			// sets it from each sidecar's rendered configuration instead.
+			a.Env["GOPLT_TRACE_SAMPLING_RATE"] = g.prof.TracingSamplingRate
+		}
 		apps = append(apps, a)
 	}
 	doc := struct {
@@ -727,12 +732,8 @@ func (g *gen) daprRunFile() {
 }
 
 // appEnv is the environment m's app gets from the manifests (nil if none).
-func (g *gen) appEnv(m *manifest.Module) map[string]string {
+func appEnv(m *manifest.Module) map[string]string {
 	env := map[string]string{}
-	if g.prof.TracingSamplingRate != "" {
-		// For the traces the app starts (the gateway starts every request's).
-		env["GOPLT_TRACE_SAMPLING_RATE"] = g.prof.TracingSamplingRate
-	}
 	if db := m.Spec.Database; db != nil && db.Schema != m.Metadata.Name {
 		env["GOPLT_DB_SCHEMA"] = db.Schema
 	}

@@ -47,26 +47,22 @@ var (
 type Envelope struct {
 	ID, Source, Type, Topic, Time string
 	Data                          []byte // JSON; covered in canonical form
-	// Decoded is Data as Decode returns it, when the caller has it already (a subscriber
-	// also checks the payload against its contract): Data is then not parsed again.
-	Decoded any
+	// Canonical is Data as Canonical returns it, when the caller has it already (a subscriber
+	// keeps it for its handlers): Data is then not parsed again.
+	Canonical string
 }
 
 // message is the signed byte string: a JSON array of the fields, so boundaries are
 // unambiguous, with the data canonicalised because the sidecar may re-encode the envelope.
 func message(e Envelope) ([]byte, error) {
-	v := e.Decoded
-	if v == nil {
+	data := e.Canonical
+	if data == "" {
 		var err error
-		if v, err = Decode(e.Data); err != nil {
+		if data, err = Canonical(e.Data); err != nil {
 			return nil, fmt.Errorf("event %s data: %w", e.ID, err)
 		}
 	}
-	data, err := json.Marshal(v) // maps marshal with sorted keys
-	if err != nil {
-		return nil, fmt.Errorf("event %s data: %w", e.ID, err)
-	}
-	return json.Marshal([]string{"goplt-event-v1", e.ID, e.Source, e.Type, e.Topic, e.Time, string(data)})
+	return json.Marshal([]string{"goplt-event-v1", e.ID, e.Source, e.Type, e.Topic, e.Time, data})
 }
 
 // Sign returns the signature of e by key, encoded for the SignatureAttr attribute.
@@ -118,6 +114,11 @@ func Canonical(payload []byte) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	return CanonicalOf(v)
+}
+
+// CanonicalOf is Canonical for a payload Decode has parsed already.
+func CanonicalOf(v any) (string, error) {
 	b, err := json.Marshal(v) // maps marshal with sorted keys
 	if err != nil {
 		return "", err
@@ -125,8 +126,8 @@ func Canonical(payload []byte) (string, error) {
 	return string(b), nil
 }
 
-// Decode parses one JSON value with numbers kept as written (json.Number): the form the
-// signature canonicalises and JSON Schema validation takes (contracts.Checker.IncomingValue).
+// Decode parses one JSON value with numbers kept as written (json.Number): the form
+// Canonical re-encodes and JSON Schema validation takes (contracts.Checker.IncomingValue).
 func Decode(payload []byte) (any, error) {
 	dec := json.NewDecoder(bytes.NewReader(payload))
 	dec.UseNumber()

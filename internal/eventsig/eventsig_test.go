@@ -42,19 +42,19 @@ func TestSignAndVerify(t *testing.T) {
 	if err := Verify(ctx, pub, reencoded, ann.ID, sig); err != nil {
 		t.Errorf("re-encoded data: %v", err)
 	}
-	// A caller's decoded payload is what is checked (Data is not parsed again).
-	decoded := e
-	if decoded.Decoded, err = Decode(e.Data); err != nil {
+	// A caller's canonical payload is what is checked (Data is not parsed again).
+	withCanonical := e
+	if withCanonical.Canonical, err = Canonical(e.Data); err != nil {
 		t.Fatal(err)
 	}
-	if err := Verify(ctx, pub, decoded, ann.ID, sig); err != nil {
-		t.Errorf("with the payload decoded: %v", err)
+	if err := Verify(ctx, pub, withCanonical, ann.ID, sig); err != nil {
+		t.Errorf("with the canonical payload: %v", err)
 	}
-	if decoded.Decoded, err = Decode([]byte(`{"a":"y","b":[1,2.5]}`)); err != nil {
+	if withCanonical.Canonical, err = Canonical([]byte(`{"a":"y","b":[1,2.5]}`)); err != nil {
 		t.Fatal(err)
 	}
-	if err := Verify(ctx, pub, decoded, ann.ID, sig); !errors.Is(err, ErrBadSignature) {
-		t.Errorf("other decoded payload: %v, want %v", err, ErrBadSignature)
+	if err := Verify(ctx, pub, withCanonical, ann.ID, sig); !errors.Is(err, ErrBadSignature) {
+		t.Errorf("other canonical payload: %v, want %v", err, ErrBadSignature)
 	}
 	if _, err := Decode([]byte(`{"a":1} {}`)); err == nil {
 		t.Error("trailing data decoded")
@@ -152,4 +152,23 @@ func BenchmarkSignVerify(b *testing.B) {
 			}
 		}
 	})
+}
+
+// Canonical sorts keys, keeps numbers as written and drops whitespace (audit hashes this form
+// too); anything but one JSON value is refused.
+func TestCanonical(t *testing.T) {
+	for in, want := range map[string]string{
+		`{"b":1,"a":{"d":[1,2.50,"x"],"c":null}}`: `{"a":{"c":null,"d":[1,2.50,"x"]},"b":1}`,
+		" { \"x\" : 12345678901234567890 } ":      `{"x":12345678901234567890}`,
+	} {
+		got, err := Canonical([]byte(in))
+		if err != nil || got != want {
+			t.Errorf("Canonical(%s) = %s, %v; want %s", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{``, `{`, `{} {}`} {
+		if _, err := Canonical([]byte(bad)); err == nil {
+			t.Errorf("Canonical(%q) accepted", bad)
+		}
+	}
 }

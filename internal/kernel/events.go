@@ -31,6 +31,17 @@ type Event struct {
 	// The publisher's signature (internal/eventsig), checked before any handler sees the event.
 	KeyID     string `json:"gopltkid"`
 	Signature string `json:"gopltsig"`
+
+	canonical string // Data's canonical form, kept from the signature check
+}
+
+// CanonicalData is the event's data re-encoded canonically (eventsig.Canonical: keys sorted,
+// numbers as written): computed once, when the signature was checked.
+func (e Event) CanonicalData() (string, error) {
+	if e.canonical != "" {
+		return e.canonical, nil
+	}
+	return eventsig.Canonical(e.Data)
 }
 
 // Decode unmarshals the event's data into v.
@@ -193,16 +204,18 @@ func (k *Kernel) handle(ctx context.Context, s Subscription, events []Event) []e
 	return errs
 }
 
-// checkAll verifies each event's signature and holds its payload to the contract. (Checking
-// a large batch on every core measured no faster: during ingest the sidecar, broker and
-// database keep both cores busy.)
+// checkAll verifies each event's signature and holds its payload to the contract, parsing
+// each payload once for both, and keeps the canonical data for the handlers.
 func (k *Kernel) checkAll(ctx context.Context, s Subscription, events []Event) []error {
 	errs := make([]error, len(events))
 	check := func(i int) {
-		// One parse of the payload serves the signature and the contract; a payload that is
-		// not JSON fails the signature check.
-		decoded, _ := eventsig.Decode(events[i].Data)
-		if errs[i] = k.verify(ctx, s, events[i], decoded); errs[i] == nil {
+		e := &events[i]
+		// A payload that is not JSON fails the signature check (which then parses it itself).
+		decoded, err := eventsig.Decode(e.Data)
+		if err == nil {
+			e.canonical, _ = eventsig.CanonicalOf(decoded)
+		}
+		if errs[i] = k.verify(ctx, s, *e); errs[i] == nil {
 			errs[i] = k.checkIncoming(s, decoded)
 		}
 	}

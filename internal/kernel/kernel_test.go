@@ -324,9 +324,15 @@ func TestRequireCaller(t *testing.T) {
 func TestForgedEventsAreRejected(t *testing.T) {
 	var handled []string
 	var dead []string
+	canonical := map[string]string{}
 	k := newTestKernel(t, func(k *Kernel) {
 		k.Subscribe("demo.thing.made", "/events/made", func(_ context.Context, e Event) error {
 			handled = append(handled, e.ID)
+			c, err := e.CanonicalData()
+			if err != nil {
+				t.Errorf("canonical data of %s: %v", e.ID, err)
+			}
+			canonical[e.ID] = c
 			return nil
 		})
 		k.SubscribeDeadLetters("demo.deadletter", "/events/dead", func(_ context.Context, e Event) error {
@@ -375,6 +381,10 @@ func TestForgedEventsAreRejected(t *testing.T) {
 	}
 	if strings.Join(handled, ",") != "good,reenc" && strings.Join(handled, ",") != "reenc,good" {
 		t.Errorf("handled %v, want only the genuine events", handled)
+	}
+	// Handlers get the canonical form the signature covered, however the sidecar encoded it.
+	if canonical["good"] != `{"n":1,"user":"ann"}` || canonical["reenc"] != `{"n":1,"user":"ann"}` {
+		t.Errorf("canonical data %v", canonical)
 	}
 	rec := do(h, "POST", "/events/dead", `{"id":"dl","source":"mallory","data":{}}`, tok)
 	if !strings.Contains(rec.Body.String(), "SUCCESS") || len(dead) != 1 {

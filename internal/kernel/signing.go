@@ -47,9 +47,9 @@ var errRejected = errors.New("event rejected")
 
 // verify checks e's signature for a delivery on subscription s. A failure to fetch keys is
 // returned as it is (the event is redelivered); a bad signature wraps errRejected and ErrDrop.
-func (k *Kernel) verify(ctx context.Context, s Subscription, e Event, decoded any) error {
+func (k *Kernel) verify(ctx context.Context, s Subscription, e Event) error {
 	err := eventsig.Verify(ctx, k.keys.public,
-		eventsig.Envelope{ID: e.ID, Source: e.Source, Type: e.Type, Topic: s.Topic, Time: e.Time, Data: e.Data, Decoded: decoded}, e.KeyID, e.Signature)
+		eventsig.Envelope{ID: e.ID, Source: e.Source, Type: e.Type, Topic: s.Topic, Time: e.Time, Data: e.Data, Canonical: e.canonical}, e.KeyID, e.Signature)
 	switch {
 	case err == nil:
 		return nil

@@ -1,7 +1,6 @@
 package proc
 
 import (
-	"bytes"
 	"fmt"
 	"os"
 	"strconv"
@@ -20,17 +19,12 @@ func CPUTime(pid int) (time.Duration, error) {
 	if err != nil {
 		return 0, fmt.Errorf("cpu time of pid %d: %w", pid, err)
 	}
-	// The command name (field 2) may hold spaces and parentheses: count fields after its end.
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
+	_, f, ok := statFields(b)
+	const utime, stime = 14 - 3, 15 - 3 // proc(5) numbers fields from 1; f starts at field 3
+	if !ok || len(f) <= stime {
 		return 0, fmt.Errorf("cpu time of pid %d: malformed /proc stat", pid)
 	}
-	f := strings.Fields(string(b[i+1:]))
-	const utime, stime = 14 - 3, 15 - 3 // proc(5) numbers fields from 1; f starts at field 3
-	if len(f) <= stime {
-		return 0, fmt.Errorf("cpu time of pid %d: short /proc stat", pid)
-	}
-	return ticks(pid, f[utime], f[stime])
+	return ticks(fmt.Sprintf("cpu time of pid %d", pid), f[utime], f[stime])
 }
 
 // MachineCPU is the busy CPU time of the whole machine so far, all cores together: user,
@@ -45,15 +39,16 @@ func MachineCPU() (time.Duration, error) {
 	if len(f) < 8 || f[0] != "cpu" {
 		return 0, fmt.Errorf("machine cpu time: unexpected /proc/stat line %q", line)
 	}
-	return ticks(0, f[1], f[2], f[3], f[6], f[7])
+	return ticks("machine cpu time", f[1], f[2], f[3], f[6], f[7])
 }
 
-func ticks(pid int, fields ...string) (time.Duration, error) {
+// ticks sums clock-tick counts; what names the reading in errors.
+func ticks(what string, fields ...string) (time.Duration, error) {
 	var total time.Duration
 	for _, s := range fields {
 		n, err := strconv.ParseInt(s, 10, 64)
 		if err != nil {
-			return 0, fmt.Errorf("cpu time of pid %d: %w", pid, err)
+			return 0, fmt.Errorf("%s: %w", what, err)
 		}
 		total += time.Duration(n) * clockTick
 	}

@@ -48,3 +48,16 @@ func TestCPUTimeCountsWhatTheProcessSpent(t *testing.T) {
 		t.Error("a pid that does not exist: no error")
 	}
 }
+
+// A command name with spaces and parentheses does not shift the fields after it.
+func TestStatFields(t *testing.T) {
+	pid, f, ok := statFields([]byte("42 (we) ird (name) S 7 42 42 0 -1 4194560 1 0 0 0 250 30 0 0 20 0 1 0\n"))
+	if !ok || pid != 42 || f[0] != "S" || f[1] != "7" || f[11] != "250" || f[12] != "30" {
+		t.Fatalf("pid %d, fields %q, ok %v", pid, f, ok)
+	}
+	for _, bad := range []string{"", "no parenthesis", ") S 1", "x (c) S 1"} {
+		if _, _, ok := statFields([]byte(bad)); ok {
+			t.Errorf("%q: parsed", bad)
+		}
+	}
+}

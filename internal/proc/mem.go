@@ -88,19 +88,11 @@ func Descendants(pid int) []int {
 		if err != nil {
 			continue
 		}
-		// pid (comm) state ppid ...; comm may hold spaces and parentheses.
-		rest := string(b)
-		i := strings.LastIndexByte(rest, ')')
-		if i < 0 {
+		self, fs, ok := statFields(b)
+		if !ok || len(fs) < 2 {
 			continue
 		}
-		fs := strings.Fields(rest[i+1:])
-		if len(fs) < 2 {
-			continue
-		}
-		ppid, err1 := strconv.Atoi(fs[1])
-		self, err2 := strconv.Atoi(strings.Fields(rest[:i])[0])
-		if err1 == nil && err2 == nil {
+		if ppid, err := strconv.Atoi(fs[1]); err == nil {
 			children[ppid] = append(children[ppid], self)
 		}
 	}
@@ -115,4 +107,24 @@ func Descendants(pid int) []int {
 		}
 	}
 	return out
+}
+
+// statFields splits a /proc/<pid>/stat line: the pid, and the fields after the command name
+// (fields[0] is proc(5)'s field 3, the state). The name may hold spaces and parentheses, so
+// it ends at the last ')'.
+func statFields(b []byte) (pid int, fields []string, ok bool) {
+	line := string(b)
+	i := strings.LastIndexByte(line, ')')
+	if i < 0 {
+		return 0, nil, false
+	}
+	head := strings.Fields(line[:i])
+	if len(head) == 0 {
+		return 0, nil, false
+	}
+	pid, err := strconv.Atoi(head[0])
+	if err != nil {
+		return 0, nil, false
+	}
+	return pid, strings.Fields(line[i+1:]), true
 }

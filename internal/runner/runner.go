@@ -445,8 +445,8 @@ func (g *Group) spawnApp(a *App, rc renderedConfig) (*proc.Process, error) {
 	for k, v := range a.Spec.Env {
 		env = append(env, k+"="+v)
 	}
-	// The sidecar's rate as this run renders it (the dashboard turns tracing on); last, so
-	// it wins over the compiled plan's.
+	// For the traces the app starts: its sidecar's rate as this run renders it (the
+	// dashboard turns tracing on).
 	env = append(env, "GOPLT_TRACE_SAMPLING_RATE="+rc.SamplingRate)
 	return proc.Start(proc.Spec{
 		Name: a.Name(), Path: path, Args: args, Env: env, Dir: g.opts.Root,

@@ -160,7 +160,7 @@ func entryFor(e kernel.Event) (*chain.Entry, error) {
 	if len(e.Data) == 0 || e.Data[0] != '{' {
 		return nil, errors.New("data is not a JSON object")
 	}
-	payload, err := chain.Canonical(e.Data)
+	payload, err := e.CanonicalData()
 	if err != nil {
 		return nil, err
 	}

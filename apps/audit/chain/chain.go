@@ -21,8 +21,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-
-	"github.com/goplt/goplt/internal/eventsig"
 )
 
 // Entry is one audit record.
@@ -46,10 +44,6 @@ type Entry struct {
 
 // Genesis is the previous hash of position 1.
 var Genesis = make([]byte, sha256.Size)
-
-// Canonical returns payload (any JSON) re-encoded canonically: object keys sorted, numbers
-// kept as written, no insignificant whitespace (the form event signatures cover too).
-func Canonical(payload []byte) (string, error) { return eventsig.Canonical(payload) }
 
 // timeFormat has PostgreSQL's precision (microseconds), so times round-trip exactly.
 const timeFormat = "2006-01-02T15:04:05.000000Z"

@@ -6,23 +6,6 @@ import (
 	"time"
 )
 
-func TestCanonical(t *testing.T) {
-	for in, want := range map[string]string{
-		`{"b":1,"a":{"d":[1,2.50,"x"],"c":null}}`: `{"a":{"c":null,"d":[1,2.50,"x"]},"b":1}`,
-		" { \"x\" : 12345678901234567890 } ":      `{"x":12345678901234567890}`,
-	} {
-		got, err := Canonical([]byte(in))
-		if err != nil || got != want {
-			t.Errorf("Canonical(%s) = %s, %v; want %s", in, got, err, want)
-		}
-	}
-	for _, bad := range []string{``, `{`, `{} {}`} {
-		if _, err := Canonical([]byte(bad)); err == nil {
-			t.Errorf("Canonical(%q) accepted", bad)
-		}
-	}
-}
-
 func TestSumCoversEveryField(t *testing.T) {
 	at := time.Date(2026, 1, 2, 3, 4, 5, 123456000, time.UTC)
 	base := Entry{Pos: 7, EventID: "e", Topic: "t", Source: "s", Actor: "a", Action: "x", Resource: "r", Outcome: "o", OccurredAt: at, RecordedAt: at, Payload: "{}"}

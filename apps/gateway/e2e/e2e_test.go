@@ -51,11 +51,13 @@ func TestMain(m *testing.M) {
 			"blog":  {},
 		}
 		if os.Getenv("GOPLT_BENCH_PROFILES") != "" {
-			for _, app := range []string{"gateway", "blog"} {
-				addr, err := freeAddr()
-				if err != nil {
-					return nil, err
-				}
+			// Ports from the stack's allocator, which no other test stack will hand out.
+			ps, err := s.Ports.Take(2)
+			if err != nil {
+				return nil, err
+			}
+			for i, app := range []string{"gateway", "blog"} {
+				addr := "127.0.0.1:" + strconv.Itoa(ps[i])
 				env[app]["GOPLT_PPROF"], profilers[app] = addr, addr
 			}
 		}
@@ -92,16 +94,6 @@ func TestMain(m *testing.M) {
 		base = "http://127.0.0.1:" + strconv.Itoa(g.App("gateway").AppPort)
 		return func() { g.Stop(); stopDash() }, nil
 	})
-}
-
-// freeAddr is a loopback address with a port free right now.
-func freeAddr() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
 }
 
 // startDashboard serves the developer dashboard for the stack on a free loopback port.
