@@ -150,7 +150,7 @@ func TestContractsDiff(t *testing.T) {
 	if code, out, errOut := run("contracts", "diff", old); code != 0 || !strings.Contains(out, "no breaking changes") {
 		t.Fatalf("same tree: exit %d\n%s%s", code, out, errOut)
 	}
-	p := filepath.Join(old, "schemas/events/identity.user.v1.json")
+	p := filepath.Join(old, "schemas/events/identity.user.v2.json")
 	b, _ := os.ReadFile(p)
 	b = []byte(strings.Replace(string(b), `"properties": {`, `"properties": {"nickname": {"type": "string"},`, 1))
 	_ = os.WriteFile(p, b, 0o644)

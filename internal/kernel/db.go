@@ -18,7 +18,8 @@ import (
 
 // openPool connects to the database with every connection's search_path set to the module's
 // schema, creating the schema if it is missing. Modules write unqualified table names.
-func openPool(ctx context.Context, url, schema string) (*pgxpool.Pool, error) {
+// configure, if not nil, adjusts the pool's configuration (hooks) before it opens.
+func openPool(ctx context.Context, url, schema string, configure func(*pgxpool.Config)) (*pgxpool.Pool, error) {
 	pcfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		return nil, fmt.Errorf("database url: %w", err)
@@ -45,6 +46,9 @@ func openPool(ctx context.Context, url, schema string) (*pgxpool.Pool, error) {
 	conn.Close(cctx)
 	if err != nil {
 		return nil, fmt.Errorf("create schema %s: %w", schema, err)
+	}
+	if configure != nil {
+		configure(pcfg)
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
 	if err != nil {

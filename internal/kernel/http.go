@@ -28,8 +28,13 @@ func WriteError(w http.ResponseWriter, r *http.Request, status int, code, msg st
 }
 
 // Fail logs err with what failed and answers 500 with the standard body (no internals leak to
-// the caller; the request id ties the answer to the log line).
+// the caller; the request id ties the answer to the log line). A call refused because the
+// request's user was deleted (ErrSubjectDeleted) is answered 401 subject_deleted instead.
 func (k *Kernel) Fail(w http.ResponseWriter, r *http.Request, what string, err error) {
+	if errors.Is(err, ErrSubjectDeleted) {
+		WriteError(w, r, http.StatusUnauthorized, "subject_deleted", "the user was deleted")
+		return
+	}
 	k.log.ErrorContext(r.Context(), what+" failed", "err", err)
 	WriteError(w, r, http.StatusInternalServerError, "internal", what+" failed")
 }
@@ -94,11 +99,15 @@ func (k *Kernel) handler() http.Handler {
 			probes.ServeHTTP(w, r)
 			return
 		}
+		ctx := r.Context()
+		if k.deleted != nil && !safeMethod(r.Method) {
+			ctx = withRequestSubject(ctx) // the deletion guard covers writes
+		}
 		// Calls the handler makes through the sidecar join the request's trace.
 		if tp := r.Header.Get("traceparent"); tp != "" {
-			r = r.WithContext(invoke.WithTraceParent(r.Context(), tp))
+			ctx = invoke.WithTraceParent(ctx, tp)
 		}
-		protected.ServeHTTP(w, r)
+		protected.ServeHTTP(w, r.WithContext(ctx))
 	})
 	return httpx.Recover(k.log, httpx.RequestID(k.accessLog(root)))
 }

@@ -61,6 +61,7 @@ type Kernel struct {
 	keys   eventKeys
 
 	contracts *contracts.Checker // nil: the module declared none (UseContracts)
+	deleted   *deletedSubjects   // nil: the module handles no deletions (SubscribeDeletions)
 }
 
 // Invoker returns the client that calls other apps through this app's sidecar; the typed
@@ -98,7 +99,9 @@ var ErrNoToken = errors.New("no bearer token")
 
 // Principal returns the verified claims of the request's bearer token (the gateway forwards
 // the client's Authorization header). Modules use it for object-level checks, such as "only
-// the author may edit"; the gateway has already checked the route's permission.
+// the author may edit"; the gateway has already checked the route's permission. In a module
+// that handles deletions (SubscribeDeletions), a deleted subject's token is refused with
+// ErrSubjectDeleted.
 func (k *Kernel) Principal(r *http.Request) (*token.Claims, error) {
 	if k.verifier == nil {
 		return nil, errors.New("the module set no token verifier (kernel.UseVerifier)")
@@ -108,7 +111,17 @@ func (k *Kernel) Principal(r *http.Request) (*token.Claims, error) {
 	if !ok || raw == "" {
 		return nil, ErrNoToken
 	}
-	return k.verifier.Verify(r.Context(), raw)
+	c, err := k.verifier.Verify(r.Context(), raw)
+	if err != nil {
+		return nil, err
+	}
+	if k.deleted != nil {
+		if k.deleted.has(c.Subject) {
+			return nil, ErrSubjectDeleted
+		}
+		setSubject(r.Context(), c.Subject) // the request's database calls are guarded from now on
+	}
+	return c, nil
 }
 
 // Config returns the app's configuration.
@@ -223,7 +236,11 @@ func (k *Kernel) run(ctx context.Context) error {
 		return err
 	}
 	if k.cfg.DatabaseURL != "" {
-		pool, err := openPool(ctx, k.cfg.DatabaseURL, k.cfg.DBSchema)
+		var configure func(*pgxpool.Config)
+		if k.deleted != nil {
+			configure = k.deleted.configurePool
+		}
+		pool, err := openPool(ctx, k.cfg.DatabaseURL, k.cfg.DBSchema, configure)
 		if err != nil {
 			return err
 		}
@@ -233,6 +250,17 @@ func (k *Kernel) run(ctx context.Context) error {
 			sub, _ := fs.Sub(outbox.Migrations, "migrations")
 			if err := migrate(ctx, pool, k.cfg.DBSchema, "outbox", sub, k.log); err != nil {
 				return err
+			}
+		}
+		if k.deleted != nil {
+			sub, _ := fs.Sub(subjectMigrations, "migrations/subjects")
+			if err := migrate(ctx, pool, k.cfg.DBSchema, "subjects", sub, k.log); err != nil {
+				return err
+			}
+			if !k.cfg.MigrateOnly {
+				if err := k.deleted.load(ctx, pool); err != nil {
+					return fmt.Errorf("read deleted subjects: %w", err)
+				}
 			}
 		}
 		if k.migrations != nil {
@@ -274,6 +302,9 @@ func (k *Kernel) run(ctx context.Context) error {
 		defer close(daprDone)
 		k.connectDapr(runCtx)
 	}()
+	if k.deleted != nil && k.db != nil {
+		go k.deleted.follow(runCtx, k.db)
+	}
 	if k.useOutbox {
 		// Outbox rows were checked against the contract when they were added.
 		k.relay = outbox.NewRelay(k.db, k.publish, k.log, time.Second)

@@ -47,7 +47,7 @@ func TestMigrateConcurrently(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			pool, err := openPool(ctx, stack.Endpoints().PostgresURL, "concurrent")
+			pool, err := openPool(ctx, stack.Endpoints().PostgresURL, "concurrent", nil)
 			if err != nil {
 				errs <- err
 				return
@@ -63,7 +63,7 @@ func TestMigrateConcurrently(t *testing.T) {
 			t.Fatalf("concurrent migrate: %v", err)
 		}
 	}
-	pool, err := openPool(ctx, stack.Endpoints().PostgresURL, "concurrent")
+	pool, err := openPool(ctx, stack.Endpoints().PostgresURL, "concurrent", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,7 +87,7 @@ func TestMigrationErrorNamesFile(t *testing.T) {
 		t.Skip("integration test: needs PostgreSQL")
 	}
 	ctx := context.Background()
-	pool, err := openPool(ctx, stack.Endpoints().PostgresURL, "broken")
+	pool, err := openPool(ctx, stack.Endpoints().PostgresURL, "broken", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,7 +127,7 @@ func TestMigrateOnly(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("--migrate-only did not return")
 	}
-	pool, err := openPool(context.Background(), stack.Endpoints().PostgresURL, "jobdemo")
+	pool, err := openPool(context.Background(), stack.Endpoints().PostgresURL, "jobdemo", nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -47,12 +47,8 @@ func (c *CachedVerifier) Verify(ctx context.Context, raw string) (*Claims, error
 		cc := e.(cachedClaims)
 		if now.Before(cc.exp) {
 			if c.v.Revocations != nil {
-				revoked, err := c.v.Revocations.Revoked(ctx, cc.c.SessionID)
-				if err != nil {
-					return nil, fail(CodeKeysDown, err)
-				}
-				if revoked {
-					return nil, fail(CodeRevoked, errSessionRevoked)
+				if err := c.v.Revocations.Check(ctx, cc.c); err != nil {
+					return nil, err
 				}
 			}
 			return cc.c, nil

@@ -126,37 +126,3 @@ func (c *JWKSCache) refresh(ctx context.Context) error {
 	c.keys, c.fetched = keys, c.now()
 	return nil
 }
-
-// RevocationCache is a RevocationSource over a remote list of revoked session ids, refetched
-// when older than maxAge. Revocation takes effect within maxAge.
-type RevocationCache struct {
-	fetch  func(ctx context.Context) ([]string, error)
-	maxAge time.Duration
-
-	mu      sync.Mutex
-	revoked map[string]bool
-	fetched time.Time
-}
-
-// NewRevocationCache returns a cache over fetch.
-func NewRevocationCache(fetch func(ctx context.Context) ([]string, error), maxAge time.Duration) *RevocationCache {
-	return &RevocationCache{fetch: fetch, maxAge: maxAge}
-}
-
-// Revoked implements RevocationSource.
-func (c *RevocationCache) Revoked(ctx context.Context, sid string) (bool, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.revoked == nil || time.Since(c.fetched) > c.maxAge {
-		ids, err := c.fetch(ctx)
-		if err != nil {
-			return false, err
-		}
-		c.revoked = make(map[string]bool, len(ids))
-		for _, id := range ids {
-			c.revoked[id] = true
-		}
-		c.fetched = time.Now()
-	}
-	return c.revoked[sid], nil
-}

@@ -35,6 +35,19 @@ type Claims struct {
 	// refresh-token reuse) revokes every access token carrying it.
 	SessionID string   `json:"sid"`
 	Roles     []string `json:"roles"`
+	// Version is the principal's version (identity bumps it when the user's status or roles
+	// change) that the token was issued from: a revocation list naming a higher version for
+	// the subject makes the token stale.
+	Version int64 `json:"ver,omitempty"`
+}
+
+// Grant is what an access token says: who, in which session, with which roles, as of which
+// version of the principal.
+type Grant struct {
+	Subject   string
+	SessionID string
+	Roles     []string
+	Version   int64
 }
 
 // Key is one signing key.
@@ -54,8 +67,8 @@ type Signer struct {
 	Now      func() time.Time // nil: time.Now
 }
 
-// Sign issues a token for subject with roles in session sid, signed with key.
-func (s Signer) Sign(key Key, subject, sid string, roles []string) (string, *Claims, error) {
+// Sign issues a token for g, signed with key.
+func (s Signer) Sign(key Key, g Grant) (string, *Claims, error) {
 	now := time.Now
 	if s.Now != nil {
 		now = s.Now
@@ -65,16 +78,17 @@ func (s Signer) Sign(key Key, subject, sid string, roles []string) (string, *Cla
 	if _, err := rand.Read(jti); err != nil {
 		return "", nil, fmt.Errorf("token id: %w", err)
 	}
+	roles := g.Roles
 	if roles == nil {
 		roles = []string{}
 	}
 	c := &Claims{
 		RegisteredClaims: jwt.RegisteredClaims{
-			Issuer: s.Issuer, Subject: subject, Audience: jwt.ClaimStrings{s.Audience},
+			Issuer: s.Issuer, Subject: g.Subject, Audience: jwt.ClaimStrings{s.Audience},
 			ExpiresAt: jwt.NewNumericDate(t.Add(s.TTL)), IssuedAt: jwt.NewNumericDate(t), NotBefore: jwt.NewNumericDate(t),
 			ID: base64.RawURLEncoding.EncodeToString(jti),
 		},
-		SessionID: sid, Roles: roles,
+		SessionID: g.SessionID, Roles: roles, Version: g.Version,
 	}
 	tok := jwt.NewWithClaims(jwt.SigningMethodEdDSA, c)
 	tok.Header["kid"] = key.ID
@@ -110,12 +124,13 @@ const (
 	CodeAudience    = "token_audience"
 	CodeClaims      = "token_claims"
 	CodeRevoked     = "token_revoked"
-	CodeKeysDown    = "token_keys_unavailable"
+	// CodeStale: the user's status or roles changed after the token was issued; a refresh
+	// gives a token with the current roles (or fails, for a disabled or deleted user).
+	CodeStale    = "token_stale"
+	CodeKeysDown = "token_keys_unavailable"
 )
 
 func fail(code string, err error) error { return &Error{Code: code, Err: err} }
-
-var errSessionRevoked = errors.New("the session was revoked")
 
 // ErrUnknownKey is returned by a KeySource that has no key with the id.
 var ErrUnknownKey = errors.New("unknown key id")
@@ -123,11 +138,6 @@ var ErrUnknownKey = errors.New("unknown key id")
 // KeySource finds a public key by id.
 type KeySource interface {
 	PublicKey(ctx context.Context, kid string) (ed25519.PublicKey, error)
-}
-
-// RevocationSource says whether a session was revoked.
-type RevocationSource interface {
-	Revoked(ctx context.Context, sid string) (bool, error)
 }
 
 // Verifier checks access tokens.
@@ -196,12 +206,8 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Claims, error) {
 		return nil, fail(CodeClaims, errors.New("sub, sid, jti and nbf are required"))
 	}
 	if v.Revocations != nil {
-		revoked, err := v.Revocations.Revoked(ctx, c.SessionID)
-		if err != nil {
-			return nil, fail(CodeKeysDown, fmt.Errorf("revocation list: %w", err))
-		}
-		if revoked {
-			return nil, fail(CodeRevoked, errSessionRevoked)
+		if err := v.Revocations.Check(ctx, c); err != nil {
+			return nil, err
 		}
 	}
 	return c, nil

@@ -9,6 +9,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -42,7 +43,7 @@ func codeOf(err error) string {
 
 func TestSignVerify(t *testing.T) {
 	k, v, s := fixture(t)
-	raw, issued, err := s.Sign(k, "user-1", "sess-1", []string{"blog.editor"})
+	raw, issued, err := s.Sign(k, Grant{Subject: "user-1", SessionID: "sess-1", Roles: []string{"blog.editor"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,7 +90,7 @@ func TestHostileTokens(t *testing.T) {
 	other, _ := NewKey()
 	rsaKey, _ := rsa.GenerateKey(rand.Reader, 2048)
 	ecKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	valid, _, _ := s.Sign(k, "user-1", "s1", nil)
+	valid, _, _ := s.Sign(k, Grant{Subject: "user-1", SessionID: "s1"})
 	parts := strings.Split(valid, ".")
 
 	with := func(f func(c *Claims)) *Claims { c := good(); f(c); return c }
@@ -146,18 +147,23 @@ func TestHostileTokens(t *testing.T) {
 	}
 }
 
+// fakeRevocations is a fixed list; nil is a list that cannot be fetched.
 type fakeRevocations map[string]bool
 
-func (f fakeRevocations) Revoked(_ context.Context, sid string) (bool, error) {
+func (f fakeRevocations) Check(_ context.Context, c *Claims) error {
 	if f == nil {
-		return false, errors.New("down")
+		return fail(CodeKeysDown, errors.New("down"))
 	}
-	return f[sid], nil
+	var r Revocations
+	for sid := range f {
+		r.Sessions = append(r.Sessions, sid)
+	}
+	return newIndex(r).check(c)
 }
 
 func TestStrictRevocation(t *testing.T) {
 	k, v, s := fixture(t)
-	raw, _, _ := s.Sign(k, "u", "s-revoked", nil)
+	raw, _, _ := s.Sign(k, Grant{Subject: "u", SessionID: "s-revoked"})
 	v.Revocations = fakeRevocations{"s-revoked": true}
 	if _, err := v.Verify(context.Background(), raw); codeOf(err) != CodeRevoked {
 		t.Fatalf("revoked session: %v", err)
@@ -217,7 +223,7 @@ func TestJWKSSkipsForeignKeys(t *testing.T) {
 func BenchmarkSign(b *testing.B) {
 	k, _, s := fixture(b)
 	for b.Loop() {
-		if _, _, err := s.Sign(k, "user-1", "sess", []string{"blog.editor", "identity.user"}); err != nil {
+		if _, _, err := s.Sign(k, Grant{Subject: "user-1", SessionID: "sess", Roles: []string{"blog.editor", "identity.user"}}); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -225,7 +231,7 @@ func BenchmarkSign(b *testing.B) {
 
 func BenchmarkVerify(b *testing.B) {
 	k, v, s := fixture(b)
-	raw, _, _ := s.Sign(k, "user-1", "sess", []string{"blog.editor", "identity.user"})
+	raw, _, _ := s.Sign(k, Grant{Subject: "user-1", SessionID: "sess", Roles: []string{"blog.editor", "identity.user"}})
 	ctx := context.Background()
 	for b.Loop() {
 		if _, err := v.Verify(ctx, raw); err != nil {
@@ -240,7 +246,7 @@ func BenchmarkVerifyJWKSCached(b *testing.B) {
 	k, v, s := fixture(b)
 	set := JWKS{Keys: []JWK{PublicJWK(k)}}
 	v.Keys = NewJWKSCache(func(context.Context) (JWKS, error) { return set, nil }, time.Hour, time.Second)
-	raw, _, _ := s.Sign(k, "user-1", "sess", []string{"blog.editor", "identity.user"})
+	raw, _, _ := s.Sign(k, Grant{Subject: "user-1", SessionID: "sess", Roles: []string{"blog.editor", "identity.user"}})
 	ctx := context.Background()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
@@ -294,7 +300,7 @@ func TestCachedVerifier(t *testing.T) {
 	revoked := fakeRevocations{}
 	v.Revocations = revoked
 	cv := v.Cached(100)
-	raw, _, _ := s.Sign(k, "u", "s1", nil)
+	raw, _, _ := s.Sign(k, Grant{Subject: "u", SessionID: "s1"})
 	ctx := context.Background()
 	for range 3 {
 		if _, err := cv.Verify(ctx, raw); err != nil {
@@ -314,7 +320,7 @@ func TestCachedVerifier(t *testing.T) {
 	}
 	// Failures are not cached: a forged token fails every time.
 	other, _ := NewKey()
-	forged, _, _ := s.Sign(Key{ID: k.ID, Private: other.Private}, "u", "s1", nil)
+	forged, _, _ := s.Sign(Key{ID: k.ID, Private: other.Private}, Grant{Subject: "u", SessionID: "s1"})
 	for range 2 {
 		if _, err := cv.Verify(ctx, forged); codeOf(err) != CodeSignature {
 			t.Fatalf("forged: %v", err)
@@ -324,7 +330,63 @@ func TestCachedVerifier(t *testing.T) {
 
 func BenchmarkCachedVerify(b *testing.B) {
 	k, v, s := fixture(b)
-	raw, _, _ := s.Sign(k, "user-1", "sess", []string{"blog.editor"})
+	raw, _, _ := s.Sign(k, Grant{Subject: "user-1", SessionID: "sess", Roles: []string{"blog.editor"}})
+	cv := v.Cached(1000)
+	ctx := context.Background()
+	for b.Loop() {
+		if _, err := cv.Verify(ctx, raw); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func TestRevocationListMakesOlderVersionsStale(t *testing.T) {
+	k, v, s := fixture(t)
+	old, _, _ := s.Sign(k, Grant{Subject: "u1", SessionID: "s1", Version: 3})
+	current, _, _ := s.Sign(k, Grant{Subject: "u1", SessionID: "s2", Version: 4})
+	other, _, _ := s.Sign(k, Grant{Subject: "u2", SessionID: "s3", Version: 1})
+	noVersion, _, _ := s.Sign(k, Grant{Subject: "u1", SessionID: "s4"})
+	list := Revocations{Sessions: []string{"s3"}, Subjects: []SubjectCutoff{{Subject: "u1", MinVersion: 4}, {Subject: "u1", MinVersion: 2}}}
+	fetches := 0
+	v.Revocations = NewRevocationCache(func(context.Context) (Revocations, error) { fetches++; return list, nil }, time.Minute)
+	ctx := context.Background()
+	for _, c := range []struct {
+		name, raw, code string
+	}{
+		{"below the subject's minimum version", old, CodeStale},
+		{"without a version (issued before versions existed)", noVersion, CodeStale},
+		{"at the minimum version", current, ""},
+		{"revoked session", other, CodeRevoked},
+	} {
+		got := ""
+		if _, err := v.Verify(ctx, c.raw); err != nil {
+			got = codeOf(err)
+		}
+		if got != c.code {
+			t.Errorf("%s: got code %q, want %q", c.name, got, c.code)
+		}
+	}
+	if fetches != 1 {
+		t.Errorf("fetched the list %d times within its max age, want 1", fetches)
+	}
+	v.Revocations = NewRevocationCache(func(context.Context) (Revocations, error) { return Revocations{}, errors.New("down") }, time.Minute)
+	if _, err := v.Verify(ctx, current); codeOf(err) != CodeKeysDown {
+		t.Errorf("unreachable list must fail closed: %v", err)
+	}
+}
+
+// BenchmarkStrictCachedVerify is the gateway's verifier: the verified-token cache and the
+// revocation check against a large list (10,000 ended sessions and 10,000 stale subjects),
+// which the cache refetches every 5 s as the gateway does.
+func BenchmarkStrictCachedVerify(b *testing.B) {
+	k, v, s := fixture(b)
+	raw, _, _ := s.Sign(k, Grant{Subject: "user-1", SessionID: "sess", Roles: []string{"blog.editor"}, Version: 7})
+	var list Revocations
+	for i := range 10000 {
+		list.Sessions = append(list.Sessions, fmt.Sprintf("session-%d", i))
+		list.Subjects = append(list.Subjects, SubjectCutoff{Subject: fmt.Sprintf("user-%d", i+2), MinVersion: 3})
+	}
+	v.Revocations = NewRevocationCache(func(context.Context) (Revocations, error) { return list, nil }, 5*time.Second)
 	cv := v.Cached(1000)
 	ctx := context.Background()
 	for b.Loop() {

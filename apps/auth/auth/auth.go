@@ -90,6 +90,9 @@ func (m *Module) Init(k *kernel.Kernel) error {
 	k.HandleFunc("POST /logout", kernel.Public(), m.logout)
 	k.HandleFunc("GET /.well-known/jwks.json", kernel.Public(), m.jwks)
 	k.HandleFunc("GET /revocations", kernel.Public(), m.revocations)
+	k.Subscribe(identity.TopicUserDisabled, "/events/user-disabled", m.userEnded(reasonDisabled))
+	k.Subscribe(identity.TopicUserDeleted, "/events/user-deleted", m.userEnded(reasonDeleted))
+	k.Subscribe(identity.TopicRolesChanged, "/events/user-roles-changed", m.rolesChanged)
 	return nil
 }
 

@@ -21,6 +21,7 @@ import (
 	"github.com/goplt/goplt/internal/invoke"
 	"github.com/goplt/goplt/internal/kernel"
 	"github.com/goplt/goplt/internal/password"
+	"github.com/goplt/goplt/internal/token"
 )
 
 // maxBody bounds auth's request bodies (a password beyond password.MaxBytes is refused
@@ -163,7 +164,7 @@ func (m *Module) answerTokens(w http.ResponseWriter, r *http.Request, p *identit
 		m.k.Fail(w, r, "sign", err)
 		return
 	}
-	raw, _, err := m.signer.Sign(key, p.UserID, sid, p.Roles)
+	raw, _, err := m.signer.Sign(key, token.Grant{Subject: p.UserID, SessionID: sid, Roles: p.Roles, Version: p.Version})
 	if err != nil {
 		m.k.Fail(w, r, "sign", err)
 		return
@@ -324,23 +325,27 @@ func (m *Module) jwks(w http.ResponseWriter, r *http.Request) {
 	kernel.WriteJSON(w, http.StatusOK, ks.JWKS())
 }
 
-// revocations lists sessions revoked within the access-token lifetime (plus a minute of
-// slack): older revocations concern only expired access tokens.
+// revocations lists sessions revoked, and users whose older tokens went stale, within the
+// access-token lifetime (plus a minute of slack): older changes concern only expired tokens.
 func (m *Module) revocations(w http.ResponseWriter, r *http.Request) {
-	rows, err := m.k.DB().Query(r.Context(), `SELECT id::text FROM sessions WHERE revoked_at > now() - make_interval(secs => $1) ORDER BY revoked_at`,
-		(m.set.AccessTTL + time.Minute).Seconds())
+	ctx := r.Context()
+	window := (m.set.AccessTTL + time.Minute).Seconds()
+	list := client.Revocations{Sessions: []string{}, Subjects: []token.SubjectCutoff{}}
+	rows, err := m.k.DB().Query(ctx, `SELECT id::text FROM sessions WHERE revoked_at > now() - make_interval(secs => $1) ORDER BY revoked_at`, window)
+	if err == nil {
+		list.Sessions, err = pgx.AppendRows(list.Sessions, rows, pgx.RowTo[string])
+	}
+	if err == nil {
+		rows, err = m.k.DB().Query(ctx, `SELECT user_id::text, min_version FROM subject_versions
+			WHERE changed_at > now() - make_interval(secs => $1) ORDER BY changed_at`, window)
+	}
+	if err == nil {
+		list.Subjects, err = pgx.AppendRows(list.Subjects, rows, pgx.RowToStructByPos[token.SubjectCutoff])
+	}
 	if err != nil {
 		m.k.Fail(w, r, "revocations", err)
 		return
-	}
-	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		m.k.Fail(w, r, "revocations", err)
-		return
-	}
-	if ids == nil {
-		ids = []string{}
 	}
 	w.Header().Set("Cache-Control", "no-store")
-	kernel.WriteJSON(w, http.StatusOK, client.Revocations{Sessions: ids})
+	kernel.WriteJSON(w, http.StatusOK, list)
 }

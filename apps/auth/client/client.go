@@ -51,11 +51,9 @@ type Tokens struct {
 	SessionID    string `json:"sessionId"`
 }
 
-// Revocations lists the sessions revoked recently enough that their access tokens may still
-// be unexpired.
-type Revocations struct {
-	Sessions []string `json:"sessions"`
-}
+// Revocations is the answer of GET /revocations: sessions revoked, and subjects whose older
+// tokens are stale, recently enough that such access tokens may still be unexpired.
+type Revocations = token.Revocations
 
 // Client calls auth through a sidecar.
 type Client struct{ c *invoke.Client }
@@ -94,17 +92,18 @@ func (c *Client) JWKS(ctx context.Context) (token.JWKS, error) {
 	return s, err
 }
 
-// Revocations fetches the recently revoked sessions.
-func (c *Client) Revocations(ctx context.Context) ([]string, error) {
+// Revocations fetches the recent revocations.
+func (c *Client) Revocations(ctx context.Context) (Revocations, error) {
 	var r Revocations
 	err := c.c.Call(ctx, http.MethodGet, AppID, "/revocations", nil, nil, &r)
-	return r.Sessions, err
+	return r, err
 }
 
 // VerifierOptions tune NewVerifier.
 type VerifierOptions struct {
 	// Strict consults the revocation list on every verification (cached for RevocationMaxAge),
-	// so a logged-out session's tokens stop working before they expire.
+	// so the tokens of a logged-out session, or of a user disabled, deleted or given other
+	// roles, stop working before they expire.
 	Strict           bool
 	RevocationMaxAge time.Duration // default 5s
 	// JWKSMaxAge bounds how long a fetched key set is used; default 10 minutes.

@@ -80,7 +80,7 @@ func (m *Module) Init(k *kernel.Kernel) error {
 	k.HandleFunc("GET /billing/subscription", kernel.Permission(permissions.SubscriptionRead), m.mine)
 	k.HandleFunc("PUT /billing/subscription", kernel.Permission(permissions.SubscriptionChange), m.change)
 	k.Subscribe(identity.TopicUserCreated, "/events/user-created", m.userCreated)
-	k.Subscribe(identity.TopicUserDeleted, "/events/user-deleted", m.userDeleted)
+	k.SubscribeDeletions(identity.UserDeletion, "/events/user-deleted", m.userDeleted)
 	return nil
 }
 
@@ -173,11 +173,14 @@ func (m *Module) change(w http.ResponseWriter, r *http.Request) {
 var errUnknownPlan = errors.New("unknown plan")
 
 // userCreated gives the new user the free plan. Redelivery finds the subscription and does
-// nothing (no second event).
+// nothing (no second event); a user deleted before the event arrived gets nothing.
 func (m *Module) userCreated(ctx context.Context, e kernel.Event) error {
 	ev, err := identity.DecodeUserEvent(e)
 	if err != nil {
 		return err
+	}
+	if m.k.SubjectDeleted(ev.UserID) {
+		return nil
 	}
 	err = m.k.Transact(ctx, func(tx pgx.Tx) error {
 		tag, err := tx.Exec(ctx, `INSERT INTO subscriptions (user_id, plan_id) VALUES ($1, $2) ON CONFLICT (user_id) DO NOTHING`, ev.UserID, FreePlan)
@@ -191,21 +194,17 @@ func (m *Module) userCreated(ctx context.Context, e kernel.Event) error {
 }
 
 // userDeleted cancels the subscription of a deleted user.
-func (m *Module) userDeleted(ctx context.Context, e kernel.Event) error {
-	ev, err := identity.DecodeUserEvent(e)
-	if err != nil {
-		return err
-	}
-	err = m.k.Transact(ctx, func(tx pgx.Tx) error {
+func (m *Module) userDeleted(ctx context.Context, userID string) error {
+	err := m.k.Transact(ctx, func(tx pgx.Tx) error {
 		var prev string
-		err := tx.QueryRow(ctx, `UPDATE subscriptions SET status = 'cancelled', updated_at = now() WHERE user_id = $1 AND status <> 'cancelled' RETURNING plan_id`, ev.UserID).Scan(&prev)
+		err := tx.QueryRow(ctx, `UPDATE subscriptions SET status = 'cancelled', updated_at = now() WHERE user_id = $1 AND status <> 'cancelled' RETURNING plan_id`, userID).Scan(&prev)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return nil
 		}
 		if err != nil {
 			return err
 		}
-		_, err = m.k.Emit(ctx, tx, TopicSubscriptionChanged, ChangedEvent{Version: 1, UserID: ev.UserID, PlanID: prev, Status: "cancelled", Previous: prev, At: time.Now().UTC()})
+		_, err = m.k.Emit(ctx, tx, TopicSubscriptionChanged, ChangedEvent{Version: 1, UserID: userID, PlanID: prev, Status: "cancelled", Previous: prev, At: time.Now().UTC()})
 		return err
 	})
 	return err

@@ -85,7 +85,7 @@ func (m *Module) Init(k *kernel.Kernel) error {
 	k.HandleFunc("PUT /blog/posts/{id}", kernel.Permission(permissions.PostUpdate), m.update)
 	k.HandleFunc("DELETE /blog/posts/{id}", kernel.Permission(permissions.PostDelete), m.delete)
 	k.HandleFunc("POST /blog/posts/{id}/publish", kernel.Permission(permissions.PostPublish), m.publish)
-	k.Subscribe(identity.TopicUserDeleted, "/events/user-deleted", m.userDeleted)
+	k.SubscribeDeletions(identity.UserDeletion, "/events/user-deleted", m.userDeleted)
 	return nil
 }
 
@@ -328,12 +328,9 @@ func (m *Module) publish(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-// userDeleted anonymises the posts of a deleted user: they stay, without an author.
-func (m *Module) userDeleted(ctx context.Context, e kernel.Event) error {
-	ev, err := identity.DecodeUserEvent(e)
-	if err != nil {
-		return err
-	}
-	_, err = m.k.DB().Exec(ctx, `UPDATE posts SET author_id = NULL, author_name = 'deleted user', updated_at = now() WHERE author_id = $1`, ev.UserID)
+// userDeleted anonymises the posts of a deleted user: they stay, without an author. The kernel
+// has already recorded the deletion, so no write of the user's lands after this.
+func (m *Module) userDeleted(ctx context.Context, userID string) error {
+	_, err := m.k.DB().Exec(ctx, `UPDATE posts SET author_id = NULL, author_name = 'deleted user', updated_at = now() WHERE author_id = $1`, userID)
 	return err // idempotent: a redelivery finds nothing left to change
 }

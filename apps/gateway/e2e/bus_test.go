@@ -125,7 +125,7 @@ func TestForgedEventsAreDeadLettered(t *testing.T) {
 	r.decode(t, &p)
 	expect(t, do(t, "POST", "/blog/posts/"+p.ID+"/publish", author.tok.AccessToken, nil), http.StatusOK, "publish")
 
-	data := map[string]any{"version": 1, "userId": author.ID, "roles": []string{}, "at": time.Now().UTC()}
+	data := map[string]any{"version": 2, "userId": author.ID, "roles": []string{}, "principalVersion": 2, "at": time.Now().UTC()}
 	forge := func(name string, signed []byte, f func(m map[string]any)) [2]string {
 		var m map[string]any
 		if err := json.Unmarshal(signed, &m); err != nil {

@@ -125,7 +125,7 @@ func TestDashboardInABrowser(t *testing.T) {
 	// The other pages render what they should.
 	for path, want := range map[string]string{
 		"/routes":    "GET /billing/subscription billing permission billing.subscription.read",
-		"/topics":    "identity.user.deleted identity v1 audit, billing, blog",
+		"/topics":    "identity.user.deleted identity v2 audit, auth, billing, blog",
 		"/audit":     "Chain: verifies",
 		"/artifacts": "deploy/local/broker-acls.yaml explain",
 	} {

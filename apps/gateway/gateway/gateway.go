@@ -397,16 +397,21 @@ func (g *Gateway) authenticate(w http.ResponseWriter, r *http.Request, ev *Reque
 	claims, err := g.verifier.Verify(r.Context(), raw)
 	if err != nil {
 		var te *token.Error
-		code := "invalid_token"
+		code, msg := "invalid_token", "the bearer token is not valid"
 		if errors.As(err, &te) {
-			if te.Code == token.CodeKeysDown {
+			switch te.Code {
+			case token.CodeKeysDown:
 				writeError(w, r, http.StatusServiceUnavailable, "auth_unavailable", "cannot verify tokens right now")
 				return nil, false
+			case token.CodeStale:
+				msg = "the account changed after this token was issued; refresh it"
+			case token.CodeRevoked:
+				msg = "the session was ended; log in again"
 			}
 			code = te.Code
 		}
 		w.Header().Set("WWW-Authenticate", `Bearer realm="goplt", error="invalid_token"`)
-		writeError(w, r, http.StatusUnauthorized, code, "the bearer token is not valid")
+		writeError(w, r, http.StatusUnauthorized, code, msg)
 		return nil, false
 	}
 	ev.Actor = "user:" + claims.Subject

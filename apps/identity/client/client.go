@@ -29,6 +29,9 @@ const (
 	TopicRolesChanged = "identity.user.roles.changed"
 )
 
+// EventVersion is the payload version of every identity.user.* event identity publishes.
+const EventVersion = 2
+
 // User statuses.
 const (
 	StatusActive   = "active"
@@ -44,6 +47,9 @@ type User struct {
 	Roles       []string  `json:"roles"`
 	CreatedAt   time.Time `json:"createdAt"`
 	UpdatedAt   time.Time `json:"updatedAt"`
+	// PrincipalVersion is identity's internal count of status and role changes (see
+	// Principal.Version); the API does not show it.
+	PrincipalVersion int64 `json:"-"`
 }
 
 // UserPage is one page of a user listing.
@@ -66,18 +72,24 @@ type Principal struct {
 	Email  string   `json:"email"`
 	Status string   `json:"status"`
 	Roles  []string `json:"roles"`
+	// Version grows with every change of status or roles; access tokens carry it, and auth's
+	// revocation list names the lowest version still good for each recently changed user.
+	Version int64 `json:"principalVersion"`
 }
 
-// UserEvent is the payload (schema version 1) of identity.user.created, .updated, .disabled
+// UserEvent is the payload (schema version 2) of identity.user.created, .updated, .disabled
 // and .deleted (for deleted only UserID, Version and At are meaningful).
 type UserEvent struct {
-	Version     int       `json:"version"`
-	UserID      string    `json:"userId"`
-	Email       string    `json:"email,omitempty"`
-	DisplayName string    `json:"displayName,omitempty"`
-	Status      string    `json:"status,omitempty"`
-	Roles       []string  `json:"roles"`
-	At          time.Time `json:"at"`
+	Version     int      `json:"version"`
+	UserID      string   `json:"userId"`
+	Email       string   `json:"email,omitempty"`
+	DisplayName string   `json:"displayName,omitempty"`
+	Status      string   `json:"status,omitempty"`
+	Roles       []string `json:"roles"`
+	// PrincipalVersion is the user's Principal.Version after the change (for deleted: one
+	// past the last).
+	PrincipalVersion int64     `json:"principalVersion,omitempty"`
+	At               time.Time `json:"at"`
 }
 
 // PartitionKey keeps one user's events in order (outbox.Keyed).
@@ -97,13 +109,26 @@ func DecodeUserEvent(e kernel.Event) (UserEvent, error) {
 	return ev, nil
 }
 
-// RolesChangedEvent is the payload (schema version 1) of identity.user.roles.changed.
+// UserDeletion tells the kernel how a module learns of deleted users, for
+// k.SubscribeDeletions(identity.UserDeletion, path, cleanUp): the kernel then refuses a
+// deleted user's tokens and later writes (see kernel.SubscribeDeletions).
+var UserDeletion = kernel.SubjectDeletion{
+	Topic: TopicUserDeleted,
+	Subject: func(e kernel.Event) (string, error) {
+		ev, err := DecodeUserEvent(e)
+		return ev.UserID, err
+	},
+}
+
+// RolesChangedEvent is the payload (schema version 2) of identity.user.roles.changed.
 type RolesChangedEvent struct {
-	Version  int       `json:"version"`
-	UserID   string    `json:"userId"`
-	Roles    []string  `json:"roles"`
-	Previous []string  `json:"previous"`
-	At       time.Time `json:"at"`
+	Version  int      `json:"version"`
+	UserID   string   `json:"userId"`
+	Roles    []string `json:"roles"`
+	Previous []string `json:"previous"`
+	// PrincipalVersion is the user's Principal.Version after the change.
+	PrincipalVersion int64     `json:"principalVersion,omitempty"`
+	At               time.Time `json:"at"`
 }
 
 // Client calls identity through a sidecar.

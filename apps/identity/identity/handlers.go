@@ -26,17 +26,18 @@ const maxBody = 16 << 10
 
 var errEmailTaken = errors.New("email taken")
 
-const userColumns = `u.id::text, u.email, u.display_name, u.status, u.created_at, u.updated_at,
+const userColumns = `u.id::text, u.email, u.display_name, u.status, u.created_at, u.updated_at, u.principal_version,
 	COALESCE((SELECT array_agg(r.role ORDER BY r.role) FROM user_roles r WHERE r.user_id = u.id), '{}')`
 
 func scanUser(row pgx.Row) (*client.User, error) {
 	var u client.User
-	err := row.Scan(&u.ID, &u.Email, &u.DisplayName, &u.Status, &u.CreatedAt, &u.UpdatedAt, &u.Roles)
+	err := row.Scan(&u.ID, &u.Email, &u.DisplayName, &u.Status, &u.CreatedAt, &u.UpdatedAt, &u.PrincipalVersion, &u.Roles)
 	return &u, err
 }
 
 func userEvent(u *client.User) client.UserEvent {
-	return client.UserEvent{Version: 1, UserID: u.ID, Email: u.Email, DisplayName: u.DisplayName, Status: u.Status, Roles: u.Roles, At: time.Now().UTC()}
+	return client.UserEvent{Version: client.EventVersion, UserID: u.ID, Email: u.Email, DisplayName: u.DisplayName, Status: u.Status, Roles: u.Roles,
+		PrincipalVersion: u.PrincipalVersion, At: time.Now().UTC()}
 }
 
 func (m *Module) createUser(ctx context.Context, email, pw, name string, roles []string) (*client.User, error) {
@@ -195,7 +196,7 @@ func (m *Module) list(w http.ResponseWriter, r *http.Request) {
 	for rows.Next() {
 		var u client.User
 		var seq int64
-		if err := rows.Scan(&seq, &u.ID, &u.Email, &u.DisplayName, &u.Status, &u.CreatedAt, &u.UpdatedAt, &u.Roles); err != nil {
+		if err := rows.Scan(&seq, &u.ID, &u.Email, &u.DisplayName, &u.Status, &u.CreatedAt, &u.UpdatedAt, &u.PrincipalVersion, &u.Roles); err != nil {
 			m.k.Fail(w, r, "list users", err)
 			return
 		}
@@ -269,7 +270,7 @@ func (m *Module) setStatus(status string) http.HandlerFunc {
 			if u.Status == status {
 				return "", nil, nil // already so: idempotent, no event
 			}
-			_, err := tx.Exec(ctx, `UPDATE users SET status = $2, updated_at = now() WHERE id = $1`, u.ID, status)
+			_, err := tx.Exec(ctx, `UPDATE users SET status = $2, updated_at = now(), principal_version = principal_version + 1 WHERE id = $1`, u.ID, status)
 			topic := client.TopicUserUpdated
 			if status == client.StatusDisabled {
 				topic = client.TopicUserDisabled
@@ -310,10 +311,11 @@ func (m *Module) setRoles(w http.ResponseWriter, r *http.Request) {
 				return "", nil, err
 			}
 		}
-		if _, err := tx.Exec(ctx, `UPDATE users SET updated_at = now() WHERE id = $1`, u.ID); err != nil {
+		if _, err := tx.Exec(ctx, `UPDATE users SET updated_at = now(), principal_version = principal_version + 1 WHERE id = $1`, u.ID); err != nil {
 			return "", nil, err
 		}
-		return client.TopicRolesChanged, client.RolesChangedEvent{Version: 1, UserID: u.ID, Roles: in.Roles, Previous: u.Roles, At: time.Now().UTC()}, nil
+		return client.TopicRolesChanged, client.RolesChangedEvent{Version: client.EventVersion, UserID: u.ID, Roles: in.Roles, Previous: u.Roles,
+			PrincipalVersion: u.PrincipalVersion + 1, At: time.Now().UTC()}, nil
 	})
 }
 
@@ -324,14 +326,12 @@ func (m *Module) delete(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx := r.Context()
 	err := m.k.Transact(ctx, func(tx pgx.Tx) error {
-		tag, err := tx.Exec(ctx, `DELETE FROM users WHERE id = $1`, id)
-		if err != nil {
-			return err
+		var version int64
+		if err := tx.QueryRow(ctx, `DELETE FROM users WHERE id = $1 RETURNING principal_version`, id).Scan(&version); err != nil {
+			return err // pgx.ErrNoRows: no such user
 		}
-		if tag.RowsAffected() == 0 {
-			return pgx.ErrNoRows
-		}
-		_, err = m.k.Emit(ctx, tx, client.TopicUserDeleted, client.UserEvent{Version: 1, UserID: id, Roles: []string{}, At: time.Now().UTC()})
+		_, err := m.k.Emit(ctx, tx, client.TopicUserDeleted, client.UserEvent{Version: client.EventVersion, UserID: id, Roles: []string{},
+			PrincipalVersion: version + 1, At: time.Now().UTC()})
 		return err
 	})
 	switch {
@@ -367,9 +367,9 @@ func (m *Module) verifyCredentials(w http.ResponseWriter, r *http.Request) {
 	var hash string
 	err := emailErr
 	if err == nil {
-		err = m.k.DB().QueryRow(ctx, `SELECT u.id::text, u.email, u.status, u.password_hash,
+		err = m.k.DB().QueryRow(ctx, `SELECT u.id::text, u.email, u.status, u.principal_version, u.password_hash,
 			COALESCE((SELECT array_agg(r.role ORDER BY r.role) FROM user_roles r WHERE r.user_id = u.id), '{}')
-			FROM users u WHERE u.email = $1`, email).Scan(&p.UserID, &p.Email, &p.Status, &hash, &p.Roles)
+			FROM users u WHERE u.email = $1`, email).Scan(&p.UserID, &p.Email, &p.Status, &p.Version, &hash, &p.Roles)
 	}
 	if err != nil && !errors.Is(err, pgx.ErrNoRows) && emailErr == nil {
 		m.k.Fail(w, r, "verify credentials", err)
@@ -412,9 +412,9 @@ func (m *Module) principal(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var p client.Principal
-	err := m.k.DB().QueryRow(r.Context(), `SELECT u.id::text, u.email, u.status,
+	err := m.k.DB().QueryRow(r.Context(), `SELECT u.id::text, u.email, u.status, u.principal_version,
 		COALESCE((SELECT array_agg(r.role ORDER BY r.role) FROM user_roles r WHERE r.user_id = u.id), '{}')
-		FROM users u WHERE u.id = $1`, id).Scan(&p.UserID, &p.Email, &p.Status, &p.Roles)
+		FROM users u WHERE u.id = $1`, id).Scan(&p.UserID, &p.Email, &p.Status, &p.Version, &p.Roles)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
 		kernel.WriteError(w, r, http.StatusNotFound, "not_found", "no such user")

@@ -1,7 +1,8 @@
 // Package notes is the sample module. It stores notes in its own PostgreSQL schema, publishes
 // notes.note.created through its sidecar (Kafka), and receives that event back through a
 // declarative subscription, recording the delivery. It is invoked by other sidecars through
-// Dapr service invocation resolved by Consul.
+// Dapr service invocation resolved by Consul. A note made for a user (a bearer token) belongs
+// to them, and is deleted when they are.
 package notes
 
 import (
@@ -14,6 +15,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	auth "github.com/goplt/goplt/apps/auth/client"
+	identity "github.com/goplt/goplt/apps/identity/client"
 	"github.com/goplt/goplt/apps/notes/contract"
 	"github.com/goplt/goplt/apps/notes/permissions"
 	"github.com/goplt/goplt/internal/kernel"
@@ -39,10 +42,12 @@ func (m *Module) Init(k *kernel.Kernel) error {
 	k.UseContracts(contract.Events())
 	m.k = k
 	k.Migrations(migrations, "migrations")
+	k.UseVerifier(auth.New(k.Invoker()).NewVerifier(auth.VerifierOptions{}).Cached(10000))
 	k.DefinePermissions(permissions.Declared()...)
 	k.HandleFunc("POST /notes", kernel.Permission(permissions.NoteCreate), m.create)
 	k.HandleFunc("GET /notes/{id}", kernel.Permission(permissions.NoteRead), m.get)
 	k.Subscribe(Topic, "/events/note-created", m.noteCreated)
+	k.SubscribeDeletions(identity.UserDeletion, "/events/user-deleted", m.userDeleted)
 	return nil
 }
 
@@ -72,6 +77,15 @@ func (m *Module) create(w http.ResponseWriter, r *http.Request) {
 		kernel.WriteError(w, r, http.StatusBadRequest, "invalid_text", "text must be 1 to 10000 bytes and not blank")
 		return
 	}
+	// The owner: the request's user, or nobody for a service calling without a token.
+	var owner *string
+	switch c, err := m.k.Principal(r); {
+	case err == nil:
+		owner = &c.Subject
+	case !errors.Is(err, kernel.ErrNoToken):
+		kernel.WriteError(w, r, http.StatusUnauthorized, "unauthenticated", "the bearer token is not valid")
+		return
+	}
 	ctx := r.Context()
 	// The note and its event stand or fall together: publish inside the transaction and
 	// commit only once the broker has the event. (The core services use an outbox instead.)
@@ -82,7 +96,7 @@ func (m *Module) create(w http.ResponseWriter, r *http.Request) {
 	}
 	defer tx.Rollback(ctx) //nolint:errcheck // no-op after commit
 	var n Note
-	if err := tx.QueryRow(ctx, `INSERT INTO notes (text) VALUES ($1) RETURNING id, text, created_at`, in.Text).
+	if err := tx.QueryRow(ctx, `INSERT INTO notes (text, owner_id) VALUES ($1, $2) RETURNING id, text, created_at`, in.Text, owner).
 		Scan(&n.ID, &n.Text, &n.CreatedAt); err != nil {
 		m.fail(w, r, "insert", err)
 		return
@@ -126,7 +140,19 @@ func (m *Module) noteCreated(ctx context.Context, e kernel.Event) error {
 	return err // an error means the database is unwell: Dapr redelivers
 }
 
+// userDeleted deletes a deleted user's notes (and the record of their events). The kernel has
+// already recorded the deletion, so no note of theirs is written after this.
+func (m *Module) userDeleted(ctx context.Context, userID string) error {
+	_, err := m.k.DB().Exec(ctx, `WITH gone AS (DELETE FROM notes WHERE owner_id = $1 RETURNING id)
+		DELETE FROM received_events WHERE note_id IN (SELECT id FROM gone)`, userID)
+	return err
+}
+
 func (m *Module) fail(w http.ResponseWriter, r *http.Request, step string, err error) {
+	if errors.Is(err, kernel.ErrSubjectDeleted) {
+		m.k.Fail(w, r, step, err)
+		return
+	}
 	m.k.Log().ErrorContext(r.Context(), "database error", "step", step, "err", err)
 	kernel.WriteError(w, r, http.StatusInternalServerError, "internal", "internal error")
 }
