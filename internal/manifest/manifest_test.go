@@ -213,6 +213,14 @@ func TestRules(t *testing.T) {
 			"port 8080 is also used by module"},
 		{"migrations folder", edit("identity", "apps/identity/migrations", "apps/identity/missing"), "identity", "migrations: apps/identity/missing",
 			"migrations folder apps/identity/missing does not exist [migrations-folder]"},
+		{"migrations outside the repository", edit("identity", "apps/identity/migrations", "apps/../../../etc"), "identity", "migrations: apps/../../../etc",
+			"apps/../../../etc leaves the repository [path-in-repository]"},
+		{"absolute migrations folder", edit("identity", "apps/identity/migrations", "/var/lib/postgresql"), "identity", "migrations: /var/lib/postgresql",
+			"/var/lib/postgresql is absolute: leaves the repository [path-in-repository]"},
+		{"build outside the repository", edit("billing", "build: ./apps/billing", "build: ./../elsewhere/billing"), "billing", "build: ./../elsewhere",
+			"./../elsewhere/billing leaves the repository [path-in-repository]"},
+		{"event schema outside the repository", edit("identity", "schema: schemas/events/identity.user.created.v1.json", "schema: ../../identity.user.created.v1.json"), "identity", "schema: ../../identity",
+			"../../identity.user.created.v1.json leaves the repository [path-in-repository]"},
 		{"tabs", edit("billing", "spec:\n  app", "spec:\n\tapp"), "billing", "\tapp",
 			"found character that cannot start any token [yaml]"},
 		{"duplicate key", edit("billing", "  app: {id: billing", "  app: {id: x}\n  app: {id: billing"), "billing", "app: {id: billing",
@@ -458,5 +466,37 @@ func TestOlderCompatibleVersionIsAccepted(t *testing.T) {
 		"blog", strings.Replace(baseModules["blog"], "route: /events/user-created}", "route: /events/user-created, accepts: [1]}", 1))
 	if _, err := Load(files(mods), testRoot(t)); err != nil {
 		t.Fatalf("v1 reader of compatible v2: %v", err)
+	}
+}
+
+// A path that stays inside the repository by its text but leaves it through a symbolic link
+// is refused too.
+func TestPathsThroughSymlinksStayInside(t *testing.T) {
+	root := testRoot(t)
+	outside := t.TempDir()
+	mig := filepath.Join(root, "apps/identity/migrations")
+	if err := os.Remove(mig); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(outside, mig); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Load(files(baseModules), root)
+	var ps Problems
+	if !errors.As(err, &ps) || !strings.Contains(err.Error(), "apps/identity/migrations resolves to "+outside+", which leaves the repository [path-in-repository]") {
+		t.Fatalf("a migrations folder linked outside: %v", err)
+	}
+	// A link that stays inside is fine.
+	if err := os.Remove(mig); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(root, "db/identity"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Join(root, "db/identity"), mig); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(files(baseModules), root); err != nil {
+		t.Fatalf("a migrations folder linked inside: %v", err)
 	}
 }

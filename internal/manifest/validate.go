@@ -58,6 +58,16 @@ func validateSet(set *Set) Problems {
 					"%d replicas cannot share the fixed port %d", m.Spec.App.Replicas, p)
 			}
 		}
+		outside := func(ptr, rel string) bool {
+			err := inRepo(set.Root, rel)
+			if err != nil {
+				add(m.PosOf(ptr), "path-in-repository", "name a path inside the repository, relative to its root", "%v", err)
+			}
+			return err != nil
+		}
+		if m.Spec.App.Build != "" {
+			outside("/spec/app/build", m.Spec.App.Build)
+		}
 		if m.Spec.App.Build != "" && len(m.Spec.App.Command) > 0 {
 			add(m.PosOf("/spec/app/build"), "app-run", "keep one of build and command", "app has both build and command")
 		}
@@ -69,7 +79,7 @@ func validateSet(set *Set) Problems {
 				add(m.PosOf("/spec/database/schema"), "schema-unique", "each module owns its own schema", "database schema %q is also used by module %s", db.Schema, prev.Metadata.Name)
 			}
 			schemas[db.Schema] = m
-			if db.Migrations != "" {
+			if db.Migrations != "" && !outside("/spec/database/migrations", db.Migrations) {
 				if st, err := os.Stat(filepath.Join(set.Root, db.Migrations)); err != nil || !st.IsDir() {
 					add(m.PosOf("/spec/database/migrations"), "migrations-folder", "create the folder or fix the path (relative to the repository root)", "migrations folder %s does not exist", db.Migrations)
 				}
@@ -213,7 +223,9 @@ func validateSet(set *Set) Problems {
 			if !strings.HasPrefix(p.Topic, m.Metadata.Name+".") {
 				add(m.PosOf(ptr+"/topic"), "topic-prefix", "name it "+m.Metadata.Name+".<entity>.<event>", "published topic %q does not start with the module name", p.Topic)
 			}
-			if err := checkJSONSchemaFile(filepath.Join(set.Root, p.Schema)); err != nil {
+			if err := inRepo(set.Root, p.Schema); err != nil {
+				add(m.PosOf(ptr+"/schema"), "path-in-repository", "name a path inside the repository, relative to its root", "%v", err)
+			} else if err := checkJSONSchemaFile(filepath.Join(set.Root, p.Schema)); err != nil {
 				add(m.PosOf(ptr+"/schema"), "event-schema", "point to a JSON Schema file relative to the repository root", "event schema %s: %v", p.Schema, err)
 			}
 			if !strings.HasSuffix(p.Schema, SchemaVersionSuffix(p.PayloadVersion())) {
@@ -449,6 +461,11 @@ func acceptable(root string, pub *Module, topic string, v int) (rule, msg string
 	}
 	if v > now {
 		return "event-version", fmt.Sprintf("accepts version %d of %s, but module %s publishes version %d", v, topic, pub.Metadata.Name, now)
+	}
+	for _, f := range []string{p.Schema, p.SchemaFor(v)} {
+		if err := inRepo(root, f); err != nil {
+			return "path-in-repository", fmt.Sprintf("cannot compare versions %d and %d of %s: %v", v, now, topic, err)
+		}
 	}
 	oldB, err := os.ReadFile(filepath.Join(root, p.SchemaFor(v)))
 	if err != nil {
