@@ -18,6 +18,7 @@ func Jobs(stockDaprd, profiles string) []Job {
 			Rows: []Row{
 				{"verify vs sign (µs)", "Verify ns/op", "Sign ns/op", Lower},
 				{"cached verify vs verify (µs)", "CachedVerify ns/op", "Verify ns/op", Lower},
+				{"the gateway's strict cached verify, 10,000 ended sessions and 10,000 stale users listed, vs cached verify (µs)", "StrictCachedVerify ns/op", "CachedVerify ns/op", Lower},
 			}},
 		{Name: "eventsig", Title: "Event signatures (Ed25519 over id, source, type, topic, time and canonical data), per event",
 			Pkg: "github.com/goplt/goplt/internal/eventsig", Bench: "SignVerify", Benchtime: "1s",
@@ -42,6 +43,11 @@ func Jobs(stockDaprd, profiles string) []Job {
 			Rows: []Row{
 				{"gateway, authenticated vs direct (µs)", "Hop/gateway-authenticated ns/op", "Hop/direct ns/op", Lower},
 				{"gateway, public vs direct (µs)", "Hop/gateway-public ns/op", "Hop/direct ns/op", Lower},
+			}},
+		{Name: "guard", Title: "The kernel's deletion guard: a signed-in user's write (a transaction inserting a row) in a module that cleans up after deleted users",
+			Pkg: "github.com/goplt/goplt/internal/kernel", Bench: "DeletionGuard", Benchtime: "3s", Stack: true,
+			Rows: []Row{
+				{"a write, guarded vs unguarded (µs)", "DeletionGuard/guarded ns/op", "DeletionGuard/unguarded ns/op", Lower},
 			}},
 		{Name: "paths", Title: "One authenticated GET through the whole platform: gateway vs two bare sidecars vs direct",
 			Pkg: "github.com/goplt/goplt/apps/gateway/e2e", Bench: "Paths", Benchtime: "1x", Stack: true,

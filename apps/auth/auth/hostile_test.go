@@ -1,10 +1,19 @@
 package auth_test
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"net/http"
+	"slices"
 	"strings"
 	"testing"
+	"time"
+
+	auth "github.com/goplt/goplt/apps/auth/client"
+	identity "github.com/goplt/goplt/apps/identity/client"
+	"github.com/goplt/goplt/internal/token"
 )
 
 // Hostile input against every public identity and auth endpoint: each gets a 4xx with a
@@ -84,4 +93,89 @@ func toFullWidth(s string) string {
 		b.WriteRune(r)
 	}
 	return b.String()
+}
+
+// A disabled or deleted user trying to keep or regain access: every old token and session
+// stays refused, whatever they try; only a fresh login after re-enabling works.
+func TestEndedUsersCannotComeBack(t *testing.T) {
+	needStack(t)
+	ctx := context.Background()
+	id, a := clients()
+	strict := verifier(true)
+	refusedSoon := func(t *testing.T, raw string, codes ...string) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			_, err := strict.Verify(ctx, raw)
+			var te *token.Error
+			if errors.As(err, &te) && slices.Contains(codes, te.Code) {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("strict verifier: %v, want one of %v", err, codes)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+
+	t.Run("disable then enable at once revives no old token or session", func(t *testing.T) {
+		u, pw := newUser(t)
+		old := login(t, u.Email, pw)
+		if _, err := id.SetStatus(ctx, u.ID, false); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := id.SetStatus(ctx, u.ID, true); err != nil {
+			t.Fatal(err)
+		}
+		refusedSoon(t, old.AccessToken, token.CodeRevoked, token.CodeStale)
+		if _, err := a.Refresh(ctx, old.RefreshToken); !slices.Contains([]string{"session_revoked", "account_disabled"}, errCode(err)) {
+			t.Fatalf("old refresh token after re-enabling: %v", err)
+		}
+		fresh := login(t, u.Email, pw)
+		if _, err := strict.Verify(ctx, fresh.AccessToken); err != nil {
+			t.Fatalf("a fresh login after re-enabling: %v", err)
+		}
+	})
+
+	t.Run("a login racing the disabling gets a token that goes stale", func(t *testing.T) {
+		u, pw := newUser(t)
+		done := make(chan *auth.Tokens)
+		go func() {
+			tok, err := a.Login(ctx, u.Email, pw, "")
+			if err != nil {
+				tok = nil // refused: the disabling came first
+			}
+			done <- tok
+		}()
+		if _, err := id.SetStatus(ctx, u.ID, false); err != nil {
+			t.Fatal(err)
+		}
+		if tok := <-done; tok != nil {
+			refusedSoon(t, tok.AccessToken, token.CodeRevoked, token.CodeStale)
+		}
+	})
+
+	t.Run("a deleted user's tokens, refresh and password are refused", func(t *testing.T) {
+		u, pw := newUser(t)
+		old := login(t, u.Email, pw)
+		if status, body := raw(t, "identity", http.MethodDelete, "/users/"+u.ID, "", nil); status != http.StatusNoContent {
+			t.Fatalf("delete: %d %s", status, body)
+		}
+		refusedSoon(t, old.AccessToken, token.CodeRevoked, token.CodeStale)
+		if _, err := a.Refresh(ctx, old.RefreshToken); !slices.Contains([]string{"session_revoked", "account_disabled"}, errCode(err)) {
+			t.Fatalf("deleted user's refresh: %v", err)
+		}
+		if _, err := a.Login(ctx, u.Email, pw, ""); errCode(err) != "invalid_credentials" {
+			t.Fatalf("deleted user's login: %v", err)
+		}
+		// Registering again with the same address is a new user: the old tokens stay refused.
+		again, err := id.Register(ctx, identity.Registration{Email: u.Email, Password: pw, DisplayName: "Again"})
+		if err != nil {
+			t.Fatalf("register the address again: %v", err)
+		}
+		if again.ID == u.ID {
+			t.Fatal("the new registration took the deleted user's id")
+		}
+		refusedSoon(t, old.AccessToken, token.CodeRevoked, token.CodeStale)
+	})
 }

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -19,6 +21,7 @@ import (
 	identity "github.com/goplt/goplt/apps/identity/client"
 	"github.com/goplt/goplt/internal/invoke"
 	"github.com/goplt/goplt/internal/localsecrets"
+	"github.com/goplt/goplt/internal/manifest"
 	"github.com/goplt/goplt/internal/runner"
 	"github.com/goplt/goplt/internal/stacktest"
 	"github.com/goplt/goplt/internal/token"
@@ -275,8 +278,15 @@ func TestRolesChangeShowsInNextToken(t *testing.T) {
 		t.Fatal(err)
 	}
 	var ev identity.RolesChangedEvent
-	if err := json.Unmarshal(e.Data, &ev); err != nil || len(ev.Roles) != 2 || strings.Join(ev.Previous, ",") != "billing.customer,blog.editor" {
-		t.Fatalf("roles.changed payload %s (%v)", e.Data, err)
+	// A new user's roles before the change are the platform's default roles.
+	set, err := manifest.LoadDir(filepath.Join(stack.Root, "manifests"), stack.Root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defaults := slices.Clone(set.Platform.Spec.DefaultRoles)
+	slices.Sort(defaults)
+	if err := json.Unmarshal(e.Data, &ev); err != nil || len(ev.Roles) != 2 || !slices.Equal(ev.Previous, defaults) {
+		t.Fatalf("roles.changed payload %s (%v), want previous roles %v", e.Data, err, defaults)
 	}
 }
 
