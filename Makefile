@@ -39,8 +39,7 @@ deps: build system-deps
 run: deps
 	$(BIN) run
 
-test: deps check-generated
-	$(GO) vet ./...
+test: deps check-generated lint
 	$(GO) test $(TESTFLAGS) ./...
 	$(GO) test -run '^$$' -fuzz FuzzLoad -fuzztime $(FUZZ_LOAD) ./internal/manifest/
 	$(GO) test -run '^$$' -fuzz FuzzDifferential -fuzztime $(FUZZ_DIFFERENTIAL) ./apps/authz/engine/
@@ -60,6 +59,7 @@ chaos: deps
 test-short:
 	$(GO) test -short -race -count=1 ./...
 
+# gofmt, go vet and staticcheck; make test runs it first.
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...

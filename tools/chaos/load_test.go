@@ -60,9 +60,9 @@ func login(t *testing.T, email, password string) string {
 // reader is the gateway load: authenticated reads of one note, through the gateway, authz and
 // one of notes' replicas.
 type reader struct {
-	t              *testing.T
-	email, note    string
-	password, auth string
+	t           *testing.T
+	email, note string
+	password    string
 }
 
 const readerPassword = "correct horse battery staple"
