@@ -44,6 +44,7 @@ type Kernel struct {
 	log    *slog.Logger
 
 	routes     []Route
+	declared   []DeclaredRoute // the route table from the manifest (UseRoutes)
 	subs       []Subscription
 	perms      []PermissionDecl
 	migrations fs.FS
@@ -226,6 +227,20 @@ func Run(ctx context.Context, m Module, args []string, getenv func(string) strin
 		return err
 	}
 	return nil
+}
+
+// Check runs m's Init, which does no I/O, and validates what it declared: the handlers against
+// the route table from the manifest, permissions, subscriptions, the same checks the app makes
+// when it starts. Each app's tests call it, so a handler that drifts from the manifest fails
+// `go test` before it fails a start.
+func Check(m Module) error {
+	cfg := Config{AppID: m.Name(), DBSchema: m.Name()}
+	k := &Kernel{cfg: cfg, module: m, log: slog.New(slog.DiscardHandler), invoker: invoke.New(0, "")}
+	k.initEventKeys()
+	if err := m.Init(k); err != nil {
+		return fmt.Errorf("init %s: %w", m.Name(), err)
+	}
+	return k.validate()
 }
 
 func (k *Kernel) run(ctx context.Context) error {

@@ -25,6 +25,13 @@ type testModule struct {
 func (m testModule) Name() string         { return m.name }
 func (m testModule) Init(k *Kernel) error { m.init(k); return nil }
 
+// route declares pattern with access and serves it with h, as an app does with its generated
+// route table.
+func route(k *Kernel, pattern string, access Access, h http.HandlerFunc) {
+	k.UseRoutes([]DeclaredRoute{{Pattern: pattern, Access: access}})
+	k.HandleFunc(pattern, h)
+}
+
 func newTestKernel(t *testing.T, init func(k *Kernel)) *Kernel {
 	t.Helper()
 	k := &Kernel{
@@ -77,7 +84,7 @@ func do(h http.Handler, method, path, body string, hdr map[string]string) *httpt
 func TestSidecarTokenRequired(t *testing.T) {
 	k := newTestKernel(t, func(k *Kernel) {
 		k.DefinePermission("demo.thing.read", "")
-		k.HandleFunc("GET /things", Permission("demo.thing.read"), func(w http.ResponseWriter, r *http.Request) {
+		route(k, "GET /things", Access{Permission: "demo.thing.read"}, func(w http.ResponseWriter, r *http.Request) {
 			WriteJSON(w, 200, map[string]string{"ok": "yes"})
 		})
 	})
@@ -103,7 +110,7 @@ func TestSidecarTokenRequired(t *testing.T) {
 func TestRequestID(t *testing.T) {
 	var seen string
 	k := newTestKernel(t, func(k *Kernel) {
-		k.HandleFunc("GET /id", Public(), func(w http.ResponseWriter, r *http.Request) { seen = RequestID(r.Context()) })
+		route(k, "GET /id", Access{Public: true}, func(w http.ResponseWriter, r *http.Request) { seen = RequestID(r.Context()) })
 	})
 	h := k.handler()
 	tok := map[string]string{"dapr-api-token": "secret", "X-Request-ID": "abc-123"}
@@ -119,7 +126,7 @@ func TestRequestID(t *testing.T) {
 
 func TestUnknownRouteAndPanicGiveJSONErrors(t *testing.T) {
 	k := newTestKernel(t, func(k *Kernel) {
-		k.HandleFunc("GET /boom", Public(), func(w http.ResponseWriter, r *http.Request) { panic("boom") })
+		route(k, "GET /boom", Access{Public: true}, func(w http.ResponseWriter, r *http.Request) { panic("boom") })
 	})
 	h := k.handler()
 	tok := map[string]string{"dapr-api-token": "secret"}
@@ -237,17 +244,32 @@ func TestDeclarationRules(t *testing.T) {
 		init func(k *Kernel)
 		want string
 	}{
-		"no access":       {func(k *Kernel) { k.HandleFunc("GET /a", Access{}, noop) }, `needs kernel.Permission(...) or kernel.Public()`},
-		"undeclared perm": {func(k *Kernel) { k.HandleFunc("GET /a", Permission("demo.a.read"), noop) }, `"demo.a.read" is not declared`},
+		"no access":       {func(k *Kernel) { route(k, "GET /a", Access{}, noop) }, `needs a permission or public access`},
+		"undeclared perm": {func(k *Kernel) { route(k, "GET /a", Access{Permission: "demo.a.read"}, noop) }, `"demo.a.read" is not declared`},
 		"foreign perm":    {func(k *Kernel) { k.DefinePermission("blog.post.read", "") }, `must start with the module name "demo."`},
 		"bad perm name":   {func(k *Kernel) { k.DefinePermission("demo.Read", "") }, `want <module>.<resource>.<action>`},
-		"duplicate route": {func(k *Kernel) { k.HandleFunc("GET /a", Public(), noop); k.HandleFunc("GET /a", Public(), noop) }, `declared twice`},
-		"both":            {func(k *Kernel) { k.HandleFunc("GET /a", Access{Public: true, Permission: "x"}, noop) }, `public and permission`},
+		"duplicate route": {func(k *Kernel) {
+			route(k, "GET /a", Access{Public: true}, noop)
+			route(k, "GET /a", Access{Public: true}, noop)
+		}, `declared twice`},
+		"two handlers": {func(k *Kernel) {
+			route(k, "GET /a", Access{Public: true}, noop)
+			k.HandleFunc("GET /a", noop)
+		}, `route "GET /a" has two handlers`},
+		"handler without a declared route": {func(k *Kernel) {
+			route(k, "GET /a", Access{Public: true}, noop)
+			k.HandleFunc("PUT /a", noop)
+		}, `route "PUT /a" has a handler but the manifest declares no such route`},
+		"declared route without a handler": {func(k *Kernel) {
+			k.UseRoutes([]DeclaredRoute{{Pattern: "GET /a", Access: Access{Public: true}}})
+		}, `route "GET /a" is declared in the manifest but Init registers no handler for it`},
+		"no route table": {func(k *Kernel) { k.HandleFunc("GET /a", noop) }, `declares no route table: call k.UseRoutes(contract.Routes())`},
+		"both":           {func(k *Kernel) { route(k, "GET /a", Access{Public: true, Permission: "x"}, noop) }, `public and permission`},
 		"duplicate perms": {func(k *Kernel) {
 			k.DefinePermissions(PermissionDecl{Name: "demo.a.read"}, PermissionDecl{Name: "demo.a.read"})
 		}, `declared twice`},
 		"bad migrations folder":       {func(k *Kernel) { k.Migrations(migrationsFS(nil), "../up") }, `migrations folder "../up"`},
-		"internal outside /internal/": {func(k *Kernel) { k.HandleFunc("POST /x", Internal("auth"), noop) }, `must be under /internal/`},
+		"internal outside /internal/": {func(k *Kernel) { route(k, "POST /x", Access{Callers: []string{"auth"}}, noop) }, `must be under /internal/`},
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {

@@ -38,7 +38,7 @@ type Stopper interface {
 }
 
 // Access says who may call a route: a permission, nobody checks (public), or only some apps
-// (internal).
+// (internal). It comes from the module's manifest, through the generated route table.
 type Access struct {
 	Permission string
 	Public     bool
@@ -47,18 +47,17 @@ type Access struct {
 	Callers []string
 }
 
-// Permission requires the named permission (`<module>.<resource>.<action>`).
-func Permission(name string) Access { return Access{Permission: name} }
+// DeclaredRoute is a route of the module's manifest: its net/http pattern and who may call
+// it. The generated contract package lists them (contract.Routes()) for k.UseRoutes. The
+// gateway enforces the permission and Dapr's access control the callers, both compiled from
+// the same manifest; the kernel refuses to start unless Init gives every declared route a
+// handler, and no undeclared one.
+type DeclaredRoute struct {
+	Pattern string // "METHOD /path/{param}"
+	Access  Access
+}
 
-// Public marks a route that needs no permission.
-func Public() Access { return Access{Public: true} }
-
-// Internal marks a route only the named apps may call (its path must start with /internal/,
-// and the manifest lists the same callers); the gateway never exposes it. "*" admits every app
-// the module's access control admits.
-func Internal(callers ...string) Access { return Access{Callers: callers} }
-
-// Route is a declared HTTP route.
+// Route is a route with its handler.
 type Route struct {
 	Pattern string // net/http pattern, "METHOD /path/{param}"
 	Access  Access
@@ -83,14 +82,18 @@ type PermissionDecl struct {
 	Description string
 }
 
-// Handle declares a route. Every route needs a declared permission or Public().
-func (k *Kernel) Handle(pattern string, access Access, h http.Handler) {
-	k.routes = append(k.routes, Route{Pattern: pattern, Access: access, Handler: h})
+// UseRoutes sets the module's route table, from its manifest: k.UseRoutes(contract.Routes()).
+func (k *Kernel) UseRoutes(routes []DeclaredRoute) { k.declared = append(k.declared, routes...) }
+
+// Handle serves a route of the module's route table (UseRoutes) with h. Who may call it is
+// the manifest's to say, not the handler's.
+func (k *Kernel) Handle(pattern string, h http.Handler) {
+	k.routes = append(k.routes, Route{Pattern: pattern, Handler: h})
 }
 
 // HandleFunc is Handle for a function.
-func (k *Kernel) HandleFunc(pattern string, access Access, h func(http.ResponseWriter, *http.Request)) {
-	k.Handle(pattern, access, http.HandlerFunc(h))
+func (k *Kernel) HandleFunc(pattern string, h func(http.ResponseWriter, *http.Request)) {
+	k.Handle(pattern, http.HandlerFunc(h))
 }
 
 // Subscribe declares that events on topic arrive at path (the subscription itself is a Dapr
@@ -151,11 +154,8 @@ func (k *Kernel) validate() error {
 		perms[p.Name] = true
 	}
 	patterns := map[string]bool{}
-	for _, r := range k.routes {
-		if patterns[r.Pattern] {
-			errs = append(errs, fmt.Sprintf("route %q declared twice", r.Pattern))
-		}
-		patterns[r.Pattern] = true
+	errs = append(errs, k.matchRoutes()...)
+	for _, r := range k.declared {
 		internal := len(r.Access.Callers) > 0
 		switch {
 		case internal && (r.Access.Public || r.Access.Permission != ""):
@@ -166,13 +166,13 @@ func (k *Kernel) validate() error {
 		case r.Access.Public && r.Access.Permission != "":
 			errs = append(errs, fmt.Sprintf("route %q: public and permission %q at once", r.Pattern, r.Access.Permission))
 		case !r.Access.Public && r.Access.Permission == "":
-			errs = append(errs, fmt.Sprintf("route %q: needs kernel.Permission(...) or kernel.Public()", r.Pattern))
+			errs = append(errs, fmt.Sprintf("route %q: needs a permission or public access", r.Pattern))
 		case r.Access.Permission != "" && !perms[r.Access.Permission]:
 			errs = append(errs, fmt.Sprintf("route %q: permission %q is not declared with DefinePermission", r.Pattern, r.Access.Permission))
 		}
-		if r.Handler == nil {
-			errs = append(errs, fmt.Sprintf("route %q: nil handler", r.Pattern))
-		}
+	}
+	for _, r := range k.routes {
+		patterns[r.Pattern] = true
 	}
 	for _, s := range k.subs {
 		if s.Topic == "" || !strings.HasPrefix(s.Path, "/") || (s.Handler == nil) == (s.Bulk == nil) {
@@ -187,4 +187,42 @@ func (k *Kernel) validate() error {
 		return fmt.Errorf("module %s: invalid declarations:\n  %s", k.module.Name(), strings.Join(errs, "\n  "))
 	}
 	return nil
+}
+
+// matchRoutes joins the handlers Init registered with the declared route table, giving each
+// route its access, and reports every difference between the two.
+func (k *Kernel) matchRoutes() []string {
+	var errs []string
+	if len(k.routes) > 0 && len(k.declared) == 0 {
+		return []string{"the module serves routes but declares no route table: call k.UseRoutes(contract.Routes()) in Init (goplt generate writes it from the manifest)"}
+	}
+	declared := map[string]Access{}
+	for _, d := range k.declared {
+		if _, dup := declared[d.Pattern]; dup {
+			errs = append(errs, fmt.Sprintf("route %q declared twice", d.Pattern))
+		}
+		declared[d.Pattern] = d.Access
+	}
+	served := map[string]bool{}
+	for i, r := range k.routes {
+		switch {
+		case served[r.Pattern]:
+			errs = append(errs, fmt.Sprintf("route %q has two handlers", r.Pattern))
+		case r.Handler == nil:
+			errs = append(errs, fmt.Sprintf("route %q: nil handler", r.Pattern))
+		}
+		served[r.Pattern] = true
+		access, ok := declared[r.Pattern]
+		if !ok {
+			errs = append(errs, fmt.Sprintf("route %q has a handler but the manifest declares no such route: add it to the manifest's routes and run goplt generate, or remove the handler", r.Pattern))
+			continue
+		}
+		k.routes[i].Access = access
+	}
+	for _, d := range k.declared {
+		if !served[d.Pattern] {
+			errs = append(errs, fmt.Sprintf("route %q is declared in the manifest but Init registers no handler for it", d.Pattern))
+		}
+	}
+	return errs
 }

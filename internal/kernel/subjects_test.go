@@ -46,7 +46,7 @@ func TestDeletionRefusesThePrincipal(t *testing.T) {
 			cleaned = append(cleaned, subject)
 			return nil
 		})
-		k.HandleFunc("GET /me", Public(), func(w http.ResponseWriter, r *http.Request) {
+		route(k, "GET /me", Access{Public: true}, func(w http.ResponseWriter, r *http.Request) {
 			c, err := k.Principal(r)
 			if err != nil {
 				k.Fail(w, r, "principal", err)

@@ -85,11 +85,12 @@ func (m *Module) Init(k *kernel.Kernel) error {
 	m.signer = token.Signer{Issuer: client.Issuer, Audience: client.Audience, TTL: set.AccessTTL}
 	k.Migrations(migrations, "migrations")
 	k.UseOutbox()
-	k.HandleFunc("POST /login", kernel.Public(), m.login)
-	k.HandleFunc("POST /token/refresh", kernel.Public(), m.refresh)
-	k.HandleFunc("POST /logout", kernel.Public(), m.logout)
-	k.HandleFunc("GET /.well-known/jwks.json", kernel.Public(), m.jwks)
-	k.HandleFunc("GET /revocations", kernel.Public(), m.revocations)
+	k.UseRoutes(contract.Routes()) // who may call each route: the manifest says
+	k.HandleFunc("POST /login", m.login)
+	k.HandleFunc("POST /token/refresh", m.refresh)
+	k.HandleFunc("POST /logout", m.logout)
+	k.HandleFunc("GET /.well-known/jwks.json", m.jwks)
+	k.HandleFunc("GET /revocations", m.revocations)
 	k.Subscribe(identity.TopicUserDisabled, "/events/user-disabled", m.userEnded(reasonDisabled))
 	k.Subscribe(identity.TopicUserDeleted, "/events/user-deleted", m.userEnded(reasonDeleted))
 	k.Subscribe(identity.TopicRolesChanged, "/events/user-roles-changed", m.rolesChanged)

@@ -59,12 +59,13 @@ func (m *Module) Init(k *kernel.Kernel) error {
 	k.Migrations(migrations, "migrations")
 	k.UseOutbox()
 	k.DefinePermissions(permissions.Declared()...)
-	k.HandleFunc("POST /internal/decisions", kernel.Internal("*"), m.decide)
-	k.HandleFunc("POST /internal/decisions/batch", kernel.Internal("*"), m.decideBatch)
-	k.HandleFunc("GET /authz/policies", kernel.Permission(permissions.PolicyRead), m.listPolicies)
-	k.HandleFunc("GET /authz/policies/{id}", kernel.Permission(permissions.PolicyRead), m.getPolicy)
-	k.HandleFunc("PUT /authz/policies/{id}", kernel.Permission(permissions.PolicyWrite), m.putPolicy)
-	k.HandleFunc("DELETE /authz/policies/{id}", kernel.Permission(permissions.PolicyWrite), m.deletePolicy)
+	k.UseRoutes(contract.Routes()) // who may call each route: the manifest says
+	k.HandleFunc("POST /internal/decisions", m.decide)
+	k.HandleFunc("POST /internal/decisions/batch", m.decideBatch)
+	k.HandleFunc("GET /authz/policies", m.listPolicies)
+	k.HandleFunc("GET /authz/policies/{id}", m.getPolicy)
+	k.HandleFunc("PUT /authz/policies/{id}", m.putPolicy)
+	k.HandleFunc("DELETE /authz/policies/{id}", m.deletePolicy)
 	k.Subscribe(client.TopicPolicyChanged, "/events/policy-changed", m.policyChanged)
 	return nil
 }

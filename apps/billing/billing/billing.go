@@ -76,9 +76,10 @@ func (m *Module) Init(k *kernel.Kernel) error {
 	k.UseOutbox()
 	k.UseVerifier(auth.New(k.Invoker()).NewVerifier(auth.VerifierOptions{}).Cached(10000))
 	k.DefinePermissions(permissions.Declared()...)
-	k.HandleFunc("GET /billing/plans", kernel.Public(), m.plans)
-	k.HandleFunc("GET /billing/subscription", kernel.Permission(permissions.SubscriptionRead), m.mine)
-	k.HandleFunc("PUT /billing/subscription", kernel.Permission(permissions.SubscriptionChange), m.change)
+	k.UseRoutes(contract.Routes()) // who may call each route: the manifest says
+	k.HandleFunc("GET /billing/plans", m.plans)
+	k.HandleFunc("GET /billing/subscription", m.mine)
+	k.HandleFunc("PUT /billing/subscription", m.change)
 	k.Subscribe(identity.TopicUserCreated, "/events/user-created", m.userCreated)
 	k.SubscribeDeletions(identity.UserDeletion, "/events/user-deleted", m.userDeleted)
 	return nil

@@ -78,13 +78,14 @@ func (m *Module) Init(k *kernel.Kernel) error {
 	k.UseVerifier(auth.New(k.Invoker()).NewVerifier(auth.VerifierOptions{}).Cached(10000))
 	m.authz = authz.New(k.Invoker(), time.Second)
 	k.DefinePermissions(permissions.Declared()...)
-	k.HandleFunc("POST /blog/posts", kernel.Permission(permissions.PostCreate), m.create)
-	k.HandleFunc("GET /blog/posts", kernel.Public(), m.listPublished)
-	k.HandleFunc("GET /blog/posts/{id}", kernel.Public(), m.get)
-	k.HandleFunc("GET /blog/me/posts", kernel.Permission(permissions.PostRead), m.listMine)
-	k.HandleFunc("PUT /blog/posts/{id}", kernel.Permission(permissions.PostUpdate), m.update)
-	k.HandleFunc("DELETE /blog/posts/{id}", kernel.Permission(permissions.PostDelete), m.delete)
-	k.HandleFunc("POST /blog/posts/{id}/publish", kernel.Permission(permissions.PostPublish), m.publish)
+	k.UseRoutes(contract.Routes()) // who may call each route: the manifest says
+	k.HandleFunc("POST /blog/posts", m.create)
+	k.HandleFunc("GET /blog/posts", m.listPublished)
+	k.HandleFunc("GET /blog/posts/{id}", m.get)
+	k.HandleFunc("GET /blog/me/posts", m.listMine)
+	k.HandleFunc("PUT /blog/posts/{id}", m.update)
+	k.HandleFunc("DELETE /blog/posts/{id}", m.delete)
+	k.HandleFunc("POST /blog/posts/{id}/publish", m.publish)
 	k.SubscribeDeletions(identity.UserDeletion, "/events/user-deleted", m.userDeleted)
 	return nil
 }

@@ -58,16 +58,17 @@ func (m *Module) Init(k *kernel.Kernel) error {
 	k.Migrations(migrations, "migrations")
 	k.UseOutbox()
 	k.DefinePermissions(permissions.Declared()...)
-	k.HandleFunc("POST /users", kernel.Public(), m.register)
-	k.HandleFunc("GET /users", kernel.Permission(permissions.UserList), m.list)
-	k.HandleFunc("GET /users/{id}", kernel.Permission(permissions.UserRead), m.get)
-	k.HandleFunc("PATCH /users/{id}", kernel.Permission(permissions.UserUpdate), m.update)
-	k.HandleFunc("POST /users/{id}/disable", kernel.Permission(permissions.UserManage), m.setStatus(client.StatusDisabled))
-	k.HandleFunc("POST /users/{id}/enable", kernel.Permission(permissions.UserManage), m.setStatus(client.StatusActive))
-	k.HandleFunc("DELETE /users/{id}", kernel.Permission(permissions.UserDelete), m.delete)
-	k.HandleFunc("PUT /users/{id}/roles", kernel.Permission(permissions.RoleAssign), m.setRoles)
-	k.HandleFunc("POST /internal/credentials/verify", kernel.Internal("auth"), m.verifyCredentials)
-	k.HandleFunc("GET /internal/principals/{id}", kernel.Internal("auth"), m.principal)
+	k.UseRoutes(contract.Routes()) // who may call each route: the manifest says
+	k.HandleFunc("POST /users", m.register)
+	k.HandleFunc("GET /users", m.list)
+	k.HandleFunc("GET /users/{id}", m.get)
+	k.HandleFunc("PATCH /users/{id}", m.update)
+	k.HandleFunc("POST /users/{id}/disable", m.setStatus(client.StatusDisabled))
+	k.HandleFunc("POST /users/{id}/enable", m.setStatus(client.StatusActive))
+	k.HandleFunc("DELETE /users/{id}", m.delete)
+	k.HandleFunc("PUT /users/{id}/roles", m.setRoles)
+	k.HandleFunc("POST /internal/credentials/verify", m.verifyCredentials)
+	k.HandleFunc("GET /internal/principals/{id}", m.principal)
 	return nil
 }
 

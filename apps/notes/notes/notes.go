@@ -44,8 +44,9 @@ func (m *Module) Init(k *kernel.Kernel) error {
 	k.Migrations(migrations, "migrations")
 	k.UseVerifier(auth.New(k.Invoker()).NewVerifier(auth.VerifierOptions{}).Cached(10000))
 	k.DefinePermissions(permissions.Declared()...)
-	k.HandleFunc("POST /notes", kernel.Permission(permissions.NoteCreate), m.create)
-	k.HandleFunc("GET /notes/{id}", kernel.Permission(permissions.NoteRead), m.get)
+	k.UseRoutes(contract.Routes()) // who may call each route: the manifest says
+	k.HandleFunc("POST /notes", m.create)
+	k.HandleFunc("GET /notes/{id}", m.get)
 	k.Subscribe(Topic, "/events/note-created", m.noteCreated)
 	k.SubscribeDeletions(identity.UserDeletion, "/events/user-deleted", m.userDeleted)
 	return nil
