@@ -279,15 +279,21 @@ func TestRolesChangeShowsInNextToken(t *testing.T) {
 	}
 	var ev identity.RolesChangedEvent
 	// A new user's roles before the change are the platform's default roles.
-	set, err := manifest.LoadDir(filepath.Join(stack.Root, "manifests"), stack.Root)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defaults := slices.Clone(set.Platform.Spec.DefaultRoles)
+	defaults := slices.Clone(platform(t).Platform.Spec.DefaultRoles)
 	slices.Sort(defaults)
 	if err := json.Unmarshal(e.Data, &ev); err != nil || len(ev.Roles) != 2 || !slices.Equal(ev.Previous, defaults) {
 		t.Fatalf("roles.changed payload %s (%v), want previous roles %v", e.Data, err, defaults)
 	}
+}
+
+// platform reads the repository's manifests: the tests' source for settings and contracts.
+func platform(t *testing.T) *manifest.Set {
+	t.Helper()
+	set, err := manifest.LoadDir(filepath.Join(stack.Root, "manifests"), stack.Root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return set
 }
 
 func TestCredentialChecksOnlyForAuth(t *testing.T) {
@@ -340,16 +346,21 @@ func TestEventsArriveAsDeclared(t *testing.T) {
 	if status != http.StatusNoContent {
 		t.Fatalf("delete: %d %s", status, body)
 	}
-	for topic, schema := range map[string]string{
-		identity.TopicUserCreated:  "schemas/events/identity.user.v1.json",
-		identity.TopicUserDisabled: "schemas/events/identity.user.v1.json",
-		identity.TopicUserUpdated:  "schemas/events/identity.user.v1.json",
-		identity.TopicUserDeleted:  "schemas/events/identity.user.v1.json",
-		auth.TopicLoginFailed:      "schemas/events/auth.security.v1.json",
-		auth.TopicLoginSucceeded:   "schemas/events/auth.security.v1.json",
-		auth.TopicTokenRefreshed:   "schemas/events/auth.security.v1.json",
-		auth.TopicSessionRevoked:   "schemas/events/auth.security.v1.json",
+	// Each payload matches the schema its publisher's manifest names for the topic.
+	schemas := map[string]string{}
+	for _, m := range platform(t).Modules {
+		for _, p := range m.Spec.Events.Publishes {
+			schemas[p.Topic] = p.Schema
+		}
+	}
+	for _, topic := range []string{
+		identity.TopicUserCreated, identity.TopicUserDisabled, identity.TopicUserUpdated, identity.TopicUserDeleted,
+		auth.TopicLoginFailed, auth.TopicLoginSucceeded, auth.TopicTokenRefreshed, auth.TopicSessionRevoked,
 	} {
+		schema := schemas[topic]
+		if schema == "" {
+			t.Fatalf("no manifest publishes %s", topic)
+		}
 		e, err := topics.Wait(topic, 30*time.Second, func(e stacktest.CloudEvent) bool {
 			return strings.Contains(string(e.Data), u.ID) || strings.Contains(string(e.Data), u.Email)
 		})
