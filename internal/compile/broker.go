@@ -1,8 +1,10 @@
 package compile
 
 import (
+	"crypto/sha256"
 	"fmt"
 	"maps"
+	"regexp"
 	"slices"
 	"strings"
 
@@ -12,8 +14,9 @@ import (
 
 // Output files of the broker's access list.
 const (
-	BrokerACLsFile = brokeracl.LocalFile
-	kafkaUsersFile = KubernetesDeploy + "/kafka-users.yaml"
+	BrokerACLsFile  = brokeracl.LocalFile
+	kafkaUsersFile  = KubernetesDeploy + "/kafka-users.yaml"
+	kafkaTopicsFile = KubernetesDeploy + "/kafka-topics.yaml"
 )
 
 // PubSubName is the name of app's own pub/sub component: each app's sidecar connects to the
@@ -119,7 +122,37 @@ func (g *gen) brokerUsers() {
 		docs = append(docs, strimziUser(g.meta(u.Name), bu.StrimziCluster, u))
 	}
 	g.emit(kafkaUsersFile, docs...)
+	// The apps' users may not create topics (no Create ACL), so Strimzi's topic operator does.
+	g.fromPlatform("topics, partitions from the subscribers' replicas", "/brokerUsers")
+	docs = nil
+	for _, t := range set.Topics {
+		docs = append(docs, strimziTopic(g.meta(t.Name), bu.StrimziCluster, t))
+	}
+	g.emit(kafkaTopicsFile, docs...)
 }
+
+// strimziTopic is a kafka.strimzi.io/v1 KafkaTopic; the replication factor is the cluster's
+// default.replication.factor. A topic whose name is not a valid resource name (an underscore,
+// say) gets a derived one and spec.topicName.
+func strimziTopic(meta objectMeta, cluster string, t brokeracl.TopicSpec) kobj {
+	meta.Labels = map[string]string{"strimzi.io/cluster": cluster}
+	spec := struct {
+		TopicName  string `yaml:"topicName,omitempty"`
+		Partitions int32  `yaml:"partitions"`
+	}{Partitions: t.Partitions}
+	if !dnsSubdomain.MatchString(t.Name) || len(t.Name) > 253 {
+		sum := sha256.Sum256([]byte(t.Name))
+		name := strings.Trim(invalidNameChars.ReplaceAllString(strings.ToLower(t.Name), "-"), "-.")
+		meta.Name = fmt.Sprintf("%.200s-%x", name, sum[:4])
+		spec.TopicName = t.Name
+	}
+	return kobj{APIVersion: "kafka.strimzi.io/v1", Kind: "KafkaTopic", Metadata: meta, Spec: spec}
+}
+
+var (
+	dnsSubdomain     = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`)
+	invalidNameChars = regexp.MustCompile(`[^a-z0-9.-]+`)
+)
 
 type (
 	strimziACL struct {

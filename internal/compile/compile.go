@@ -86,6 +86,7 @@ func Generate(set *manifest.Set) ([]Artifact, error) {
 		k := &gen{set: set, prof: kprof, profile: "kubernetes", compDir: KubernetesComponents, configDir: path.Join(KubernetesDeploy, "dapr"), ns: ns}
 		k.daprResources()
 		k.workloads(out)
+		k.kustomizations()
 		out = append(out, k.out...)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Path < out[j].Path })
@@ -180,9 +181,10 @@ type (
 		SecretStore string `yaml:"secretStore"`
 	}
 	componentSpec struct {
-		Type     string         `yaml:"type"`
-		Version  string         `yaml:"version"`
-		Metadata []metadataItem `yaml:"metadata,omitempty"`
+		Type    string `yaml:"type"`
+		Version string `yaml:"version"`
+		// Always written, as [] when empty: Dapr's Component CRD requires spec.metadata.
+		Metadata []metadataItem `yaml:"metadata"`
 	}
 	metadataItem struct {
 		Name         string        `yaml:"name"`
@@ -479,7 +481,9 @@ type (
 	}
 	configSpec struct {
 		Metric struct {
-			HTTP struct {
+			// Enabled is required by Dapr's Configuration CRD (its default, true, spelled out).
+			Enabled bool `yaml:"enabled"`
+			HTTP    struct {
 				IncreasedCardinality bool `yaml:"increasedCardinality"`
 			} `yaml:"http"`
 		} `yaml:"metric"`
@@ -564,6 +568,7 @@ func aclOperationName(path string) string {
 func (g *gen) config(m *manifest.Module, callers []string, secrets []string) configSpec {
 	selfRegister := m != nil
 	var c configSpec
+	c.Metric.Enabled = true
 	if g.prof.TracingSamplingRate != "" {
 		c.Tracing = &struct {
 			SamplingRate string `yaml:"samplingRate"`

@@ -1,9 +1,14 @@
 package compile
 
 import (
-	"fmt"
 	"path"
 	"strconv"
+	"time"
+
+	"github.com/dapr/dapr/pkg/injector/annotations"
+
+	"github.com/goplt/goplt/internal/binaries"
+	"github.com/goplt/goplt/internal/manifest"
 )
 
 // Kubernetes object shapes (the subset goplt emits); tests decode them strictly into k8s.io/api.
@@ -35,21 +40,44 @@ type (
 			Path string `yaml:"path"`
 			Port string `yaml:"port"`
 		} `yaml:"httpGet"`
-		PeriodSeconds int `yaml:"periodSeconds"`
+		PeriodSeconds    int `yaml:"periodSeconds"`
+		FailureThreshold int `yaml:"failureThreshold,omitempty"`
+	}
+	resources struct {
+		Requests map[string]string `yaml:"requests"`
+		Limits   map[string]string `yaml:"limits"`
+	}
+	containerSecurity struct {
+		AllowPrivilegeEscalation bool `yaml:"allowPrivilegeEscalation"`
+		ReadOnlyRootFilesystem   bool `yaml:"readOnlyRootFilesystem"`
+		Capabilities             struct {
+			Drop []string `yaml:"drop"`
+		} `yaml:"capabilities"`
+	}
+	podSecurity struct {
+		RunAsNonRoot   bool `yaml:"runAsNonRoot"`
+		RunAsUser      int  `yaml:"runAsUser"`
+		RunAsGroup     int  `yaml:"runAsGroup"`
+		SeccompProfile struct {
+			Type string `yaml:"type"`
+		} `yaml:"seccompProfile"`
 	}
 	containerPort struct {
 		Name          string `yaml:"name"`
 		ContainerPort int    `yaml:"containerPort"`
 	}
 	container struct {
-		Name           string          `yaml:"name"`
-		Image          string          `yaml:"image"`
-		Args           []string        `yaml:"args,omitempty"`
-		Ports          []containerPort `yaml:"ports,omitempty"`
-		Env            []envVar        `yaml:"env"`
-		ReadinessProbe *probe          `yaml:"readinessProbe,omitempty"`
-		LivenessProbe  *probe          `yaml:"livenessProbe,omitempty"`
-		VolumeMounts   []volumeMount   `yaml:"volumeMounts,omitempty"`
+		Name            string             `yaml:"name"`
+		Image           string             `yaml:"image"`
+		Args            []string           `yaml:"args,omitempty"`
+		Ports           []containerPort    `yaml:"ports,omitempty"`
+		Env             []envVar           `yaml:"env"`
+		StartupProbe    *probe             `yaml:"startupProbe,omitempty"`
+		ReadinessProbe  *probe             `yaml:"readinessProbe,omitempty"`
+		LivenessProbe   *probe             `yaml:"livenessProbe,omitempty"`
+		Resources       *resources         `yaml:"resources,omitempty"`
+		SecurityContext *containerSecurity `yaml:"securityContext,omitempty"`
+		VolumeMounts    []volumeMount      `yaml:"volumeMounts,omitempty"`
 	}
 	volumeMount struct {
 		Name      string `yaml:"name"`
@@ -63,9 +91,35 @@ type (
 		} `yaml:"configMap"`
 	}
 	podSpec struct {
-		RestartPolicy string      `yaml:"restartPolicy,omitempty"`
-		Containers    []container `yaml:"containers"`
-		Volumes       []volume    `yaml:"volumes,omitempty"`
+		ServiceAccountName string       `yaml:"serviceAccountName,omitempty"`
+		SecurityContext    *podSecurity `yaml:"securityContext,omitempty"`
+		Containers         []container  `yaml:"containers"`
+		Volumes            []volume     `yaml:"volumes,omitempty"`
+	}
+	policyRule struct {
+		APIGroups     []string `yaml:"apiGroups"`
+		Resources     []string `yaml:"resources"`
+		ResourceNames []string `yaml:"resourceNames,omitempty"`
+		Verbs         []string `yaml:"verbs"`
+	}
+	roleRef struct {
+		APIGroup string `yaml:"apiGroup"`
+		Kind     string `yaml:"kind"`
+		Name     string `yaml:"name"`
+	}
+	subject struct {
+		Kind      string `yaml:"kind"`
+		Name      string `yaml:"name"`
+		Namespace string `yaml:"namespace"`
+	}
+	// rbacObj is a Role or RoleBinding: rules, or a role reference and subjects, at the top level.
+	rbacObj struct {
+		APIVersion string       `yaml:"apiVersion"`
+		Kind       string       `yaml:"kind"`
+		Metadata   objectMeta   `yaml:"metadata"`
+		Rules      []policyRule `yaml:"rules,omitempty"`
+		RoleRef    *roleRef     `yaml:"roleRef,omitempty"`
+		Subjects   []subject    `yaml:"subjects,omitempty"`
 	}
 	podTemplate struct {
 		Metadata podMeta `yaml:"metadata"`
@@ -104,11 +158,80 @@ func httpProbe(p string) *probe {
 	return pr
 }
 
-// workloads emits, per module, a Deployment with Dapr annotations and a Service; per module
-// with migrations, a Job (numbered in dependency order); and ConfigMaps holding the ladon
-// policies and the gateway route table taken from the shared artifacts.
+// startupProbe gives the app startupWindow to come up: the kernel applies the module's
+// migrations (under its advisory lock, one replica at a time) before it listens, and the
+// liveness probe must not kill a long migration.
+func startupProbe() *probe {
+	pr := httpProbe("/healthz")
+	pr.FailureThreshold = int(startupWindow / (5 * time.Second))
+	return pr
+}
+
+const startupWindow = 10 * time.Minute
+
+// Resources, from what `make bench` measures (docs/benchmarks.md, "The whole platform's
+// memory"): the largest app holds 26 MiB RSS, a sidecar 64 MiB idle and 80 MiB at saturation.
+// Requests cover the steady state with room; limits stop a leak, not a burst.
+var (
+	appResources = resources{
+		Requests: map[string]string{"cpu": "50m", "memory": "48Mi"},
+		Limits:   map[string]string{"cpu": "1", "memory": "256Mi"},
+	}
+	sidecarRequests = [2]string{"100m", "96Mi"} // cpu, memory
+	sidecarLimits   = [2]string{"1", "256Mi"}   // cpu, memory
+)
+
+// nonRootUser is the uid and gid goplt's images run as (distroless' "nonroot").
+const nonRootUser = 65532
+
+// restricted are the security contexts Pod Security's "restricted" level requires.
+func restricted() (*podSecurity, *containerSecurity) {
+	p := &podSecurity{RunAsNonRoot: true, RunAsUser: nonRootUser, RunAsGroup: nonRootUser}
+	p.SeccompProfile.Type = "RuntimeDefault"
+	c := &containerSecurity{ReadOnlyRootFilesystem: true}
+	c.Capabilities.Drop = []string{"ALL"}
+	return p, c
+}
+
+// Labels every object of an app carries; selectors use only appLabel, and nothing else in the
+// namespace carries it.
+const (
+	appLabel    = "app.kubernetes.io/name"
+	partOfLabel = "app.kubernetes.io/part-of"
+)
+
+// SidecarImage is the image of goplt's daprd (the sidecar `make run` runs) under prefix: the
+// Dapr injector puts it into every pod through dapr.io/sidecar-image.
+func SidecarImage(prefix string) string {
+	return imageRef(prefix, "daprd", binaries.DaprVersion+"-goplt")
+}
+
+// AppImage is the image of app id at version under prefix.
+func AppImage(prefix, id, version string) string { return imageRef(prefix, id, version) }
+
+func imageRef(prefix, name, tag string) string {
+	if prefix == "" {
+		return name + ":" + tag
+	}
+	return prefix + "/" + name + ":" + tag
+}
+
+// workloads emits the namespace; per module a ServiceAccount that may read only its own
+// Secrets, a Deployment with the Dapr annotations, a Service, and a PodDisruptionBudget when it
+// runs several replicas; and ConfigMaps holding the ladon policies and the gateway route
+// table taken from the shared artifacts. Each app migrates its own schema when it starts (the
+// kernel does it under an advisory lock before it listens; the startup probe waits for it), so
+// no migration Job has to be ordered before it.
 func (g *gen) workloads(shared []Artifact) {
-	step := 0
+	g.fromPlatform("namespace", "/namespace")
+	g.emit(path.Join(KubernetesDeploy, "namespace.yaml"), kobj{APIVersion: "v1", Kind: "Namespace",
+		Metadata: objectMeta{Name: g.ns, Labels: map[string]string{
+			partOfLabel: "goplt",
+			// Every pod here meets the restricted level (the sidecar too: see docs/kubernetes.md).
+			"pod-security.kubernetes.io/enforce": "restricted",
+			"pod-security.kubernetes.io/warn":    "restricted",
+		}}})
+	podSec, ctrSec := restricted()
 	for _, name := range g.set.Order() {
 		m := g.set.Module(name)
 		id := m.Spec.App.ID
@@ -116,11 +239,7 @@ func (g *gen) workloads(shared []Artifact) {
 		if port == 0 {
 			port = defaultK8sPort
 		}
-		labels := map[string]string{"app.kubernetes.io/name": id, "app.kubernetes.io/part-of": "goplt", "app.kubernetes.io/version": m.Metadata.Version}
-		image := fmt.Sprintf("%s/%s:%s", g.prof.ImagePrefix, id, m.Metadata.Version)
-		if g.prof.ImagePrefix == "" {
-			image = fmt.Sprintf("%s:%s", id, m.Metadata.Version)
-		}
+		labels := map[string]string{appLabel: id, partOfLabel: "goplt", "app.kubernetes.io/version": m.Metadata.Version}
 		env := []envVar{
 			{Name: "APP_ID", Value: id},
 			{Name: "APP_PORT", Value: strconv.Itoa(port)},
@@ -137,9 +256,8 @@ func (g *gen) workloads(shared []Artifact) {
 		if g.prof.TracingSamplingRate != "" {
 			env = append(env, envVar{Name: "GOPLT_TRACE_SAMPLING_RATE", Value: g.prof.TracingSamplingRate})
 		}
-		var dbEnv []envVar
 		if db := m.Spec.Database; db != nil {
-			dbEnv = append(dbEnv, secretEnv("GOPLT_DATABASE_URL", PostgresSecret, "url"), envVar{Name: "GOPLT_DB_SCHEMA", Value: db.Schema})
+			env = append(env, secretEnv("GOPLT_DATABASE_URL", PostgresSecret, "url"), envVar{Name: "GOPLT_DB_SCHEMA", Value: db.Schema})
 		}
 		mounts := []volumeMount{{Name: "policies", MountPath: policiesMount, ReadOnly: true}}
 		volumes := []volume{configMapVolume("policies", "goplt-policies")}
@@ -153,27 +271,19 @@ func (g *gen) workloads(shared []Artifact) {
 		if health == "" {
 			health = "/readyz"
 		}
+		replicas := m.Spec.App.Instances()
+		selector := map[string]map[string]string{"matchLabels": {appLabel: id}}
 		deploy := kobj{APIVersion: "apps/v1", Kind: "Deployment", Metadata: objectMeta{Name: id, Namespace: g.ns, Labels: labels},
 			Spec: struct {
 				Replicas int                          `yaml:"replicas"`
 				Selector map[string]map[string]string `yaml:"selector"`
 				Template podTemplate                  `yaml:"template"`
-			}{m.Spec.App.Instances(), map[string]map[string]string{"matchLabels": {"app.kubernetes.io/name": id}}, podTemplate{
-				Metadata: podMeta{Labels: labels, Annotations: map[string]string{
-					"dapr.io/enabled":                 "true",
-					"dapr.io/app-id":                  id,
-					"dapr.io/app-port":                strconv.Itoa(port),
-					"dapr.io/app-protocol":            "http",
-					"dapr.io/config":                  id,
-					"dapr.io/app-token-secret":        id + "-app-token",
-					"dapr.io/api-token-secret":        id + "-api-token",
-					"dapr.io/enable-app-health-check": "true",
-					"dapr.io/app-health-check-path":   "/healthz",
-				}},
-				Spec: podSpec{Containers: []container{{
-					Name: "app", Image: image, Ports: []containerPort{{Name: "http", ContainerPort: port}},
-					Env: append(env, dbEnv...), ReadinessProbe: httpProbe(health), LivenessProbe: httpProbe("/healthz"),
-					VolumeMounts: mounts,
+			}{replicas, selector, podTemplate{
+				Metadata: podMeta{Labels: labels, Annotations: g.daprAnnotations(id, port)},
+				Spec: podSpec{ServiceAccountName: id, SecurityContext: podSec, Containers: []container{{
+					Name: "app", Image: AppImage(g.prof.ImagePrefix, id, m.Metadata.Version), Ports: []containerPort{{Name: "http", ContainerPort: port}},
+					Env: env, StartupProbe: startupProbe(), ReadinessProbe: httpProbe(health), LivenessProbe: httpProbe("/healthz"),
+					Resources: &appResources, SecurityContext: ctrSec, VolumeMounts: mounts,
 				}}, Volumes: volumes},
 			}},
 		}
@@ -181,25 +291,17 @@ func (g *gen) workloads(shared []Artifact) {
 			Spec: struct {
 				Selector map[string]string `yaml:"selector"`
 				Ports    []map[string]any  `yaml:"ports"`
-			}{map[string]string{"app.kubernetes.io/name": id}, []map[string]any{{"name": "http", "port": 80, "targetPort": "http"}}}}
-		g.from("Deployment and Service", m.PosOf("/spec/app"))
-		g.emit(path.Join(KubernetesDeploy, "apps", id+".yaml"), deploy, svc)
-
-		if db := m.Spec.Database; db != nil && db.Migrations != "" {
-			step++
-			job := kobj{APIVersion: "batch/v1", Kind: "Job",
-				Metadata: objectMeta{Name: id + "-migrate-" + m.Metadata.Version, Namespace: g.ns, Labels: labels},
+			}{map[string]string{appLabel: id}, []map[string]any{{"name": "http", "port": 80, "targetPort": "http"}}}}
+		docs := append(g.serviceAccount(m, labels), deploy, svc)
+		if replicas > 1 {
+			docs = append(docs, kobj{APIVersion: "policy/v1", Kind: "PodDisruptionBudget", Metadata: objectMeta{Name: id, Namespace: g.ns, Labels: labels},
 				Spec: struct {
-					BackoffLimit int         `yaml:"backoffLimit"`
-					Template     podTemplate `yaml:"template"`
-				}{3, podTemplate{Metadata: podMeta{Labels: labels}, Spec: podSpec{RestartPolicy: "Never", Containers: []container{{
-					Name: "migrate", Image: image, Args: []string{"--migrate-only"}, Env: append([]envVar{{Name: "APP_ID", Value: id}}, dbEnv...),
-				}}}}},
-			}
-			g.from("Job", m.PosOf("/spec/database"))
-			// Numbered so that applying the folder in name order respects dependencies.
-			g.emit(path.Join(KubernetesDeploy, "migrations", fmt.Sprintf("%02d-%s.yaml", step, id)), job)
+					MaxUnavailable int                          `yaml:"maxUnavailable"`
+					Selector       map[string]map[string]string `yaml:"selector"`
+				}{1, selector}})
 		}
+		g.from("ServiceAccount, Role, Deployment, Service", m.PosOf("/spec/app"))
+		g.emit(path.Join(KubernetesDeploy, "apps", id+".yaml"), docs...)
 	}
 	data := map[string]string{}
 	for _, a := range shared {
@@ -213,5 +315,50 @@ func (g *gen) workloads(shared []Artifact) {
 	g.emit(path.Join(KubernetesDeploy, "configmaps.yaml"),
 		kobj{APIVersion: "v1", Kind: "ConfigMap", Metadata: objectMeta{Name: "goplt-policies", Namespace: g.ns}, Data: map[string]string{"ladon.json": data["ladon.json"]}},
 		kobj{APIVersion: "v1", Kind: "ConfigMap", Metadata: objectMeta{Name: "goplt-routes", Namespace: g.ns}, Data: map[string]string{"routes.json": data["routes.json"]}},
+	)
+}
+
+// daprAnnotations are the pod annotations the Dapr injector reads.
+func (g *gen) daprAnnotations(id string, port int) map[string]string {
+	return map[string]string{
+		annotations.KeyEnabled:                   "true",
+		annotations.KeyAppID:                     id,
+		annotations.KeyAppPort:                   strconv.Itoa(port),
+		annotations.KeyAppProtocol:               "http",
+		annotations.KeyConfig:                    id,
+		annotations.KeyAppTokenSecret:            id + "-app-token",
+		annotations.KeyAPITokenSecret:            id + "-api-token",
+		annotations.KeyEnableAppHealthCheck:      "true",
+		annotations.KeyAppHealthCheckPath:        "/healthz",
+		annotations.KeySidecarImage:              SidecarImage(g.prof.ImagePrefix),
+		annotations.KeyCPURequest:                sidecarRequests[0],
+		annotations.KeyMemoryRequest:             sidecarRequests[1],
+		annotations.KeyCPULimit:                  sidecarLimits[0],
+		annotations.KeyMemoryLimit:               sidecarLimits[1],
+		annotations.KeySidecarSeccompProfileType: "RuntimeDefault",
+		// Dapr's built-in "kubernetes" store would read any Secret the pod's account may read,
+		// unscoped; the app reads through the scoped "secretstore" component instead, and the
+		// operator resolves components' secretKeyRefs on its own.
+		annotations.KeyDisableBuiltinK8sSecretStore: "true",
+	}
+}
+
+// serviceAccount returns m's ServiceAccount and a Role, bound to it, that may get only the
+// Secrets its sidecar's secret store may read (the Configuration's secrets scope): with the
+// kubernetes secret store the sidecar reads them as the pod's account.
+func (g *gen) serviceAccount(m *manifest.Module, labels map[string]string) []any {
+	id := m.Spec.App.ID
+	meta := objectMeta{Name: id, Namespace: g.ns, Labels: labels}
+	docs := []any{kobj{APIVersion: "v1", Kind: "ServiceAccount", Metadata: meta}}
+	secrets := sorted(g.allowedSecrets(m))
+	if len(secrets) == 0 || g.prof.Secrets == nil || g.prof.Secrets.Type != "secretstores.kubernetes" {
+		return docs
+	}
+	return append(docs,
+		rbacObj{APIVersion: "rbac.authorization.k8s.io/v1", Kind: "Role", Metadata: meta,
+			Rules: []policyRule{{APIGroups: []string{""}, Resources: []string{"secrets"}, ResourceNames: secrets, Verbs: []string{"get"}}}},
+		rbacObj{APIVersion: "rbac.authorization.k8s.io/v1", Kind: "RoleBinding", Metadata: meta,
+			RoleRef:  &roleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: id},
+			Subjects: []subject{{Kind: "ServiceAccount", Name: id, Namespace: g.ns}}},
 	)
 }
