@@ -114,7 +114,7 @@ Exit codes: 0 success, 1 failure, 2 usage error, 3 unhealthy (status, doctor).`,
 	}
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
 	root.PersistentFlags().StringVar(&e.home, "home", "", "folder for the local stack's data, logs and state (env GOPLT_HOME; default <repo>/.goplt)")
-	root.AddCommand(newInfraCmd(e), newRunCmd(e), newDepsCmd(e), newDoctorCmd(e), newValidateCmd(e), newGenerateCmd(e), newGraphCmd(e), newExplainCmd(e), newMigrateCmd(e), newAuthCmd(e), newEventsCmd(e), newContractsCmd(e), newAuditCmd(e), newVersionCmd(e))
+	root.AddCommand(newInfraCmd(e), newRunCmd(e), newDepsCmd(e), newDoctorCmd(e), newValidateCmd(e), newGenerateCmd(e), newGraphCmd(e), newExplainCmd(e), newMigrateCmd(e), newAuthCmd(e), newEventsCmd(e), newContractsCmd(e), newAuditCmd(e), newSecretsCmd(e), newVersionCmd(e))
 	return root
 }
 
@@ -135,7 +135,7 @@ func newVersionCmd(e *env) *cobra.Command {
 }
 
 func newDepsCmd(e *env) *cobra.Command {
-	var check, stock bool
+	var check, stock, kube bool
 	cmd := &cobra.Command{
 		Use:   "deps",
 		Short: "Find or build the pinned daprd, sentry and consul binaries",
@@ -146,13 +146,17 @@ is used as is; anything missing is built once from the Go module proxy into the 
 (` + binaries.DefaultCacheDir() + `, or $GOPLT_CACHE/bin) and reused by every clone.
 Missing binaries build side by side, with a progress line per binary every 20 s. Cold on 2
 cores: daprd about 6 minutes, sentry 4, consul 15 (consul decides the total).
---stock also builds Dapr's stock daprd (every component), for comparisons.`,
+--stock also builds Dapr's stock daprd (every component), for comparisons; --kubernetes the
+control plane the tests apply the Kubernetes output to (about 6 minutes cold).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			r := e.resolver()
 			tools := binaries.All()
 			if stock {
 				tools = append(tools, binaries.StockDaprd())
+			}
+			if kube {
+				tools = append(tools, binaries.Kubernetes()...)
 			}
 			if !check {
 				if _, err := r.EnsureAll(cmd.Context(), tools); err != nil {
@@ -181,5 +185,6 @@ cores: daprd about 6 minutes, sentry 4, consul 15 (consul decides the total).
 	}
 	cmd.Flags().BoolVar(&stock, "stock", false, "also build Dapr's stock daprd (-tags allcomponents) for comparisons")
 	cmd.Flags().BoolVar(&check, "check", false, "only report; build nothing (exit 3 when something is missing)")
+	cmd.Flags().BoolVar(&kube, "kubernetes", false, "also build the Kubernetes control plane the tests run (etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok, kubectl)")
 	return cmd
 }

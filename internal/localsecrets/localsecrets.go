@@ -93,21 +93,32 @@ type Created struct {
 
 // Ensure adds the secrets the core services need that path lacks.
 func Ensure(path string, now time.Time) (Created, error) {
-	var c Created
 	unlock, err := lock(path)
 	if err != nil {
-		return c, err
+		return Created{}, err
 	}
 	defer unlock()
 	f, err := Read(path)
 	if err != nil {
+		return Created{}, err
+	}
+	c, changed, err := f.AddCore(now)
+	if err != nil || !changed {
 		return c, err
 	}
+	return c, f.Write(path)
+}
+
+// AddCore adds to f, in memory, the core services' secrets it lacks (the bootstrap
+// administrator, the access-token and audit checkpoint keys, the local broker's superuser),
+// and says whether it added any.
+func (f File) AddCore(now time.Time) (Created, bool, error) {
+	var c Created
 	changed := false
 	if f[BootstrapAdmin][BootstrapAdminPassword] == "" {
 		pw, err := randomPassword()
 		if err != nil {
-			return c, err
+			return c, false, err
 		}
 		f[BootstrapAdmin] = map[string]string{BootstrapAdminEmail: DefaultAdminEmail, BootstrapAdminPassword: pw}
 		c.AdminEmail, c.AdminPassword = DefaultAdminEmail, pw
@@ -116,7 +127,7 @@ func Ensure(path string, now time.Time) (Created, error) {
 	if f[SigningKeys][SigningKeysField] == "" {
 		ks, err := token.NewKeySet(now)
 		if err != nil {
-			return c, err
+			return c, false, err
 		}
 		b, _ := json.Marshal(ks)
 		f[SigningKeys] = map[string]string{SigningKeysField: string(b)}
@@ -126,7 +137,7 @@ func Ensure(path string, now time.Time) (Created, error) {
 	if f[AuditCheckpointKey][AuditCheckpointSeed] == "" {
 		seed := make([]byte, 32)
 		if _, err := rand.Read(seed); err != nil {
-			return c, err
+			return c, false, err
 		}
 		f[AuditCheckpointKey] = map[string]string{AuditCheckpointSeed: base64.StdEncoding.EncodeToString(seed)}
 		changed = true
@@ -134,15 +145,12 @@ func Ensure(path string, now time.Time) (Created, error) {
 	if f[BrokerAdmin][BrokerAdminPassword] == "" {
 		pw, err := randomPassword()
 		if err != nil {
-			return c, err
+			return c, false, err
 		}
 		f[BrokerAdmin] = map[string]string{BrokerAdminUser: "goplt-admin", BrokerAdminPassword: pw}
 		changed = true
 	}
-	if changed {
-		return c, f.Write(path)
-	}
-	return c, nil
+	return c, changed, nil
 }
 
 // EnsureApps adds what apps need that path lacks: an event-signing key set per app (and
@@ -158,6 +166,14 @@ func EnsureApps(path string, now time.Time, apps []string, brokerUsers []brokera
 	if err != nil {
 		return err
 	}
+	if err := f.AddApps(now, apps, brokerUsers); err != nil {
+		return err
+	}
+	return f.Write(path)
+}
+
+// AddApps is EnsureApps on f, in memory.
+func (f File) AddApps(now time.Time, apps []string, brokerUsers []brokeracl.User) error {
 	for _, app := range apps {
 		name := eventsig.SigningSecret(app)
 		if f[name][eventsig.KeySetField] != "" {
@@ -183,11 +199,11 @@ func EnsureApps(path string, now time.Time, apps []string, brokerUsers []brokera
 		}
 		f[u.Secret][u.Key] = pw
 	}
-	if err := f.publishEventKeys(); err != nil {
-		return err
-	}
-	return f.Write(path)
+	return f.publishEventKeys()
 }
+
+// RandomToken is a fresh random token (144 bits, base64url): a password or an API token.
+func RandomToken() (string, error) { return randomPassword() }
 
 // publishEventKeys rewrites the public keys secret from every app's signing key set.
 func (f File) publishEventKeys() error {
