@@ -122,6 +122,39 @@ func Consul() Tool {
 // All returns every pinned tool goplt runs, in the order `goplt deps` builds them.
 func All() []Tool { return []Tool{Daprd(), Sentry(), Consul()} }
 
+// Versions of the Kubernetes control plane the tests run (internal/kubetest).
+const (
+	KubernetesVersion = "1.35.4"
+	EtcdVersion       = "3.6.16"
+	KwokVersion       = "0.8.0"
+)
+
+// kubeTool is a command of k8s.io/kubernetes at KubernetesVersion, built by tools/kubernetes
+// and stamped with its version (a build from the module proxy would say v0.0.0-master).
+func kubeTool(name string, cold time.Duration) Tool {
+	return Tool{
+		Name: name, Version: KubernetesVersion, Module: "tools/kubernetes",
+		Package:   "k8s.io/kubernetes/cmd/" + name,
+		LDFlags:   "-X k8s.io/component-base/version.gitVersion=v" + KubernetesVersion,
+		ColdBuild: cold,
+	}
+}
+
+// Kubernetes returns the tools of the tests' Kubernetes control plane: etcd, kube-apiserver,
+// kube-controller-manager, kube-scheduler, kwok (fake nodes) and kubectl (the client users
+// apply goplt's kustomizations with). `goplt deps --kubernetes` builds them; cold, about 6
+// minutes of both cores (the apiserver alone 4).
+func Kubernetes() []Tool {
+	return []Tool{
+		{Name: "etcd", Version: EtcdVersion, Module: "tools/etcd", Package: "go.etcd.io/etcd/server/v3", ColdBuild: time.Minute},
+		kubeTool("kube-apiserver", 4*time.Minute+30*time.Second),
+		kubeTool("kube-controller-manager", time.Minute),
+		kubeTool("kube-scheduler", 15*time.Second),
+		kubeTool("kubectl", time.Minute),
+		{Name: "kwok", Version: KwokVersion, Module: "tools/kwok", Package: "sigs.k8s.io/kwok/cmd/kwok", ColdBuild: 90 * time.Second},
+	}
+}
+
 // ErrNotFound means no usable binary exists and none was built.
 var ErrNotFound = errors.New("not found")
 

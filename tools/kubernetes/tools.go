@@ -1,0 +1,12 @@
+//go:build tools
+
+// Package tools pins the Kubernetes control plane goplt's tests run: kube-apiserver,
+// kube-controller-manager and kube-scheduler.
+package tools
+
+import (
+	_ "k8s.io/kubernetes/cmd/kube-apiserver"
+	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
+	_ "k8s.io/kubernetes/cmd/kube-scheduler"
+	_ "k8s.io/kubernetes/cmd/kubectl"
+)
