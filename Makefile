@@ -12,19 +12,21 @@ FUZZ_LOAD ?= 100000x
 FUZZ_DIFFERENTIAL ?= 15000x
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: all build deps deps-kubernetes system-deps run test test-short lint generate check-generated infra-up infra-down infra-status clean bench chaos
+.PHONY: all build images deps deps-kubernetes system-deps run test test-short lint generate check-generated infra-up infra-down infra-status clean bench chaos
 
 all: build
 
 build:
 	$(GO) build -o $(BIN) ./tools/goplt
 
-# PostgreSQL server binaries (the local stack) and Chromium (the dashboard's browser test):
-# installed from Debian's archive when missing (needs root).
+# PostgreSQL server binaries (the local stack), Chromium (the dashboard's browser test) and the
+# CNCF distribution registry (the image tests push to it): installed from Debian's archive when
+# missing (needs root).
 system-deps:
 	@need=""; \
 	command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need="$$need postgresql"; \
 	command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || need="$$need chromium"; \
+	command -v docker-registry >/dev/null 2>&1 || need="$$need docker-registry"; \
 	if [ -z "$$need" ]; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 		echo "installing from Debian's archive:$$need (apt-get install)"; \
@@ -41,6 +43,11 @@ deps: build system-deps
 # into the same cache (about 6 minutes of both cores cold, progress shown).
 deps-kubernetes: build
 	$(BIN) deps --kubernetes
+
+# OCI images of every app and of goplt's daprd, without Docker, into .goplt/images/layout;
+# PUSH=<registry> also pushes them and writes .goplt/images/kustomization.yaml (by digest).
+images: deps
+	$(BIN) images $(if $(PUSH),--push $(PUSH))
 
 run: deps
 	$(BIN) run

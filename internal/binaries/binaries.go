@@ -44,6 +44,9 @@ type Tool struct {
 	ExtraDirs []string
 	// ColdBuild is how long a build without a warm Go cache takes on a 2-core machine.
 	ColdBuild time.Duration
+	// Static builds without cgo and without a build id: a binary that runs on any Linux (an
+	// image with no libc) and is the same bytes from every build of one version.
+	Static bool
 }
 
 const (
@@ -59,7 +62,7 @@ const (
 func Daprd() Tool {
 	return Tool{
 		Name: "daprd", Version: DaprVersion, Variant: "goplt", Module: "tools/dapr",
-		Package:   "./daprd",
+		Package: "./daprd", Static: true, // also the cluster's sidecar image (goplt images)
 		KeyFiles:  []string{"tools/dapr/daprd/components_gen.go"},
 		LDFlags:   "-X github.com/dapr/dapr/pkg/buildinfo.version=" + DaprVersion,
 		ColdBuild: 6 * time.Minute,
@@ -198,6 +201,9 @@ func (r Resolver) key(t Tool) string {
 	if t.Variant != "" {
 		k += "-" + t.Variant
 	}
+	if t.Static {
+		k += "-static"
+	}
 	if len(t.KeyFiles) > 0 {
 		h := sha256.New()
 		for _, f := range t.KeyFiles {
@@ -283,13 +289,20 @@ func (r Resolver) build(ctx context.Context, t Tool) error {
 	fmt.Fprintf(out, "  %s: compiling %d packages\n", t.Name, total)
 
 	tmp := r.CachePath(t) + ".tmp"
-	args := []string{"build", "-v", "-trimpath", "-ldflags", strings.TrimSpace("-s -w " + t.LDFlags), "-o", tmp}
+	ldflags := "-s -w " + t.LDFlags
+	if t.Static {
+		ldflags += " -buildid="
+	}
+	args := []string{"build", "-v", "-trimpath", "-ldflags", strings.TrimSpace(ldflags), "-o", tmp}
 	if len(t.Tags) > 0 {
 		args = append(args, "-tags", strings.Join(t.Tags, ","))
 	}
 	args = append(args, t.Package)
 	cmd := exec.CommandContext(ctx, "go", args...)
 	cmd.Dir = modDir
+	if t.Static {
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	}
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		return err
