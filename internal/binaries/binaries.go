@@ -22,6 +22,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/goplt/goplt/internal/sidecar"
 )
 
 // Tool describes one pinned third-party binary and how to build it.
@@ -51,7 +53,7 @@ type Tool struct {
 
 const (
 	// DaprVersion is the Dapr runtime (and sentry) version goplt runs.
-	DaprVersion = "1.16.5"
+	DaprVersion = sidecar.DaprVersion
 	// ConsulVersion is the consul agent version goplt runs.
 	ConsulVersion = "1.22.0"
 )

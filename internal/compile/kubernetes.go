@@ -7,8 +7,8 @@ import (
 
 	"github.com/dapr/dapr/pkg/injector/annotations"
 
-	"github.com/goplt/goplt/internal/binaries"
 	"github.com/goplt/goplt/internal/manifest"
+	"github.com/goplt/goplt/internal/sidecar"
 )
 
 // Kubernetes object shapes (the subset goplt emits); tests decode them strictly into k8s.io/api.
@@ -203,7 +203,7 @@ const (
 // SidecarImage is the image of goplt's daprd (the sidecar `make run` runs) under prefix: the
 // Dapr injector puts it into every pod through dapr.io/sidecar-image.
 func SidecarImage(prefix string) string {
-	return imageRef(prefix, "daprd", binaries.DaprVersion+"-goplt")
+	return imageRef(prefix, "daprd", sidecar.DaprVersion+"-goplt")
 }
 
 // AppImage is the image of app id at version under prefix.

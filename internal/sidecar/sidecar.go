@@ -15,6 +15,10 @@ import (
 	"strings"
 )
 
+// DaprVersion is the Dapr runtime goplt's daprd is built from (and sentry's version): the
+// version of github.com/dapr/dapr in tools/dapr/go.mod.
+const DaprVersion = "1.16.5"
+
 // Entry is a component type goplt's daprd can include: how component files name it and how the
 // daprd registers it. The registrations are those of Dapr's own cmd/daprd/components, so files
 // written for the stock daprd load unchanged.
