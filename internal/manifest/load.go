@@ -176,6 +176,9 @@ func Load(files map[string][]byte, root string) (*Set, error) {
 	}
 	sort.Slice(set.Modules, func(i, j int) bool { return set.Modules[i].Metadata.Name < set.Modules[j].Metadata.Name })
 	if len(probs) == 0 {
+		probs = expandAudits(set)
+	}
+	if len(probs) == 0 {
 		probs = validateSet(set)
 	}
 	if len(probs) > 0 {

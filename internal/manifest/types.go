@@ -110,6 +110,15 @@ type Route struct {
 type Events struct {
 	Publishes  []Publication  `yaml:"publishes"`
 	Subscribes []Subscription `yaml:"subscribes"`
+	// Audits makes the module the platform's auditor: it subscribes to every topic a
+	// publication marks audit: true (the loader adds those subscriptions).
+	Audits *Audits `yaml:"audits"`
+}
+
+// Audits is how the auditor receives the audited topics: each at /events/<topic>.
+type Audits struct {
+	DeadLetterTopic string `yaml:"deadLetterTopic"`
+	Bulk            *Bulk  `yaml:"bulk"`
 }
 
 // Publication is a topic the module publishes, with its payload schema.
@@ -117,6 +126,8 @@ type Publication struct {
 	Topic   string `yaml:"topic"`
 	Version int    `yaml:"version"` // of the payload published now; 0 means 1
 	Schema  string `yaml:"schema"`
+	// Audit sends every event on the topic to the auditor (the module with events.audits).
+	Audit bool `yaml:"audit"`
 }
 
 // PayloadVersion is the version of the payload published now.

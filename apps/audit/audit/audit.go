@@ -11,7 +11,9 @@ import (
 	"embed"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -27,13 +29,11 @@ import (
 //go:embed migrations/*.sql
 var migrations embed.FS
 
-// Topics are the topics audit records; manifests/audit.yaml subscribes to the same (a test
-// keeps the two equal). Each arrives at /events/<topic>.
-var Topics = []string{
-	"identity.user.created", "identity.user.updated", "identity.user.disabled", "identity.user.deleted", "identity.user.roles.changed",
-	"auth.login.succeeded", "auth.login.failed", "auth.login.throttled", "auth.token.refreshed", "auth.refresh.reused", "auth.session.revoked",
-	"authz.policy.changed",
-	"gateway.request.audited",
+// Topics are the topics audit records, each arriving at /events/<topic>: those whose
+// publication in a manifest says audit: true, which goplt generate puts into audit's contract
+// (and its subscriptions, broker ACLs and Dapr resources). No list to edit here.
+func Topics() []string {
+	return slices.Sorted(maps.Keys(contract.Events().Subscribes))
 }
 
 // DeadLetterTopic receives the events audit dropped as unprocessable.
@@ -72,7 +72,7 @@ func (m *Module) Init(k *kernel.Kernel) error {
 	k.HandleFunc("GET /audit/export", m.export)
 	k.HandleFunc("GET /audit/verify", m.verify)
 	k.HandleFunc("GET /audit/dead-letters", m.deadLetters)
-	for _, t := range Topics {
+	for _, t := range Topics() {
 		k.SubscribeBulk(t, "/events/"+t, m.record)
 	}
 	k.SubscribeDeadLetters(DeadLetterTopic, "/events/"+DeadLetterTopic, m.deadLetter)

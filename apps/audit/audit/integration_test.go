@@ -44,7 +44,7 @@ func TestMain(m *testing.M) {
 		if err != nil {
 			return nil, err
 		}
-		t, err := s.Consume(audit.Topics...)
+		t, err := s.Consume(audit.Topics()...)
 		if err != nil {
 			return nil, err
 		}
@@ -114,7 +114,7 @@ func activity(t *testing.T) *identity.User {
 // eventIDs returns the ids of the events on audit's topics that mention s.
 func eventIDs(s string) map[string]stacktest.CloudEvent {
 	out := map[string]stacktest.CloudEvent{}
-	for _, topic := range audit.Topics {
+	for _, topic := range audit.Topics() {
 		for _, e := range topics.All(topic) {
 			if strings.Contains(string(e.Data), s) {
 				out[e.ID] = e

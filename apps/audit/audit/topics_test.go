@@ -1,51 +1,40 @@
 package audit
 
 import (
-	"os"
 	"path/filepath"
 	"slices"
 	"testing"
 
-	"gopkg.in/yaml.v3"
+	"github.com/goplt/goplt/internal/manifest"
 )
 
-// The Go list of recorded topics and the manifest's subscriptions must not drift apart: a
-// topic in one and not the other is either never delivered or answered 404 (and lost).
-func TestTopicsMatchManifest(t *testing.T) {
-	b, err := os.ReadFile(filepath.Join("..", "..", "..", "manifests", "audit.yaml"))
+// Audit records exactly the topics whose publications say audit: true, each delivered to
+// /events/<topic> with dead letters to audit.deadletter: a topic in one and not the other is
+// either never delivered or answered 404 (and lost).
+func TestTopicsAreTheAuditedPublications(t *testing.T) {
+	root, _ := filepath.Abs(filepath.Join("..", "..", ".."))
+	set, err := manifest.LoadDir(filepath.Join(root, "manifests"), root)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var m struct {
-		Spec struct {
-			Events struct {
-				Subscribes []struct {
-					Topic, Route    string
-					DeadLetterTopic string `yaml:"deadLetterTopic"`
-				}
+	var want []string
+	for _, m := range set.Modules {
+		for _, p := range m.Spec.Events.Publishes {
+			if p.Audit {
+				want = append(want, p.Topic)
 			}
 		}
 	}
-	if err := yaml.Unmarshal(b, &m); err != nil {
-		t.Fatal(err)
+	slices.Sort(want)
+	if got := Topics(); !slices.Equal(got, want) || len(got) == 0 {
+		t.Fatalf("audit records %v, the manifests audit %v (run goplt generate)", got, want)
 	}
-	var got []string
-	for _, s := range m.Spec.Events.Subscribes {
-		if s.Route != "/events/"+s.Topic {
-			t.Errorf("%s arrives at %s, want /events/%s", s.Topic, s.Route, s.Topic)
-		}
+	for _, s := range set.Module("audit").Spec.Events.Subscribes {
 		if s.Topic == DeadLetterTopic {
 			continue
 		}
-		if s.DeadLetterTopic != DeadLetterTopic {
-			t.Errorf("%s: dead letters go to %q, want %s", s.Topic, s.DeadLetterTopic, DeadLetterTopic)
+		if s.Route != "/events/"+s.Topic || s.DeadLetterTopic != DeadLetterTopic {
+			t.Errorf("%s arrives at %s, dead letters to %q", s.Topic, s.Route, s.DeadLetterTopic)
 		}
-		got = append(got, s.Topic)
-	}
-	want := slices.Clone(Topics)
-	slices.Sort(got)
-	slices.Sort(want)
-	if !slices.Equal(got, want) {
-		t.Fatalf("manifest subscribes to %v, the module records %v", got, want)
 	}
 }
