@@ -500,3 +500,31 @@ func TestPathsThroughSymlinksStayInside(t *testing.T) {
 		t.Fatalf("a migrations folder linked inside: %v", err)
 	}
 }
+
+// audit: true on a publication gives the auditor a subscription to it; without an auditor, or
+// with the topic also subscribed by hand, it is an error at the publication.
+func TestAuditedTopicsReachTheAuditor(t *testing.T) {
+	audited := strings.Replace(baseModules["identity"], "schemas/events/identity.user.created.v1.json}", "schemas/events/identity.user.created.v1.json, audit: true}", 1)
+	_, err := Load(files(with("identity", audited)), testRoot(t))
+	if err == nil || !strings.Contains(err.Error(), "topic identity.user.created asks to be audited, but no module declares events.audits [audit-no-auditor]") {
+		t.Fatalf("no auditor: %v", err)
+	}
+	auditor := strings.Replace(baseModules["billing"], "  dependsOn:", "  events:\n    audits: {deadLetterTopic: billing.audit.dead, bulk: {maxMessages: 50}}\n  dependsOn:", 1)
+	set, err := Load(files(with2("identity", audited, "billing", auditor)), testRoot(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	subs := set.Module("billing").Spec.Events.Subscribes
+	if len(subs) != 1 || subs[0].Topic != "identity.user.created" || subs[0].Route != "/events/identity.user.created" ||
+		subs[0].DeadLetterTopic != "billing.audit.dead" || subs[0].Bulk == nil || subs[0].Bulk.MaxMessages != 50 {
+		t.Fatalf("auditor's subscriptions: %+v", subs)
+	}
+	if pos := set.Module("billing").PosOf("/spec/events/subscribes/0"); pos.File != "manifests/identity.yaml" {
+		t.Errorf("the added subscription is reported at %v, want the publication in identity.yaml", pos)
+	}
+	byHand := strings.Replace(auditor, "  events:\n", "  events:\n    subscribes:\n      - {topic: identity.user.created, route: /events/x}\n", 1)
+	_, err = Load(files(with2("identity", audited, "billing", byHand)), testRoot(t))
+	if err == nil || !strings.Contains(err.Error(), "[audit-subscribed]") {
+		t.Fatalf("subscribed by hand too: %v", err)
+	}
+}
