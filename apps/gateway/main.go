@@ -28,6 +28,7 @@ import (
 	authz "github.com/goplt/goplt/apps/authz/client"
 	"github.com/goplt/goplt/apps/gateway/contract"
 	"github.com/goplt/goplt/apps/gateway/gateway"
+	"github.com/goplt/goplt/internal/envvar"
 	"github.com/goplt/goplt/internal/eventsig"
 	"github.com/goplt/goplt/internal/httpx"
 	"github.com/goplt/goplt/internal/invoke"
@@ -59,15 +60,15 @@ func run(log *slog.Logger) error {
 	if err != nil || daprHTTP < 1 || daprHTTP > 65535 {
 		errs = append(errs, "DAPR_HTTP_PORT must be a port")
 	}
-	routesFile := os.Getenv("GOPLT_ROUTES")
+	routesFile := os.Getenv(envvar.Routes)
 	if routesFile == "" {
 		errs = append(errs, "GOPLT_ROUTES must name the compiled route table (deploy/gateway/routes.json)")
 	}
-	limits, err := gateway.ParseLimits(env("GOPLT_GATEWAY_RATE_LIMITS", "default=100:200,subject=100:200,login=5:10,register=2:5"))
+	limits, err := gateway.ParseLimits(env(envvar.GatewayRateLimits, "default=100:200,subject=100:200,login=5:10,register=2:5"))
 	if err != nil {
 		errs = append(errs, err.Error())
 	}
-	bodyLimit, err := strconv.ParseInt(env("GOPLT_GATEWAY_BODY_LIMIT", strconv.Itoa(1<<20)), 10, 64)
+	bodyLimit, err := strconv.ParseInt(env(envvar.GatewayBodyLimit, strconv.Itoa(1<<20)), 10, 64)
 	if err != nil || bodyLimit < 1 {
 		errs = append(errs, "GOPLT_GATEWAY_BODY_LIMIT must be a positive number of bytes")
 	}
@@ -83,7 +84,7 @@ func run(log *slog.Logger) error {
 		}
 		*dst = d
 	}
-	sampling, err := strconv.ParseFloat(env("GOPLT_TRACE_SAMPLING_RATE", "0"), 64)
+	sampling, err := strconv.ParseFloat(env(envvar.TraceSamplingRate, "0"), 64)
 	if err != nil || sampling < 0 || sampling > 1 {
 		errs = append(errs, "GOPLT_TRACE_SAMPLING_RATE must be a number from 0 to 1")
 	}
@@ -95,7 +96,7 @@ func run(log *slog.Logger) error {
 		return err
 	}
 	var origins []string
-	for _, o := range strings.Split(os.Getenv("GOPLT_GATEWAY_CORS_ORIGINS"), ",") {
+	for _, o := range strings.Split(os.Getenv(envvar.GatewayCORSOrigins), ",") {
 		if o = strings.TrimSpace(o); o != "" {
 			origins = append(origins, o)
 		}
@@ -115,7 +116,7 @@ func run(log *slog.Logger) error {
 		}
 		return nil
 	}
-	store := env("GOPLT_SECRET_STORE", "secretstore")
+	store := env(envvar.SecretStore, "secretstore")
 	signer := eventsig.NewSigner(env("APP_ID", "gateway"), func(ctx context.Context, name string) (map[string]string, error) {
 		return inv.Secret(ctx, store, name)
 	})
@@ -124,7 +125,7 @@ func run(log *slog.Logger) error {
 		return err
 	}
 	g := gateway.New(gateway.Config{
-		Sidecar: sidecar, DaprAPIToken: token, PubSub: env("GOPLT_PUBSUB", "pubsub"), Signer: signer, CheckEvent: check.Outgoing, RoutesFile: routesFile,
+		Sidecar: sidecar, DaprAPIToken: token, PubSub: env(envvar.PubSub, "pubsub"), Signer: signer, CheckEvent: check.Outgoing, RoutesFile: routesFile,
 		CORSOrigins: origins, Limits: limits, DefaultBodyLimit: bodyLimit, RequestTimeout: timeout, DecisionTTL: ttl, Ready: ready, TraceSampling: sampling,
 	}, table, auth.New(inv).NewVerifier(auth.VerifierOptions{Strict: true}).Cached(100000), authz.New(inv, 2*time.Second), log)
 
@@ -132,11 +133,11 @@ func run(log *slog.Logger) error {
 	defer stop()
 	runCtx, cancelRun := context.WithCancel(context.Background())
 	g.Run(runCtx)
-	if err := httpx.StartProfiler(runCtx, os.Getenv("GOPLT_PPROF"), log); err != nil {
+	if err := httpx.StartProfiler(runCtx, os.Getenv(envvar.PProf), log); err != nil {
 		cancelRun()
 		return err
 	}
-	ln, err := net.Listen("tcp", net.JoinHostPort(env("GOPLT_LISTEN_HOST", "127.0.0.1"), strconv.Itoa(port)))
+	ln, err := net.Listen("tcp", net.JoinHostPort(env(envvar.ListenHost, "127.0.0.1"), strconv.Itoa(port)))
 	if err != nil {
 		cancelRun()
 		return err

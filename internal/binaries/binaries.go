@@ -23,6 +23,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/goplt/goplt/internal/envvar"
 	"github.com/goplt/goplt/internal/sidecar"
 )
 
@@ -89,7 +90,7 @@ func StockDaprd() Tool {
 
 // SidecarEnv names the environment variable that replaces goplt's daprd with another binary
 // (for example the stock daprd of `dapr init`: GOPLT_DAPRD=~/.dapr/bin/daprd).
-const SidecarEnv = "GOPLT_DAPRD"
+const SidecarEnv = envvar.Daprd
 
 // SidecarPath returns the daprd to run: $GOPLT_DAPRD when set (it must be executable), else
 // goplt's build from find (Resolver.Find or Resolver.Ensure with Daprd()).
@@ -177,7 +178,7 @@ type Resolver struct {
 
 // DefaultCacheDir is $GOPLT_CACHE/bin if set, else the user cache folder's goplt/bin.
 func DefaultCacheDir() string {
-	if d := os.Getenv("GOPLT_CACHE"); d != "" {
+	if d := os.Getenv(envvar.Cache); d != "" {
 		return filepath.Join(d, "bin")
 	}
 	if d, err := os.UserCacheDir(); err == nil {

@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/goplt/goplt/internal/binaries"
+	"github.com/goplt/goplt/internal/envvar"
 	"github.com/goplt/goplt/internal/repo"
 )
 
@@ -95,7 +96,7 @@ Exit codes: 0 success, 1 failure, 2 usage error, 3 unhealthy (status, doctor).`,
 		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
 			e.root, _ = repo.RootFromWd() // "" outside a checkout: commands that need it say so
 			if e.home == "" {
-				e.home = os.Getenv("GOPLT_HOME")
+				e.home = os.Getenv(envvar.Home)
 			}
 			if e.home == "" {
 				base := e.root

@@ -10,6 +10,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/goplt/goplt/internal/compile"
+	"github.com/goplt/goplt/internal/envvar"
 	"github.com/goplt/goplt/internal/runner"
 	"github.com/goplt/goplt/internal/runplan"
 )
@@ -64,7 +65,7 @@ same implicitly, since each app applies its own migrations before it serves.`,
 		for i, s := range mp.Steps {
 			fmt.Fprintf(e.stderr, "migrate: %d/%d %s (schema %s, %s)\n", i+1, len(mp.Steps), s.Module, s.Schema, s.Folder)
 			c := exec.CommandContext(ctx, bins[s.AppID], "--migrate-only")
-			c.Env = append(os.Environ(), "APP_ID="+s.AppID, "GOPLT_DB_SCHEMA="+s.Schema, "GOPLT_DATABASE_URL="+stack.Endpoints().PostgresURL)
+			c.Env = append(os.Environ(), "APP_ID="+s.AppID, envvar.DBSchema+"="+s.Schema, envvar.DatabaseURL+"="+stack.Endpoints().PostgresURL)
 			c.Stdout, c.Stderr = e.stderr, e.stderr
 			if err := c.Run(); err != nil {
 				return fmt.Errorf("migrations of %s failed (see its log above): %w", s.Module, err)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/goplt/goplt/internal/clustersecrets"
 	"github.com/goplt/goplt/internal/compile"
+	"github.com/goplt/goplt/internal/envvar"
 )
 
 func newSecretsCmd(e *env) *cobra.Command {
@@ -98,7 +99,7 @@ passwords and CA come from Strimzi (KafkaUser, the cluster CA Secret).`,
 	k.Flags().StringVar(&kubectl, "kubectl", "kubectl", "the kubectl to run")
 	k.Flags().StringVar(&kubeconfig, "kubeconfig", "", "kubeconfig file (default: kubectl's)")
 	k.Flags().StringVar(&kubeContext, "context", "", "kubeconfig context (default: the current one)")
-	k.Flags().StringVar(&dbEnv, "database-url-env", "GOPLT_DATABASE_URL", "environment variable holding the PostgreSQL URL for goplt-postgres")
+	k.Flags().StringVar(&dbEnv, "database-url-env", envvar.DatabaseURL, "environment variable holding the PostgreSQL URL for goplt-postgres")
 	cmd.AddCommand(k)
 	return cmd
 }

@@ -14,6 +14,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/goplt/goplt/internal/envvar"
 	"github.com/goplt/goplt/internal/eventsig"
 	"github.com/goplt/goplt/internal/manifest"
 	"github.com/goplt/goplt/internal/runplan"
@@ -725,7 +726,7 @@ func (g *gen) daprRunFile() {
 		if g.prof.TracingSamplingRate != "" {
 			// For the traces the app starts (the gateway starts every request's); goplt run
 			// sets it from each sidecar's rendered configuration instead.
-			a.Env["GOPLT_TRACE_SAMPLING_RATE"] = g.prof.TracingSamplingRate
+			a.Env[envvar.TraceSamplingRate] = g.prof.TracingSamplingRate
 		}
 		apps = append(apps, a)
 	}
@@ -740,10 +741,10 @@ func (g *gen) daprRunFile() {
 func appEnv(m *manifest.Module) map[string]string {
 	env := map[string]string{}
 	if db := m.Spec.Database; db != nil && db.Schema != m.Metadata.Name {
-		env["GOPLT_DB_SCHEMA"] = db.Schema
+		env[envvar.DBSchema] = db.Schema
 	}
 	if hasEvents(m) {
-		env["GOPLT_PUBSUB"] = PubSubName(m.Spec.App.ID)
+		env[envvar.PubSub] = PubSubName(m.Spec.App.ID)
 	}
 	if len(env) == 0 {
 		return nil

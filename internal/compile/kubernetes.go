@@ -7,6 +7,7 @@ import (
 
 	"github.com/dapr/dapr/pkg/injector/annotations"
 
+	"github.com/goplt/goplt/internal/envvar"
 	"github.com/goplt/goplt/internal/manifest"
 	"github.com/goplt/goplt/internal/sidecar"
 )
@@ -244,26 +245,26 @@ func (g *gen) workloads(shared []Artifact) {
 			{Name: "APP_ID", Value: id},
 			{Name: "APP_PORT", Value: strconv.Itoa(port)},
 			// In a pod the kubelet probes the pod IP; the app token still keeps others out.
-			{Name: "GOPLT_LISTEN_HOST", Value: "0.0.0.0"},
+			{Name: envvar.ListenHost, Value: "0.0.0.0"},
 			secretEnv("APP_API_TOKEN", id+"-app-token", "token"),
 			secretEnv("DAPR_API_TOKEN", id+"-api-token", "token"),
 			// The compiled policies (the role catalogue), mounted from the goplt-policies ConfigMap.
-			{Name: "GOPLT_POLICIES", Value: policiesMount + "/ladon.json"},
+			{Name: envvar.Policies, Value: policiesMount + "/ladon.json"},
 		}
 		if hasEvents(m) {
-			env = append(env, envVar{Name: "GOPLT_PUBSUB", Value: PubSubName(id)})
+			env = append(env, envVar{Name: envvar.PubSub, Value: PubSubName(id)})
 		}
 		if g.prof.TracingSamplingRate != "" {
-			env = append(env, envVar{Name: "GOPLT_TRACE_SAMPLING_RATE", Value: g.prof.TracingSamplingRate})
+			env = append(env, envVar{Name: envvar.TraceSamplingRate, Value: g.prof.TracingSamplingRate})
 		}
 		if db := m.Spec.Database; db != nil {
-			env = append(env, secretEnv("GOPLT_DATABASE_URL", PostgresSecret, "url"), envVar{Name: "GOPLT_DB_SCHEMA", Value: db.Schema})
+			env = append(env, secretEnv(envvar.DatabaseURL, PostgresSecret, "url"), envVar{Name: envvar.DBSchema, Value: db.Schema})
 		}
 		mounts := []volumeMount{{Name: "policies", MountPath: policiesMount, ReadOnly: true}}
 		volumes := []volume{configMapVolume("policies", "goplt-policies")}
 		if id == g.set.Platform.Spec.Gateway {
 			// The gateway routes by the compiled table, re-read when the ConfigMap changes.
-			env = append(env, envVar{Name: "GOPLT_ROUTES", Value: routesMount + "/routes.json"})
+			env = append(env, envVar{Name: envvar.Routes, Value: routesMount + "/routes.json"})
 			mounts = append(mounts, volumeMount{Name: "routes", MountPath: routesMount, ReadOnly: true})
 			volumes = append(volumes, configMapVolume("routes", "goplt-routes"))
 		}

@@ -9,10 +9,12 @@ import (
 	"os"
 	"strings"
 	"syscall"
+
+	"github.com/goplt/goplt/internal/envvar"
 )
 
 // Env is the variable that arms a failpoint.
-const Env = "GOPLT_FAILPOINT"
+const Env = envvar.Failpoint
 
 // Hit crashes the process if the failpoint name is armed and has not fired yet.
 func Hit(name string) {

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/goplt/goplt/internal/envvar"
 )
 
 // Config is what an app needs to know at start. Each field comes from a flag, else from the
@@ -57,17 +59,17 @@ func LoadConfig(args []string, getenv func(string) string) (Config, error) {
 	}
 	fs.StringVar(&c.AppID, "app-id", env("APP_ID", ""), "Dapr app id (env APP_ID)")
 	fs.IntVar(&c.Port, "port", envInt("APP_PORT", 0), "HTTP port the app listens on (env APP_PORT)")
-	fs.StringVar(&c.ListenHost, "listen-host", env("GOPLT_LISTEN_HOST", "127.0.0.1"), "address to listen on (env GOPLT_LISTEN_HOST)")
+	fs.StringVar(&c.ListenHost, "listen-host", env(envvar.ListenHost, "127.0.0.1"), "address to listen on (env GOPLT_LISTEN_HOST)")
 	fs.IntVar(&c.DaprGRPCPort, "dapr-grpc-port", envInt("DAPR_GRPC_PORT", 50001), "sidecar gRPC port (env DAPR_GRPC_PORT)")
 	fs.IntVar(&c.DaprHTTPPort, "dapr-http-port", envInt("DAPR_HTTP_PORT", 3500), "sidecar HTTP port (env DAPR_HTTP_PORT)")
-	fs.StringVar(&c.DatabaseURL, "database-url", env("GOPLT_DATABASE_URL", ""), "PostgreSQL URL (env GOPLT_DATABASE_URL)")
-	fs.StringVar(&c.DBSchema, "db-schema", env("GOPLT_DB_SCHEMA", ""), "database schema, default the module name (env GOPLT_DB_SCHEMA)")
-	fs.StringVar(&c.PubSub, "pubsub", env("GOPLT_PUBSUB", "pubsub"), "pub/sub component name (env GOPLT_PUBSUB)")
-	fs.StringVar(&c.SecretStore, "secret-store", env("GOPLT_SECRET_STORE", "secretstore"), "secret store component name (env GOPLT_SECRET_STORE)")
-	fs.StringVar(&c.Profiler, "pprof", env("GOPLT_PPROF", ""), "address for Go's profiler, off when empty (env GOPLT_PPROF)")
+	fs.StringVar(&c.DatabaseURL, "database-url", env(envvar.DatabaseURL, ""), "PostgreSQL URL (env GOPLT_DATABASE_URL)")
+	fs.StringVar(&c.DBSchema, "db-schema", env(envvar.DBSchema, ""), "database schema, default the module name (env GOPLT_DB_SCHEMA)")
+	fs.StringVar(&c.PubSub, "pubsub", env(envvar.PubSub, "pubsub"), "pub/sub component name (env GOPLT_PUBSUB)")
+	fs.StringVar(&c.SecretStore, "secret-store", env(envvar.SecretStore, "secretstore"), "secret store component name (env GOPLT_SECRET_STORE)")
+	fs.StringVar(&c.Profiler, "pprof", env(envvar.PProf, ""), "address for Go's profiler, off when empty (env GOPLT_PPROF)")
 	fs.BoolVar(&c.MigrateOnly, "migrate-only", false, "apply the database migrations, then exit")
-	level := fs.String("log-level", env("GOPLT_LOG_LEVEL", "info"), "debug, info, warn or error (env GOPLT_LOG_LEVEL)")
-	shutdown := fs.String("shutdown-timeout", env("GOPLT_SHUTDOWN_TIMEOUT", "10s"), "graceful stop bound (env GOPLT_SHUTDOWN_TIMEOUT)")
+	level := fs.String("log-level", env(envvar.LogLevel, "info"), "debug, info, warn or error (env GOPLT_LOG_LEVEL)")
+	shutdown := fs.String("shutdown-timeout", env(envvar.ShutdownTimeout, "10s"), "graceful stop bound (env GOPLT_SHUTDOWN_TIMEOUT)")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}

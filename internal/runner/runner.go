@@ -23,6 +23,7 @@ import (
 
 	consul "github.com/hashicorp/consul/api"
 
+	"github.com/goplt/goplt/internal/envvar"
 	"github.com/goplt/goplt/internal/infra"
 	"github.com/goplt/goplt/internal/ports"
 	"github.com/goplt/goplt/internal/proc"
@@ -438,16 +439,16 @@ func (g *Group) spawnApp(a *App, rc renderedConfig) (*proc.Process, error) {
 		"DAPR_GRPC_PORT="+strconv.Itoa(a.GRPCPort),
 		"DAPR_API_TOKEN="+a.DaprAPIToken,
 		"APP_API_TOKEN="+a.AppAPIToken,
-		"GOPLT_DATABASE_URL="+g.opts.Infra.PostgresURL,
-		"GOPLT_POLICIES="+filepath.Join(g.opts.Root, "deploy", "policies", "ladon.json"),
-		"GOPLT_ROUTES="+filepath.Join(g.opts.Root, "deploy", "gateway", "routes.json"),
+		envvar.DatabaseURL+"="+g.opts.Infra.PostgresURL,
+		envvar.Policies+"="+filepath.Join(g.opts.Root, "deploy", "policies", "ladon.json"),
+		envvar.Routes+"="+filepath.Join(g.opts.Root, "deploy", "gateway", "routes.json"),
 	)
 	for k, v := range a.Spec.Env {
 		env = append(env, k+"="+v)
 	}
 	// For the traces the app starts: its sidecar's rate as this run renders it (the
 	// dashboard turns tracing on).
-	env = append(env, "GOPLT_TRACE_SAMPLING_RATE="+rc.SamplingRate)
+	env = append(env, envvar.TraceSamplingRate+"="+rc.SamplingRate)
 	return proc.Start(proc.Spec{
 		Name: a.Name(), Path: path, Args: args, Env: env, Dir: g.opts.Root,
 		Output: g.out.writer(a.Spec.ID, a.Name()),
@@ -486,9 +487,9 @@ func (g *Group) spawnSidecar(a *App, cfgPath string) (*proc.Process, error) {
 		"DAPR_HOST_IP=127.0.0.1",
 		"CONSUL_HTTP_ADDR="+g.opts.Infra.ConsulHTTP,
 		// Read by the components through envRef (components/local/*.yaml).
-		"GOPLT_KAFKA_BROKERS="+strings.Join(g.opts.Infra.KafkaBrokers, ","),
-		"GOPLT_POSTGRES_URL="+g.opts.Infra.PostgresURL,
-		"GOPLT_SECRETS_FILE="+g.opts.Infra.SecretsFile,
+		envvar.KafkaBrokers+"="+strings.Join(g.opts.Infra.KafkaBrokers, ","),
+		envvar.PostgresURL+"="+g.opts.Infra.PostgresURL,
+		envvar.SecretsFile+"="+g.opts.Infra.SecretsFile,
 	)
 	return proc.Start(proc.Spec{
 		Name: a.Name() + " sidecar", Path: g.opts.Daprd, Args: args, Env: env, Dir: g.opts.Root,

@@ -1,5 +1,7 @@
 package main
 
+import "github.com/goplt/goplt/internal/envvar"
+
 // Jobs is every benchmark the report holds, in the order they run (fast, stack-less ones
 // first). stockDaprd, when set, adds the footprint run on Dapr's stock daprd. profiles is the
 // folder for the CPU profiles the paths job takes of the gateway and blog under load.
@@ -97,7 +99,7 @@ func Jobs(stockDaprd, profiles string) []Job {
 			Rows: []Row{{"start-up (ms)", "SidecarStart ms/start", "", Lower}}},
 	}
 	if stockDaprd != "" {
-		env := []string{"GOPLT_DAPRD=" + stockDaprd}
+		env := []string{envvar.Daprd + "=" + stockDaprd}
 		jobs = append(jobs,
 			Job{Name: "footprint-stock", Title: "Footprint: goplt's daprd vs Dapr's stock daprd (-tags allcomponents), same files",
 				Pkg: "github.com/goplt/goplt/apps/gateway/e2e", Bench: "Footprint", Benchtime: "1x", Stack: true, Env: env, Baseline: "footprint",

@@ -22,6 +22,7 @@ import (
 	"github.com/goplt/goplt/apps/audit/chain"
 	"github.com/goplt/goplt/apps/audit/contract"
 	"github.com/goplt/goplt/apps/audit/permissions"
+	"github.com/goplt/goplt/internal/envvar"
 	"github.com/goplt/goplt/internal/kernel"
 	"github.com/goplt/goplt/internal/localsecrets"
 )
@@ -58,7 +59,7 @@ func (m *Module) Init(k *kernel.Kernel) error {
 	k.UseContracts(contract.Events())
 	m.k = k
 	m.every = 10 * time.Second
-	if v := os.Getenv("GOPLT_AUDIT_CHECKPOINT_EVERY"); v != "" {
+	if v := os.Getenv(envvar.AuditCheckpointEvery); v != "" {
 		d, err := time.ParseDuration(v)
 		if err != nil || d <= 0 {
 			return fmt.Errorf("GOPLT_AUDIT_CHECKPOINT_EVERY=%q: want a positive duration", v)

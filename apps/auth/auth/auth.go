@@ -16,6 +16,7 @@ import (
 	"github.com/goplt/goplt/apps/auth/client"
 	"github.com/goplt/goplt/apps/auth/contract"
 	identity "github.com/goplt/goplt/apps/identity/client"
+	"github.com/goplt/goplt/internal/envvar"
 	"github.com/goplt/goplt/internal/kernel"
 	"github.com/goplt/goplt/internal/localsecrets"
 	"github.com/goplt/goplt/internal/token"
@@ -41,10 +42,10 @@ func settingsFromEnv(getenv func(string) string) (Settings, error) {
 		dst *time.Duration
 		def time.Duration
 	}{
-		{"GOPLT_AUTH_ACCESS_TTL", &s.AccessTTL, 5 * time.Minute},
-		{"GOPLT_AUTH_REFRESH_TTL", &s.RefreshTTL, 24 * time.Hour},
-		{"GOPLT_AUTH_SESSION_TTL", &s.SessionTTL, 7 * 24 * time.Hour},
-		{"GOPLT_AUTH_KEY_REFRESH", &s.KeyRefresh, 30 * time.Second},
+		{envvar.AuthAccessTTL, &s.AccessTTL, 5 * time.Minute},
+		{envvar.AuthRefreshTTL, &s.RefreshTTL, 24 * time.Hour},
+		{envvar.AuthSessionTTL, &s.SessionTTL, 7 * 24 * time.Hour},
+		{envvar.AuthKeyRefresh, &s.KeyRefresh, 30 * time.Second},
 	} {
 		*d.dst = d.def
 		if v := getenv(d.env); v != "" {

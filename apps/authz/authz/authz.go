@@ -22,6 +22,7 @@ import (
 	"github.com/goplt/goplt/apps/authz/contract"
 	"github.com/goplt/goplt/apps/authz/engine"
 	"github.com/goplt/goplt/apps/authz/permissions"
+	"github.com/goplt/goplt/internal/envvar"
 	"github.com/goplt/goplt/internal/kernel"
 )
 
@@ -73,14 +74,14 @@ func (m *Module) Init(k *kernel.Kernel) error {
 // Start implements kernel.Starter: it loads the compiled policies and the runtime ones, then
 // keeps the view current.
 func (m *Module) Start(ctx context.Context) error {
-	if err := m.loadCompiled(os.Getenv("GOPLT_POLICIES")); err != nil {
+	if err := m.loadCompiled(os.Getenv(envvar.Policies)); err != nil {
 		return err
 	}
 	if err := m.reload(ctx); err != nil {
 		return err
 	}
 	every := defaultPoll
-	if v := os.Getenv("GOPLT_AUTHZ_POLL"); v != "" {
+	if v := os.Getenv(envvar.AuthzPoll); v != "" {
 		d, err := time.ParseDuration(v)
 		if err != nil || d <= 0 {
 			return fmt.Errorf("GOPLT_AUTHZ_POLL=%q: want a positive duration", v)

@@ -20,6 +20,7 @@ import (
 	"github.com/goplt/goplt/apps/identity/contract"
 	"github.com/goplt/goplt/apps/identity/permissions"
 	"github.com/goplt/goplt/internal/emailaddr"
+	"github.com/goplt/goplt/internal/envvar"
 	"github.com/goplt/goplt/internal/kernel"
 	"github.com/goplt/goplt/internal/localsecrets"
 	"github.com/goplt/goplt/internal/password"
@@ -75,7 +76,7 @@ func (m *Module) Init(k *kernel.Kernel) error {
 // Start implements kernel.Starter: it loads the role catalogue, starts the outbox relay and
 // makes sure the bootstrap administrator exists.
 func (m *Module) Start(ctx context.Context) error {
-	roles, defaults, err := loadRoles(os.Getenv("GOPLT_POLICIES"))
+	roles, defaults, err := loadRoles(os.Getenv(envvar.Policies))
 	if err != nil {
 		return err
 	}
