@@ -1,7 +1,9 @@
 package layers
 
 import (
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -131,4 +133,40 @@ func TestLayeringRulesCatchViolations(t *testing.T) {
 			t.Errorf("%s -> %s refused: %s", c[0], c[1], msg)
 		}
 	}
+}
+
+// maxLines bounds a hand-written Go file: past it, a file holds several concerns.
+const maxLines = 600
+
+func TestNoHandWrittenFileIsTooLong(t *testing.T) {
+	top := root(t)
+	out, err := exec.Command("git", "-C", top, "ls-files", "--", "*.go").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := strings.Fields(string(out))
+	if len(files) < 100 {
+		t.Fatalf("only %d Go files listed", len(files))
+	}
+	for _, f := range files {
+		if strings.HasSuffix(f, "_gen.go") || strings.HasSuffix(f, "_test.go") {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(top, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := strings.Count(string(b), "\n"); n > maxLines {
+			t.Errorf("%s has %d lines; split it along its seams (at most %d)", f, n, maxLines)
+		}
+	}
+}
+
+func root(t *testing.T) string {
+	t.Helper()
+	out, err := exec.Command("git", "rev-parse", "--show-toplevel").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(string(out))
 }

@@ -23,45 +23,70 @@ var (
 
 // validateSet applies the rules that span fields and files. It reports every problem.
 func validateSet(set *Set) Problems {
-	var ps Problems
-	add := func(pos Position, rule, fix, format string, args ...any) {
-		ps = append(ps, Problem{Pos: pos, Rule: rule, Msg: fmt.Sprintf(format, args...), Fix: fix})
+	ck := &checker{set: set, byName: map[string]*Module{}, appIDs: map[string]*Module{}, versions: map[string]*semver.Version{},
+		allPerms: map[string]*Module{}, roles: map[string]bool{}}
+	ck.modules()
+	ck.dependencies()
+	ck.permissions()
+	ck.policies()
+	ck.routes()
+	ck.events()
+	if set.Platform != nil {
+		ck.ps = append(ck.ps, validatePlatform(set, ck.appIDs)...)
 	}
-	byName := map[string]*Module{}
-	appIDs := map[string]*Module{}
+	return ck.ps
+}
+
+// checker holds what one family of rules learns for the next ones.
+type checker struct {
+	set      *Set
+	ps       Problems
+	byName   map[string]*Module
+	appIDs   map[string]*Module
+	versions map[string]*semver.Version
+	allPerms map[string]*Module // permission -> declaring module
+	roles    map[string]bool
+}
+
+func (ck *checker) add(pos Position, rule, fix, format string, args ...any) {
+	ck.ps = append(ck.ps, Problem{Pos: pos, Rule: rule, Msg: fmt.Sprintf(format, args...), Fix: fix})
+}
+
+// modules checks each module on its own: unique names, app ids, ports and schemas; semantic
+// versions; how the app runs; paths inside the repository.
+func (ck *checker) modules() {
 	ports := map[int]*Module{}
 	schemas := map[string]*Module{}
-	versions := map[string]*semver.Version{}
-	for _, m := range set.Modules {
+	for _, m := range ck.set.Modules {
 		name := m.Metadata.Name
-		if prev, ok := byName[name]; ok {
-			add(m.PosOf("/metadata/name"), "module-unique", "rename one of them", "module %q is also defined in %s", name, prev.File())
+		if prev, ok := ck.byName[name]; ok {
+			ck.add(m.PosOf("/metadata/name"), "module-unique", "rename one of them", "module %q is also defined in %s", name, prev.File())
 			continue
 		}
-		byName[name] = m
+		ck.byName[name] = m
 		if v, err := semver.StrictNewVersion(m.Metadata.Version); err != nil {
-			add(m.PosOf("/metadata/version"), "semver", "use MAJOR.MINOR.PATCH, e.g. 1.0.0", "version %q is not a semantic version: %v", m.Metadata.Version, err)
+			ck.add(m.PosOf("/metadata/version"), "semver", "use MAJOR.MINOR.PATCH, e.g. 1.0.0", "version %q is not a semantic version: %v", m.Metadata.Version, err)
 		} else {
-			versions[name] = v
+			ck.versions[name] = v
 		}
-		if prev, ok := appIDs[m.Spec.App.ID]; ok {
-			add(m.PosOf("/spec/app/id"), "app-id-unique", "give each module its own app id", "app id %q is also used by module %s (%s)", m.Spec.App.ID, prev.Metadata.Name, prev.File())
+		if prev, ok := ck.appIDs[m.Spec.App.ID]; ok {
+			ck.add(m.PosOf("/spec/app/id"), "app-id-unique", "give each module its own app id", "app id %q is also used by module %s (%s)", m.Spec.App.ID, prev.Metadata.Name, prev.File())
 		}
-		appIDs[m.Spec.App.ID] = m
+		ck.appIDs[m.Spec.App.ID] = m
 		if p := m.Spec.App.Port; p != 0 {
 			if prev, ok := ports[p]; ok {
-				add(m.PosOf("/spec/app/port"), "port-unique", "use another port, or 0 to let goplt choose", "port %d is also used by module %s", p, prev.Metadata.Name)
+				ck.add(m.PosOf("/spec/app/port"), "port-unique", "use another port, or 0 to let goplt choose", "port %d is also used by module %s", p, prev.Metadata.Name)
 			}
 			ports[p] = m
 			if m.Spec.App.Replicas > 1 {
-				add(m.PosOf("/spec/app/replicas"), "replicas-port", "set port: 0 (goplt gives each instance its own), or run one replica",
+				ck.add(m.PosOf("/spec/app/replicas"), "replicas-port", "set port: 0 (goplt gives each instance its own), or run one replica",
 					"%d replicas cannot share the fixed port %d", m.Spec.App.Replicas, p)
 			}
 		}
 		outside := func(ptr, rel string) bool {
-			err := inRepo(set.Root, rel)
+			err := inRepo(ck.set.Root, rel)
 			if err != nil {
-				add(m.PosOf(ptr), "path-in-repository", "name a path inside the repository, relative to its root", "%v", err)
+				ck.add(m.PosOf(ptr), "path-in-repository", "name a path inside the repository, relative to its root", "%v", err)
 			}
 			return err != nil
 		}
@@ -69,172 +94,181 @@ func validateSet(set *Set) Problems {
 			outside("/spec/app/build", m.Spec.App.Build)
 		}
 		if m.Spec.App.Build != "" && len(m.Spec.App.Command) > 0 {
-			add(m.PosOf("/spec/app/build"), "app-run", "keep one of build and command", "app has both build and command")
+			ck.add(m.PosOf("/spec/app/build"), "app-run", "keep one of build and command", "app has both build and command")
 		}
 		if m.Spec.App.Build == "" && len(m.Spec.App.Command) == 0 {
-			add(m.PosOf("/spec/app"), "app-run", "add build: ./apps/<name> (a Go package) or command: [...]", "app says neither how to build nor how to run it")
+			ck.add(m.PosOf("/spec/app"), "app-run", "add build: ./apps/<name> (a Go package) or command: [...]", "app says neither how to build nor how to run it")
 		}
 		if db := m.Spec.Database; db != nil {
 			if prev, ok := schemas[db.Schema]; ok {
-				add(m.PosOf("/spec/database/schema"), "schema-unique", "each module owns its own schema", "database schema %q is also used by module %s", db.Schema, prev.Metadata.Name)
+				ck.add(m.PosOf("/spec/database/schema"), "schema-unique", "each module owns its own schema", "database schema %q is also used by module %s", db.Schema, prev.Metadata.Name)
 			}
 			schemas[db.Schema] = m
 			if db.Migrations != "" && !outside("/spec/database/migrations", db.Migrations) {
-				if st, err := os.Stat(filepath.Join(set.Root, db.Migrations)); err != nil || !st.IsDir() {
-					add(m.PosOf("/spec/database/migrations"), "migrations-folder", "create the folder or fix the path (relative to the repository root)", "migrations folder %s does not exist", db.Migrations)
+				if st, err := os.Stat(filepath.Join(ck.set.Root, db.Migrations)); err != nil || !st.IsDir() {
+					ck.add(m.PosOf("/spec/database/migrations"), "migrations-folder", "create the folder or fix the path (relative to the repository root)", "migrations folder %s does not exist", db.Migrations)
 				}
 			}
 		}
 	}
+}
 
-	// Dependencies: exist, satisfy the constraint, no cycles.
-	for _, m := range set.Modules {
+// dependencies checks that dependencies exist, satisfy their constraints and form no cycle.
+func (ck *checker) dependencies() {
+	for _, m := range ck.set.Modules {
 		for i, d := range m.Spec.DependsOn {
 			ptr := fmt.Sprintf("/spec/dependsOn/%d", i)
 			c, err := semver.NewConstraint(d.Version)
 			if err != nil {
-				add(m.PosOf(ptr+"/version"), "semver", `write a constraint such as ">=1.0.0 <2.0.0"`, "version constraint %q does not parse: %v", d.Version, err)
+				ck.add(m.PosOf(ptr+"/version"), "semver", `write a constraint such as ">=1.0.0 <2.0.0"`, "version constraint %q does not parse: %v", d.Version, err)
 				continue
 			}
-			dep, ok := byName[d.Name]
+			dep, ok := ck.byName[d.Name]
 			switch {
 			case d.Name == m.Metadata.Name:
-				add(m.PosOf(ptr+"/name"), "dependency-self", "remove it", "module %s depends on itself", d.Name)
+				ck.add(m.PosOf(ptr+"/name"), "dependency-self", "remove it", "module %s depends on itself", d.Name)
 			case !ok:
-				add(m.PosOf(ptr+"/name"), "dependency-missing", "add manifests/"+d.Name+".yaml or remove the dependency", "module %s depends on %q, which no manifest defines", m.Metadata.Name, d.Name)
-			case versions[d.Name] != nil && !c.Check(versions[d.Name]):
-				add(m.PosOf(ptr+"/version"), "dependency-version", "widen the constraint or change "+dep.File(), "%s %s does not satisfy %q", d.Name, versions[d.Name], d.Version)
+				ck.add(m.PosOf(ptr+"/name"), "dependency-missing", "add manifests/"+d.Name+".yaml or remove the dependency", "module %s depends on %q, which no manifest defines", m.Metadata.Name, d.Name)
+			case ck.versions[d.Name] != nil && !c.Check(ck.versions[d.Name]):
+				ck.add(m.PosOf(ptr+"/version"), "dependency-version", "widen the constraint or change "+dep.File(), "%s %s does not satisfy %q", d.Name, ck.versions[d.Name], d.Version)
 			}
 		}
 	}
-	if cycle := findCycle(set.Modules); len(cycle) > 0 {
-		m := byName[cycle[0]]
-		add(m.PosOf("/spec/dependsOn"), "dependency-cycle", "break the cycle: modules must form a DAG (use events for the reverse direction)", "dependency cycle: %s", strings.Join(cycle, " -> "))
+	if cycle := findCycle(ck.set.Modules); len(cycle) > 0 {
+		m := ck.byName[cycle[0]]
+		ck.add(m.PosOf("/spec/dependsOn"), "dependency-cycle", "break the cycle: modules must form a DAG (use events for the reverse direction)", "dependency cycle: %s", strings.Join(cycle, " -> "))
 	}
+}
 
-	// Permissions and roles.
-	allPerms := map[string]*Module{}
-	for _, m := range set.Modules {
+// permissions checks permission and role names, and that roles grant declared permissions.
+func (ck *checker) permissions() {
+	for _, m := range ck.set.Modules {
 		for i, p := range m.Spec.Permissions {
 			ptr := fmt.Sprintf("/spec/permissions/%d/name", i)
 			module, ok := naming.PermissionModule(p.Name)
 			switch {
 			case !ok:
-				add(m.PosOf(ptr), "permission-name", "name it <module>.<resource>.<action>, e.g. "+m.Metadata.Name+".post.create", "permission %q is not <module>.<resource>.<action>", p.Name)
+				ck.add(m.PosOf(ptr), "permission-name", "name it <module>.<resource>.<action>, e.g. "+m.Metadata.Name+".post.create", "permission %q is not <module>.<resource>.<action>", p.Name)
 			case module != m.Metadata.Name:
-				add(m.PosOf(ptr), "permission-prefix", "start it with "+m.Metadata.Name+".", "permission %q does not start with the module name %q", p.Name, m.Metadata.Name)
+				ck.add(m.PosOf(ptr), "permission-prefix", "start it with "+m.Metadata.Name+".", "permission %q does not start with the module name %q", p.Name, m.Metadata.Name)
 			}
-			if prev, ok := allPerms[p.Name]; ok {
-				add(m.PosOf(ptr), "permission-unique", "remove the repetition", "permission %q is already declared by module %s", p.Name, prev.Metadata.Name)
+			if prev, ok := ck.allPerms[p.Name]; ok {
+				ck.add(m.PosOf(ptr), "permission-unique", "remove the repetition", "permission %q is already declared by module %s", p.Name, prev.Metadata.Name)
 			}
-			allPerms[p.Name] = m
+			ck.allPerms[p.Name] = m
 		}
 	}
-	roles := map[string]bool{}
-	for _, m := range set.Modules {
+	for _, m := range ck.set.Modules {
 		for i, r := range m.Spec.Roles {
 			ptr := fmt.Sprintf("/spec/roles/%d", i)
 			sub := roleRE.FindStringSubmatch(r.Name)
 			if sub == nil || sub[1] != m.Metadata.Name {
-				add(m.PosOf(ptr+"/name"), "role-name", "name it "+m.Metadata.Name+".<role>", "role %q is not %s.<role>", r.Name, m.Metadata.Name)
+				ck.add(m.PosOf(ptr+"/name"), "role-name", "name it "+m.Metadata.Name+".<role>", "role %q is not %s.<role>", r.Name, m.Metadata.Name)
 			}
-			if roles[r.Name] {
-				add(m.PosOf(ptr+"/name"), "role-unique", "remove the repetition", "role %q is declared twice", r.Name)
+			if ck.roles[r.Name] {
+				ck.add(m.PosOf(ptr+"/name"), "role-unique", "remove the repetition", "role %q is declared twice", r.Name)
 			}
-			roles[r.Name] = true
+			ck.roles[r.Name] = true
 			for j, p := range r.Permissions {
-				if _, ok := allPerms[p]; !ok {
-					add(m.PosOf(fmt.Sprintf("%s/permissions/%d", ptr, j)), "role-permission", "declare it under permissions, or fix the name", "role %s grants %q, which no module declares", r.Name, p)
+				if _, ok := ck.allPerms[p]; !ok {
+					ck.add(m.PosOf(fmt.Sprintf("%s/permissions/%d", ptr, j)), "role-permission", "declare it under permissions, or fix the name", "role %s grants %q, which no module declares", r.Name, p)
 				}
 			}
 		}
 	}
+}
 
-	// Module policies: named after the module, granting only its own permissions.
-	for _, m := range set.Modules {
+// policies checks module policies: named after the module, granting only its own permissions.
+func (ck *checker) policies() {
+	for _, m := range ck.set.Modules {
 		for i, p := range m.Spec.Policies {
 			ptr := fmt.Sprintf("/spec/policies/%d", i)
 			if !strings.HasPrefix(p.ID, m.Metadata.Name+".") {
-				add(m.PosOf(ptr+"/id"), "policy-id", "name it "+m.Metadata.Name+".<name>", "policy id %q does not start with the module name", p.ID)
+				ck.add(m.PosOf(ptr+"/id"), "policy-id", "name it "+m.Metadata.Name+".<name>", "policy id %q does not start with the module name", p.ID)
 			}
 			for j, a := range p.Actions {
-				if allPerms[a] != m {
-					add(m.PosOf(fmt.Sprintf("%s/actions/%d", ptr, j)), "policy-action", "list permissions this module declares", "policy %s: action %q is not a permission of module %s", p.ID, a, m.Metadata.Name)
+				if ck.allPerms[a] != m {
+					ck.add(m.PosOf(fmt.Sprintf("%s/actions/%d", ptr, j)), "policy-action", "list permissions this module declares", "policy %s: action %q is not a permission of module %s", p.ID, a, m.Metadata.Name)
 				}
 			}
 		}
 	}
+}
 
-	// Routes: access declared, no overlaps across the whole system.
+// routes checks that every route declares its access and that no two routes overlap.
+func (ck *checker) routes() {
 	type placed struct {
 		m   *Module
 		i   int
 		pat []string
 	}
 	var routes []placed
-	for _, m := range set.Modules {
+	for _, m := range ck.set.Modules {
 		for i, r := range m.Spec.Routes {
 			ptr := fmt.Sprintf("/spec/routes/%d", i)
 			switch {
 			case len(r.Callers) > 0 && (r.Public || r.Permission != ""):
-				add(m.PosOf(ptr), "route-access", "an internal route (callers) takes neither public nor permission", "route %s %s is internal (callers) and also public or requires a permission", r.Method, r.Path)
+				ck.add(m.PosOf(ptr), "route-access", "an internal route (callers) takes neither public nor permission", "route %s %s is internal (callers) and also public or requires a permission", r.Method, r.Path)
 			case len(r.Callers) > 0 && !strings.HasPrefix(r.Path, "/internal/"):
-				add(m.PosOf(ptr+"/path"), "route-internal-path", "move it under /internal/", "internal route %s %s must start with /internal/, so access control can deny the prefix", r.Method, r.Path)
+				ck.add(m.PosOf(ptr+"/path"), "route-internal-path", "move it under /internal/", "internal route %s %s must start with /internal/, so access control can deny the prefix", r.Method, r.Path)
 			case len(r.Callers) > 0:
 				for j, c := range r.Callers {
-					if c != "*" && appIDs[c] == nil {
-						add(m.PosOf(fmt.Sprintf("%s/callers/%d", ptr, j)), "route-caller", "name the app id of a module", "route %s %s: caller %q is not the app id of any module", r.Method, r.Path, c)
+					if c != "*" && ck.appIDs[c] == nil {
+						ck.add(m.PosOf(fmt.Sprintf("%s/callers/%d", ptr, j)), "route-caller", "name the app id of a module", "route %s %s: caller %q is not the app id of any module", r.Method, r.Path, c)
 					}
 				}
 			case len(r.Callers) == 0 && strings.HasPrefix(r.Path, "/internal/"):
-				add(m.PosOf(ptr+"/path"), "route-internal-path", "list the app ids allowed to call it under callers", "route %s %s is under /internal/ but names no callers", r.Method, r.Path)
+				ck.add(m.PosOf(ptr+"/path"), "route-internal-path", "list the app ids allowed to call it under callers", "route %s %s is under /internal/ but names no callers", r.Method, r.Path)
 			case r.Public && r.Permission != "":
-				add(m.PosOf(ptr), "route-access", "a public route needs no permission: remove one", "route %s %s is public and requires %q", r.Method, r.Path, r.Permission)
+				ck.add(m.PosOf(ptr), "route-access", "a public route needs no permission: remove one", "route %s %s is public and requires %q", r.Method, r.Path, r.Permission)
 			case !r.Public && r.Permission == "":
-				add(m.PosOf(ptr), "route-access", "add permission: <a declared permission>, or public: true", "route %s %s has neither a permission nor public: true", r.Method, r.Path)
-			case r.Permission != "" && allPerms[r.Permission] != m:
-				add(m.PosOf(ptr+"/permission"), "route-permission", "declare it in this module's permissions", "route %s %s requires %q, which module %s does not declare", r.Method, r.Path, r.Permission, m.Metadata.Name)
+				ck.add(m.PosOf(ptr), "route-access", "add permission: <a declared permission>, or public: true", "route %s %s has neither a permission nor public: true", r.Method, r.Path)
+			case r.Permission != "" && ck.allPerms[r.Permission] != m:
+				ck.add(m.PosOf(ptr+"/permission"), "route-permission", "declare it in this module's permissions", "route %s %s requires %q, which module %s does not declare", r.Method, r.Path, r.Permission, m.Metadata.Name)
 			}
 			segs, err := splitPattern(r.Path)
 			if err != nil {
-				add(m.PosOf(ptr+"/path"), "route-path", "use /literal/{param} segments, with {rest...} only last", "route path %q: %v", r.Path, err)
+				ck.add(m.PosOf(ptr+"/path"), "route-path", "use /literal/{param} segments, with {rest...} only last", "route path %q: %v", r.Path, err)
 				continue
 			}
 			for _, o := range routes {
 				or := o.m.Spec.Routes[o.i]
 				if or.Method == r.Method && overlap(o.pat, segs) {
-					add(m.PosOf(ptr+"/path"), "route-overlap", "make the paths distinct (a literal segment where the other has a parameter is still ambiguous)",
+					ck.add(m.PosOf(ptr+"/path"), "route-overlap", "make the paths distinct (a literal segment where the other has a parameter is still ambiguous)",
 						"route %s %s overlaps %s %s of module %s (%s): one request could match both", r.Method, r.Path, or.Method, or.Path, o.m.Metadata.Name, o.m.PosOf(fmt.Sprintf("/spec/routes/%d/path", o.i)))
 				}
 			}
 			routes = append(routes, placed{m, i, segs})
 		}
 	}
+}
 
-	// Events: one publisher per topic, subscriptions have publishers, schemas exist and parse.
+// events checks one publisher per topic, a publisher for each subscription, the schemas,
+// payload versions and subscription routes.
+func (ck *checker) events() {
 	publishers := map[string]*Module{}
-	for _, m := range set.Modules {
+	for _, m := range ck.set.Modules {
 		for i, p := range m.Spec.Events.Publishes {
 			ptr := fmt.Sprintf("/spec/events/publishes/%d", i)
 			if prev, ok := publishers[p.Topic]; ok {
-				add(m.PosOf(ptr+"/topic"), "topic-one-publisher", "one module owns a topic: publish under your own name", "topic %q is already published by module %s", p.Topic, prev.Metadata.Name)
+				ck.add(m.PosOf(ptr+"/topic"), "topic-one-publisher", "one module owns a topic: publish under your own name", "topic %q is already published by module %s", p.Topic, prev.Metadata.Name)
 			}
 			publishers[p.Topic] = m
 			if !strings.HasPrefix(p.Topic, m.Metadata.Name+".") {
-				add(m.PosOf(ptr+"/topic"), "topic-prefix", "name it "+m.Metadata.Name+".<entity>.<event>", "published topic %q does not start with the module name", p.Topic)
+				ck.add(m.PosOf(ptr+"/topic"), "topic-prefix", "name it "+m.Metadata.Name+".<entity>.<event>", "published topic %q does not start with the module name", p.Topic)
 			}
-			if err := inRepo(set.Root, p.Schema); err != nil {
-				add(m.PosOf(ptr+"/schema"), "path-in-repository", "name a path inside the repository, relative to its root", "%v", err)
-			} else if err := checkJSONSchemaFile(filepath.Join(set.Root, p.Schema)); err != nil {
-				add(m.PosOf(ptr+"/schema"), "event-schema", "point to a JSON Schema file relative to the repository root", "event schema %s: %v", p.Schema, err)
+			if err := inRepo(ck.set.Root, p.Schema); err != nil {
+				ck.add(m.PosOf(ptr+"/schema"), "path-in-repository", "name a path inside the repository, relative to its root", "%v", err)
+			} else if err := checkJSONSchemaFile(filepath.Join(ck.set.Root, p.Schema)); err != nil {
+				ck.add(m.PosOf(ptr+"/schema"), "event-schema", "point to a JSON Schema file relative to the repository root", "event schema %s: %v", p.Schema, err)
 			}
 			if !strings.HasSuffix(p.Schema, SchemaVersionSuffix(p.PayloadVersion())) {
-				add(m.PosOf(ptr+"/schema"), "event-schema-version", "name the file <event>"+SchemaVersionSuffix(p.PayloadVersion())+", or set version to the file's",
+				ck.add(m.PosOf(ptr+"/schema"), "event-schema-version", "name the file <event>"+SchemaVersionSuffix(p.PayloadVersion())+", or set version to the file's",
 					"schema %s is not named for version %d", p.Schema, p.PayloadVersion())
 			}
 		}
 	}
-	for _, m := range set.Modules {
+	for _, m := range ck.set.Modules {
 		paths := map[string]bool{}
 		for _, r := range m.Spec.Routes {
 			paths[r.Path] = true
@@ -243,26 +277,21 @@ func validateSet(set *Set) Problems {
 			ptr := fmt.Sprintf("/spec/events/subscribes/%d", i)
 			pub, ok := publishers[s.Topic]
 			if !ok && !s.External {
-				add(m.PosOf(ptr+"/topic"), "topic-no-publisher", "fix the topic name, add the publishing module, or set external: true", "no module publishes topic %q", s.Topic)
+				ck.add(m.PosOf(ptr+"/topic"), "topic-no-publisher", "fix the topic name, add the publishing module, or set external: true", "no module publishes topic %q", s.Topic)
 			}
 			if ok {
 				for j, v := range s.Accepts {
-					if rule, msg := acceptable(set.Root, pub, s.Topic, v); rule != "" {
-						add(m.PosOf(fmt.Sprintf("%s/accepts/%d", ptr, j)), rule, "accept the version published now, or make the publisher's change compatible", "%s", msg)
+					if rule, msg := acceptable(ck.set.Root, pub, s.Topic, v); rule != "" {
+						ck.add(m.PosOf(fmt.Sprintf("%s/accepts/%d", ptr, j)), rule, "accept the version published now, or make the publisher's change compatible", "%s", msg)
 					}
 				}
 			}
 			if paths[s.Route] {
-				add(m.PosOf(ptr+"/route"), "subscription-route", "use a distinct path such as /events/...", "subscription route %s is also an HTTP route or another subscription's", s.Route)
+				ck.add(m.PosOf(ptr+"/route"), "subscription-route", "use a distinct path such as /events/...", "subscription route %s is also an HTTP route or another subscription's", s.Route)
 			}
 			paths[s.Route] = true
 		}
 	}
-
-	if set.Platform != nil {
-		ps = append(ps, validatePlatform(set, appIDs)...)
-	}
-	return ps
 }
 
 func validatePlatform(set *Set, appIDs map[string]*Module) Problems {
