@@ -66,7 +66,7 @@ func Daprd() Tool {
 	return Tool{
 		Name: "daprd", Version: DaprVersion, Variant: "goplt", Module: "tools/dapr",
 		Package: "./daprd", Static: true, // also the cluster's sidecar image (goplt images)
-		KeyFiles:  []string{"tools/dapr/daprd/components_gen.go"},
+		KeyFiles:  []string{"tools/dapr/daprd/components_gen.go", "tools/dapr/daprd/main.go"},
 		LDFlags:   "-X github.com/dapr/dapr/pkg/buildinfo.version=" + DaprVersion,
 		ColdBuild: 6 * time.Minute,
 	}

@@ -50,7 +50,7 @@ prefixed by app. Ctrl-C stops everything this command started.`,
 			}
 		}
 		if planPath == "" {
-			planPath = filepath.Join(e.root, "deploy", "local", "runplan.yaml")
+			planPath = filepath.Join(e.root, compile.RunPlanFile)
 		}
 		plan, err := runplan.Load(planPath)
 		if err != nil {

@@ -36,6 +36,11 @@ type (
 		AllowedSecrets []string `yaml:"allowedSecrets"`
 	}
 	configSpec struct {
+		// MTLS, locally: the Dapr CLI turns on mTLS (with Sentry at localhost:50001) for a
+		// Configuration that says so; goplt run passes the flags itself.
+		MTLS *struct {
+			Enabled bool `yaml:"enabled"`
+		} `yaml:"mtls,omitempty"`
 		Metric struct {
 			// Enabled is required by Dapr's Configuration CRD (its default, true, spelled out).
 			Enabled bool `yaml:"enabled"`
@@ -125,6 +130,11 @@ func (g *gen) config(m *manifest.Module, callers []string, secrets []string) con
 	selfRegister := m != nil
 	var c configSpec
 	c.Metric.Enabled = true
+	if g.profile == "local" {
+		c.MTLS = &struct {
+			Enabled bool `yaml:"enabled"`
+		}{true}
+	}
 	if g.prof.TracingSamplingRate != "" {
 		c.Tracing = &struct {
 			SamplingRate string `yaml:"samplingRate"`

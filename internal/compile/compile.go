@@ -38,16 +38,19 @@ const (
 	LocalDeploy          = "deploy/local"
 	KubernetesComponents = "components/kubernetes"
 	KubernetesDeploy     = "deploy/kubernetes"
-	pubsubName           = "pubsub"
-	secretStoreName      = "secretstore"
-	broadcastPubsubName  = "pubsub-broadcast"
-	trustDomain          = "public" // self-hosted sidecars' SPIFFE trust domain
+	// RunPlanFile is the local run plan goplt run starts; DaprRunFile the Dapr CLI's.
+	RunPlanFile         = LocalDeploy + "/runplan.yaml"
+	DaprRunFile         = LocalDeploy + "/dapr.yaml"
+	pubsubName          = "pubsub"
+	secretStoreName     = "secretstore"
+	broadcastPubsubName = "pubsub-broadcast"
+	trustDomain         = "public" // self-hosted sidecars' SPIFFE trust domain
 )
 
 // Generate compiles the set: the local profile (components, subscriptions, resiliency, one
 // sidecar configuration per app, the run plan, a `dapr run -f` file, the migration plan), the
-// kubernetes profile when platform.yaml has one (the same Dapr resources as CRDs plus
-// Deployments, Services, migration Jobs and ConfigMaps), and the profile-independent outputs:
+// kubernetes profile when platform.yaml has one (the same Dapr resources as CRDs, the apps'
+// workloads, and kustomizations), and the profile-independent outputs:
 // ladon policies, the gateway route table and Go permission constants.
 func Generate(set *manifest.Set) ([]Artifact, error) {
 	prof, ok := set.Platform.Spec.Profiles["local"]
@@ -131,10 +134,11 @@ func (g *gen) namespace() string {
 }
 
 // daprRunNote tells Dapr CLI users what the template expects from their shell.
-const daprRunNote = `# For the Dapr CLI: dapr run -f deploy/local/dapr.yaml
-# Start the infrastructure first (goplt infra up) and export, for apps and sidecars alike:
-#   GOPLT_DATABASE_URL, GOPLT_POSTGRES_URL (the same URL), GOPLT_KAFKA_BROKERS, CONSUL_HTTP_ADDR,
-#   APP_API_TOKEN and DAPR_API_TOKEN (any random strings). goplt run does all this by itself.
+const daprRunNote = `# For the Dapr CLI (docs/local-stack.md, "With the Dapr CLI"), from the repository root:
+#   goplt infra up --sentry-port 50001   # the Dapr CLI looks for Sentry there
+#   eval "$(goplt env)"                  # infrastructure addresses, tokens, goplt's daprd
+#   dapr run -f deploy/local/dapr.yaml   # dapr list; dapr stop -f deploy/local/dapr.yaml
+# Paths below are relative to appDirPath (the repository root), as the Dapr CLI reads them.
 `
 
 func (g *gen) emit(p string, docs ...any) { g.emitNote(p, "", docs...) }

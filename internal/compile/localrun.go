@@ -26,7 +26,7 @@ func (g *gen) runPlan() error {
 			a.DependsOn = append(a.DependsOn, g.set.Module(d.Name).Spec.App.ID)
 		}
 		sort.Strings(a.DependsOn)
-		a.Env = appEnv(m)
+		a.Env = AppEnv(m)
 		plan.Apps = append(plan.Apps, a)
 		all = append(all, a.ID)
 		g.from("apps: "+a.ID, m.PosOf("/spec/app"))
@@ -38,12 +38,11 @@ func (g *gen) runPlan() error {
 	if err := plan.Validate(); err != nil {
 		return fmt.Errorf("generated run plan is invalid: %w", err)
 	}
-	g.emit(path.Join(LocalDeploy, "runplan.yaml"), plan)
+	g.emit(RunPlanFile, plan)
 	return nil
 }
 
-// daprRunFile is the `dapr run -f` multi-app template, for users of the Dapr CLI. Paths are
-// relative to the file's folder (deploy/local).
+// daprRunFile is the `dapr run -f` multi-app template, for users of the Dapr CLI.
 func (g *gen) daprRunFile() {
 	type app struct {
 		AppID          string            `yaml:"appID"`
@@ -52,16 +51,25 @@ func (g *gen) daprRunFile() {
 		ConfigFilePath string            `yaml:"configFilePath"`
 		AppProtocol    string            `yaml:"appProtocol,omitempty"`
 		AppPort        int               `yaml:"appPort,omitempty"`
+		EnableHealth   bool              `yaml:"enableAppHealthCheck,omitempty"`
 		HealthPath     string            `yaml:"appHealthCheckPath,omitempty"`
 		Command        []string          `yaml:"command,omitempty"`
 		Env            map[string]string `yaml:"env,omitempty"`
+		// No actors, no jobs: empty turns off the placement and scheduler connections the
+		// Dapr CLI otherwise points at localhost (nothing listens there).
+		Placement *string `yaml:"placementHostAddress"`
+		Scheduler *string `yaml:"schedulerHostAddress"`
 	}
+	none := new(string)
 	var apps []app
 	port := 8100
 	for _, name := range g.set.Order() {
 		m := g.set.Module(name)
-		a := app{AppID: m.Spec.App.ID, AppDirPath: "../../", ResourcesPaths: []string{"../../" + LocalComponents},
-			ConfigFilePath: "config/" + m.Spec.App.ID + ".yaml", AppProtocol: "http", HealthPath: "/healthz"}
+		// The Dapr CLI resolves resourcesPaths and configFilePath against appDirPath, and
+		// appDirPath against this file's folder.
+		a := app{AppID: m.Spec.App.ID, AppDirPath: "../../", ResourcesPaths: []string{LocalComponents},
+			ConfigFilePath: path.Join(g.configDir, m.Spec.App.ID+".yaml"), AppProtocol: "http", EnableHealth: true, HealthPath: "/healthz",
+			Placement: none, Scheduler: none}
 		// The Dapr CLI needs fixed ports: the manifest's, or one per app from 8100 in order.
 		a.AppPort = m.Spec.App.Port
 		if a.AppPort == 0 {
@@ -74,7 +82,7 @@ func (g *gen) daprRunFile() {
 		} else {
 			a.Command = m.Spec.App.Command
 		}
-		a.Env = appEnv(m)
+		a.Env = AppEnv(m)
 		if a.Env == nil {
 			a.Env = map[string]string{}
 		}
@@ -86,15 +94,21 @@ func (g *gen) daprRunFile() {
 		}
 		apps = append(apps, a)
 	}
+	// The development callers: sidecars without an app, for dapr invoke and curl.
+	for _, c := range g.prof.DevCallers {
+		apps = append(apps, app{AppID: c, AppDirPath: "../../", ResourcesPaths: []string{LocalComponents},
+			ConfigFilePath: path.Join(g.configDir, c+".yaml"), Placement: none, Scheduler: none})
+		g.fromPlatform("apps: "+c+" (a development caller)", "/devCallers")
+	}
 	doc := struct {
 		Version int   `yaml:"version"`
 		Apps    []app `yaml:"apps"`
 	}{Version: 1, Apps: apps}
-	g.emitNote(path.Join(LocalDeploy, "dapr.yaml"), daprRunNote, doc)
+	g.emitNote(DaprRunFile, daprRunNote, doc)
 }
 
-// appEnv is the environment m's app gets from the manifests (nil if none).
-func appEnv(m *manifest.Module) map[string]string {
+// AppEnv is the environment m's app gets from the manifests (nil if none).
+func AppEnv(m *manifest.Module) map[string]string {
 	env := map[string]string{}
 	if db := m.Spec.Database; db != nil && db.Schema != m.Metadata.Name {
 		env[envvar.DBSchema] = db.Schema

@@ -43,6 +43,9 @@ const (
 	Home         = "GOPLT_HOME"          // the local stack's data, logs and state
 	Cache        = "GOPLT_CACHE"         // the pinned binaries' build cache
 	Daprd        = "GOPLT_DAPRD"         // another daprd to run instead of goplt's
+	// DaprdNoActors makes goplt's daprd ignore placement and scheduler addresses (goplt env
+	// sets it for the Dapr CLI, which passes them to every run-file app).
+	DaprdNoActors = "GOPLT_DAPRD_NO_ACTORS"
 )
 
 // Set is "name=value", for an exec.Cmd's environment.

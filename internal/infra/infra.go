@@ -43,8 +43,10 @@ type Config struct {
 	ReadyTimeout time.Duration
 }
 
-// TrustDomain is the trust domain of the local Sentry CA.
-const TrustDomain = "cluster.local"
+// TrustDomain is the trust domain of the local Sentry CA: daprd's default control-plane
+// trust domain, so sidecars the Dapr CLI starts (it passes none) trust this Sentry as goplt's
+// own do.
+const TrustDomain = "localhost"
 
 // Endpoints are the addresses apps and sidecars use to reach the stack.
 type Endpoints struct {

@@ -55,7 +55,9 @@ func endpoints(cfg Config) Endpoints {
 // SecretsFile is the file behind the local Dapr secret store.
 func SecretsFile(home string) string { return filepath.Join(home, "data", "secrets.json") }
 
-func sentryCredentials(home string) string { return filepath.Join(home, "data", "sentry") }
+// sentryCredentials is the CA's folder, per trust domain: a CA made for another one is not
+// reused.
+func sentryCredentials(home string) string { return filepath.Join(home, "data", "sentry-"+TrustDomain) }
 
 func services(cfg Config) ([]service, error) {
 	pg, err := postgresService(cfg)

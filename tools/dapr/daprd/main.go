@@ -57,6 +57,13 @@ func main() {
 		return
 	}
 
+	// goplt uses neither actors nor jobs. The Dapr CLI still gives every run-file app a
+	// placement and a scheduler address (localhost), and readiness would wait for a scheduler
+	// that a goplt stack does not run; goplt env sets this variable to drop both.
+	if os.Getenv("GOPLT_DAPRD_NO_ACTORS") != "" {
+		opts.SchedulerAddress, opts.ActorsService = nil, ""
+	}
+
 	opts.Logger.SetAppID(opts.AppID)
 	if err := logger.ApplyOptionsToLoggers(&opts.Logger); err != nil {
 		log.Fatal(err)
