@@ -90,6 +90,32 @@ func TestPathBinaryNeedsMatchingVersion(t *testing.T) {
 	}
 }
 
+// A tool with Accepts takes any version in its range from PATH, and nothing outside it.
+func TestPathBinaryInAcceptedRange(t *testing.T) {
+	dir := t.TempDir()
+	script := filepath.Join(dir, "fakeconsul")
+	t.Setenv("PATH", dir)
+	r := Resolver{CacheDir: filepath.Join(dir, "cache")}
+	tool := Tool{Name: "fakeconsul", Version: "1.22.0", VersionArgs: []string{"version"}, Accepts: ">= 1.14.0, < 2.0.0"}
+	for out, ok := range map[string]bool{
+		"Consul v1.21.4\nRevision 1234\nProtocol 2 spoken by default": true,
+		"Consul v1.14.0": true,
+		"Consul v1.22.0": true,
+		"Consul v1.13.9\nProtocol 2 spoken by default": false,
+		"Consul v2.0.0": false,
+		"Consul v1.20":  false,
+	} {
+		_ = os.WriteFile(script, []byte("#!/bin/sh\nprintf '"+out+"\\n'\n"), 0o755)
+		p, err := r.Find(context.Background(), tool)
+		if ok && (err != nil || p != script) {
+			t.Errorf("%q: not accepted: %s %v", out, p, err)
+		}
+		if !ok && !errors.Is(err, ErrNotFound) {
+			t.Errorf("%q: accepted (%s, %v)", out, p, err)
+		}
+	}
+}
+
 // writeTool lays out a tiny build module under root/tools/<name> whose main prints greeting.
 func writeTool(t *testing.T, root, name, greeting string) {
 	t.Helper()
