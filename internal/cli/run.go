@@ -21,7 +21,7 @@ import (
 
 func newRunCmd(e *env) *cobra.Command {
 	var planPath string
-	var only []string
+	var only, except []string
 	var noColor bool
 	var dashboardAddr string
 	cmd := &cobra.Command{
@@ -30,7 +30,11 @@ func newRunCmd(e *env) *cobra.Command {
 		Long: `run starts the local stack (unless one is already running), then the apps of the run
 plan with their daprd sidecars, in dependency order, each gated on the readiness of what
 it depends on (its /readyz, its sidecar, and a passing Consul health check). Logs are
-prefixed by app. Ctrl-C stops everything this command started.`,
+prefixed by app. Ctrl-C stops everything this command started.
+
+--except <app> runs everything but that app: goplt starts its sidecar and writes the app's
+environment to <home>/run/<app>.env, for your debugger or IDE (dlv debug, VS Code's envFile);
+the gateway and other callers reach the app once it answers.`,
 		Args: cobra.NoArgs,
 	}
 	ports := portFlags(cmd)
@@ -61,6 +65,15 @@ prefixed by app. Ctrl-C stops everything this command started.`,
 				return usageError{fmt.Errorf("--only %s: no such app in %s", id, planPath)}
 			}
 		}
+		for _, id := range except {
+			a, ok := plan.App(id)
+			switch {
+			case !ok:
+				return usageError{fmt.Errorf("--except %s: no such app in %s", id, planPath)}
+			case !a.HasApp():
+				return usageError{fmt.Errorf("--except %s: %s is a sidecar without an app; there is nothing to run outside", id, id)}
+			}
+		}
 		daprd, err := binaries.SidecarPath(ctx, e.resolver().Ensure)
 		if err != nil {
 			return err
@@ -78,7 +91,7 @@ prefixed by app. Ctrl-C stops everything this command started.`,
 		opts := runner.Options{
 			Root: e.root, Plan: plan, Infra: stack.Endpoints(), Daprd: daprd,
 			WorkDir: filepath.Join(e.home, "run", "apps"), Output: e.stdout,
-			Color: !noColor && isTerminal(os.Stdout), Only: only,
+			Color: !noColor && isTerminal(os.Stdout), Only: only, Except: except,
 		}
 		if dash != nil {
 			fmt.Fprintf(e.stdout, "goplt: the developer dashboard is at %s (sidecars send it their traces)\n", dashURL)
@@ -98,6 +111,11 @@ prefixed by app. Ctrl-C stops everything this command started.`,
 		}
 		printInvokeHint(e, plan, group)
 		printGatewayHint(e, group)
+		for _, id := range except {
+			if err := e.printOutsideHint(group, id); err != nil {
+				return err
+			}
+		}
 		// A dead database or broker under running apps is a failure to report, not to sit on.
 		waitCtx, cancel := context.WithCancelCause(ctx)
 		defer cancel(nil)
@@ -121,6 +139,7 @@ prefixed by app. Ctrl-C stops everything this command started.`,
 	}
 	cmd.Flags().StringVar(&planPath, "plan", "", "run plan (default <repo>/deploy/local/runplan.yaml)")
 	cmd.Flags().StringSliceVar(&only, "only", nil, "start only these app ids (and what they depend on)")
+	cmd.Flags().StringSliceVar(&except, "except", nil, "run these app ids yourself (a debugger): goplt starts only their sidecars")
 	cmd.Flags().BoolVar(&noColor, "no-color", false, "do not colour log prefixes")
 	cmd.Flags().StringVar(&dashboardAddr, "dashboard", "127.0.0.1:8090", `the developer dashboard's address (loopback; "off": none)`)
 	return cmd
@@ -190,6 +209,36 @@ func printGatewayHint(e *env, group *runner.Group) {
   TOKEN=$(curl -s %[1]s/login -d '{"email":"ann@example.com","password":"a long passphrase"}' | sed 's/.*"accessToken":"\([^"]*\)".*/\1/')
   curl -s %[1]s/blog/posts -H "Authorization: Bearer $TOKEN" -d '{"title":"Hello","body":"from the gateway"}'
 `, url)
+}
+
+// printOutsideHint writes the environment of an app run outside goplt to <home>/run/<id>.env
+// (dotenv lines, readable by the owner only: it holds the sidecar's tokens) and says how to
+// start the app with it.
+func (e *env) printOutsideHint(group *runner.Group, id string) error {
+	file := filepath.Join(e.home, "run", id+".env")
+	var b strings.Builder
+	b.WriteString("# goplt run --except " + id + ": the environment of " + id + ", for this run only.\n")
+	for _, kv := range group.OutsideEnv(id) {
+		k, v, _ := strings.Cut(kv, "=")
+		b.WriteString(k + "=" + shellQuote(v) + "\n")
+	}
+	if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
+		return err
+	}
+	if err := os.WriteFile(file, []byte(b.String()), 0o600); err != nil {
+		return err
+	}
+	a := group.App(id)
+	pkg := a.Spec.Build
+	if pkg == "" {
+		pkg = "./apps/" + id
+	}
+	fmt.Fprintf(e.stdout, `goplt: %[1]s runs outside goplt: its sidecar is up and waits for it on :%[2]d. Start it with
+  set -a; . %[3]s; set +a; dlv debug %[4]s     (or go run %[4]s)
+  or from your IDE with the env file %[3]s (VS Code launch.json: "envFile"; GoLand: EnvFile)
+  callers (the gateway) reach %[1]s once it answers; a new goplt run writes new tokens
+`, id, a.AppPort, file, pkg)
+	return nil
 }
 
 func isTerminal(f *os.File) bool {

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/goplt/goplt/internal/runplan"
@@ -18,7 +19,9 @@ func (g *Group) buildApps(ctx context.Context) (map[string]string, error) {
 	var apps []runplan.App
 	for _, id := range g.order {
 		a, _ := g.opts.Plan.App(id)
-		apps = append(apps, a)
+		if !slices.Contains(g.opts.Except, id) { // the user builds and runs those
+			apps = append(apps, a)
+		}
 	}
 	return BuildApps(ctx, g.opts.Root, filepath.Join(g.opts.WorkDir, "bin"), apps)
 }

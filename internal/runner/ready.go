@@ -30,9 +30,15 @@ func (g *Group) waitReady(ctx context.Context, a *App, selfRegister bool) error 
 		what  string
 		probe func(context.Context) error
 	}{
-		{"sidecar health", func(ctx context.Context) error { return sidecarIsOurs(ctx, a) }},
+		{"sidecar health", func(ctx context.Context) error { return sidecarIsOurs(ctx, a, "/v1.0/healthz") }},
 	}
-	if a.Spec.HasApp() {
+	if a.outside {
+		// The app is not there yet, and daprd's full health waits for it: its outbound API is
+		// what dependents need, and Consul lists it as healthy once the app answers.
+		checks[0].probe = func(ctx context.Context) error { return sidecarIsOurs(ctx, a, "/v1.0/healthz/outbound") }
+		selfRegister = false
+	}
+	if a.Spec.HasApp() && !a.outside {
 		checks = append([]struct {
 			what  string
 			probe func(context.Context) error
@@ -90,8 +96,8 @@ func (g *Group) waitReady(ctx context.Context, a *App, selfRegister bool) error 
 // sidecarIsOurs checks that the sidecar answering on the app's port is the one started for it:
 // another process may have taken the port between choosing it and daprd binding it (then our
 // daprd exits, and a health check alone would be answered by the stranger).
-func sidecarIsOurs(ctx context.Context, a *App) error {
-	if err := httpOK(ctx, a.DaprHTTP()+"/v1.0/healthz", nil); err != nil {
+func sidecarIsOurs(ctx context.Context, a *App, health string) error {
+	if err := httpOK(ctx, a.DaprHTTP()+health, nil); err != nil {
 		return err
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, a.DaprHTTP()+"/v1.0/metadata", nil)

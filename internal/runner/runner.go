@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -35,6 +36,10 @@ type Options struct {
 	ReadyTimeout time.Duration
 	// Only starts just these app ids (and what they depend on); empty means all.
 	Only []string
+	// Except names apps that run outside goplt (in a debugger, an IDE): only their sidecar is
+	// started, one instance, counted ready once its outbound API is up, so dependents start
+	// and reach the app when it comes up. (*Group).OutsideEnv gives what to start it with.
+	Except []string
 	// Ports reserves every app's and sidecar's ports; nil means a ports.Default() allocator
 	// of the group's own, released by Stop.
 	Ports *ports.Allocator
@@ -58,6 +63,10 @@ type App struct {
 	DaprAPIToken string
 	// AppAPIToken authenticates the sidecar to the app.
 	AppAPIToken string
+
+	// outside: the app is started by the user (Options.Except); env is what it needs.
+	outside bool
+	env     []string
 
 	mu       sync.Mutex
 	app      *proc.Process
@@ -121,6 +130,15 @@ func (g *Group) App(id string) *App {
 	return g.apps[id][0]
 }
 
+// OutsideEnv returns the environment (KEY=value) an app run outside goplt (Options.Except)
+// needs to join its sidecar: ports, tokens, database, policies; nil for any other app.
+func (g *Group) OutsideEnv(id string) []string {
+	if a := g.App(id); a != nil && a.outside {
+		return slices.Clone(a.env)
+	}
+	return nil
+}
+
 // Instances returns every instance of an app.
 func (g *Group) Instances(id string) []*App { return g.apps[id] }
 
@@ -165,8 +183,12 @@ func Start(ctx context.Context, opts Options) (*Group, error) {
 	}
 	for _, id := range order {
 		spec, _ := opts.Plan.App(id)
+		outside := slices.Contains(opts.Except, id)
+		if outside {
+			spec.Replicas = 1 // one debugger, one instance
+		}
 		for i := range max(spec.Replicas, 1) {
-			a := &App{Spec: spec, Instance: i + 1, DaprAPIToken: token(), AppAPIToken: token(), ready: make(chan struct{})}
+			a := &App{Spec: spec, Instance: i + 1, DaprAPIToken: token(), AppAPIToken: token(), ready: make(chan struct{}), outside: outside}
 			if err := g.assignPorts(a); err != nil {
 				g.Stop()
 				return nil, err

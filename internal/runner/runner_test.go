@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -412,5 +413,73 @@ func TestReplicasShareTheAppID(t *testing.T) {
 	}
 	if len(served) < 2 {
 		t.Errorf("60 calls all went to one instance: %v", served)
+	}
+}
+
+// An app run outside goplt (Except) gets only its sidecar; its dependents start anyway, and
+// reach it once the user starts it with OutsideEnv, as from a debugger.
+func TestAppOutsideGopltJoinsItsSidecar(t *testing.T) {
+	if stack == nil {
+		t.Skip("integration test: needs the real stack")
+	}
+	work := t.TempDir()
+	echo := buildEcho(t, work)
+	callee := "apiVersion: dapr.io/v1alpha1\nkind: Configuration\nmetadata: {name: echo}\nspec:\n  nameResolution:\n    component: consul\n    configuration: {selfRegister: true, selfDeregister: true}\n"
+	_ = os.WriteFile(filepath.Join(work, "callee.yaml"), []byte(callee), 0o644)
+	g, err := runner.Start(context.Background(), runner.Options{Root: stack.Root, Infra: stack.Endpoints(), Daprd: stack.Daprd,
+		WorkDir: work, Output: stack.Output, Ports: stack.Ports, ReadyTimeout: time.Minute, Except: []string{"debugged"},
+		Plan: &runplan.Plan{APIVersion: runplan.APIVersion, Kind: runplan.Kind, Apps: []runplan.App{
+			{ID: "debugged", Command: []string{"/bin/false"}, Config: filepath.Join(work, "callee.yaml"), HealthPath: "/", Replicas: 2},
+			{ID: "caller", Config: "deploy/local/config/console.yaml", DependsOn: []string{"debugged"}},
+		}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Stop()
+	if n := len(g.Instances("debugged")); n != 1 || g.App("debugged").Process() != nil {
+		t.Fatalf("debugged: %d instances, process %v; want one, not started", n, g.App("debugged").Process())
+	}
+	if g.OutsideEnv("caller") != nil {
+		t.Error("OutsideEnv of an app goplt runs")
+	}
+	env := g.OutsideEnv("debugged")
+	call := func() (int, string) {
+		caller := g.App("caller")
+		req, _ := http.NewRequest(http.MethodGet, caller.DaprHTTP()+"/v1.0/invoke/debugged/method/whoami", nil)
+		req.Header.Set("dapr-api-token", caller.DaprAPIToken)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if status, body := call(); status == http.StatusOK {
+		t.Fatalf("a call reached the app before it was started: %s", body)
+	}
+	// The user starts it, with what OutsideEnv gives.
+	app := exec.Command(echo)
+	app.Env = append(os.Environ(), env...)
+	if err := app.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = app.Process.Kill(); _ = app.Wait() }()
+	want := strconv.Itoa(g.App("debugged").AppPort)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		status, body := call()
+		if status == http.StatusOK && body == want {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the caller did not reach the app started outside goplt within 30 s: %d %s", status, body)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	for _, kv := range []string{"APP_ID=debugged", "APP_PORT=" + want, "DAPR_API_TOKEN=" + g.App("debugged").DaprAPIToken} {
+		if !slices.Contains(env, kv) {
+			t.Errorf("OutsideEnv lacks %s", kv)
+		}
 	}
 }

@@ -5,8 +5,10 @@ package runner
 import (
 	"context"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -67,8 +69,9 @@ func (g *Group) startOnce(ctx context.Context, a *App) error {
 	if err != nil {
 		return fmt.Errorf("app %s: %w", a.Name(), err)
 	}
-	if a.Spec.HasApp() {
-		p, err := g.spawnApp(a, rc)
+	a.env = g.appEnv(a, rc)
+	if a.Spec.HasApp() && !a.outside {
+		p, err := g.spawnApp(a)
 		if err != nil {
 			return err
 		}
@@ -87,13 +90,17 @@ func (g *Group) startOnce(ctx context.Context, a *App) error {
 	if err := g.waitReady(ctx, a, rc.SelfRegister); err != nil {
 		return err
 	}
-	fmt.Fprintf(g.opts.Output, "goplt: %s ready (app :%d, sidecar http :%d grpc :%d)\n", a.Name(), a.AppPort, a.HTTPPort, a.GRPCPort)
+	if a.outside {
+		fmt.Fprintf(g.opts.Output, "goplt: %s's sidecar ready (http :%d grpc :%d); the app runs outside goplt, on :%d\n", a.Name(), a.HTTPPort, a.GRPCPort, a.AppPort)
+	} else {
+		fmt.Fprintf(g.opts.Output, "goplt: %s ready (app :%d, sidecar http :%d grpc :%d)\n", a.Name(), a.AppPort, a.HTTPPort, a.GRPCPort)
+	}
 	g.wg.Add(1)
 	go g.supervise(ctx, a, rc)
 	return nil
 }
 
-func (g *Group) spawnApp(a *App, rc renderedConfig) (*proc.Process, error) {
+func (g *Group) spawnApp(a *App) (*proc.Process, error) {
 	var path string
 	var args []string
 	if bin, ok := g.bins[a.Spec.ID]; ok {
@@ -101,27 +108,32 @@ func (g *Group) spawnApp(a *App, rc renderedConfig) (*proc.Process, error) {
 	} else {
 		path, args = a.Spec.Command[0], a.Spec.Command[1:]
 	}
-	env := append(os.Environ(),
-		"APP_ID="+a.Spec.ID,
-		"APP_PORT="+strconv.Itoa(a.AppPort),
-		"DAPR_HTTP_PORT="+strconv.Itoa(a.HTTPPort),
-		"DAPR_GRPC_PORT="+strconv.Itoa(a.GRPCPort),
-		"DAPR_API_TOKEN="+a.DaprAPIToken,
-		"APP_API_TOKEN="+a.AppAPIToken,
-		envvar.DatabaseURL+"="+g.opts.Infra.PostgresURL,
-		envvar.Policies+"="+filepath.Join(g.opts.Root, "deploy", "policies", "ladon.json"),
-		envvar.Routes+"="+filepath.Join(g.opts.Root, "deploy", "gateway", "routes.json"),
-	)
-	for k, v := range a.Spec.Env {
-		env = append(env, k+"="+v)
+	return proc.Start(proc.Spec{
+		Name: a.Name(), Path: path, Args: args, Env: append(os.Environ(), a.env...), Dir: g.opts.Root,
+		Output: g.out.writer(a.Spec.ID, a.Name()),
+	})
+}
+
+// appEnv is what an app instance is given beyond the environment goplt runs in.
+func (g *Group) appEnv(a *App, rc renderedConfig) []string {
+	env := []string{
+		"APP_ID=" + a.Spec.ID,
+		"APP_PORT=" + strconv.Itoa(a.AppPort),
+		"DAPR_HTTP_PORT=" + strconv.Itoa(a.HTTPPort),
+		"DAPR_GRPC_PORT=" + strconv.Itoa(a.GRPCPort),
+		"DAPR_API_TOKEN=" + a.DaprAPIToken,
+		"APP_API_TOKEN=" + a.AppAPIToken,
+		envvar.DatabaseURL + "=" + g.opts.Infra.PostgresURL,
+		envvar.Policies + "=" + filepath.Join(g.opts.Root, "deploy", "policies", "ladon.json"),
+		envvar.Routes + "=" + filepath.Join(g.opts.Root, "deploy", "gateway", "routes.json"),
+	}
+	keys := slices.Sorted(maps.Keys(a.Spec.Env))
+	for _, k := range keys {
+		env = append(env, k+"="+a.Spec.Env[k])
 	}
 	// For the traces the app starts: its sidecar's rate as this run renders it (the
 	// dashboard turns tracing on).
-	env = append(env, envvar.TraceSamplingRate+"="+rc.SamplingRate)
-	return proc.Start(proc.Spec{
-		Name: a.Name(), Path: path, Args: args, Env: env, Dir: g.opts.Root,
-		Output: g.out.writer(a.Spec.ID, a.Name()),
-	})
+	return append(env, envvar.TraceSamplingRate+"="+rc.SamplingRate)
 }
 
 func (g *Group) spawnSidecar(a *App, cfgPath string) (*proc.Process, error) {

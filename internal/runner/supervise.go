@@ -57,7 +57,7 @@ func (g *Group) supervise(ctx context.Context, a *App, rc renderedConfig) {
 		var p *proc.Process
 		var err error
 		if died == app {
-			p, err = g.spawnApp(a, rc)
+			p, err = g.spawnApp(a)
 		} else {
 			p, err = g.spawnSidecar(a, rc.Path)
 		}
