@@ -115,7 +115,7 @@ Exit codes: 0 success, 1 failure, 2 usage error, 3 unhealthy (status, doctor).`,
 	}
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
 	root.PersistentFlags().StringVar(&e.home, "home", "", "folder for the local stack's data, logs and state (env GOPLT_HOME; default <repo>/.goplt)")
-	root.AddCommand(newInfraCmd(e), newRunCmd(e), newDepsCmd(e), newDoctorCmd(e), newValidateCmd(e), newGenerateCmd(e), newGraphCmd(e), newExplainCmd(e), newMigrateCmd(e), newAuthCmd(e), newEventsCmd(e), newContractsCmd(e), newAuditCmd(e), newSecretsCmd(e), newImagesCmd(e), newEnvCmd(e), newVersionCmd(e))
+	root.AddCommand(newInfraCmd(e), newRunCmd(e), newDepsCmd(e), newDoctorCmd(e), newValidateCmd(e), newGenerateCmd(e), newGraphCmd(e), newExplainCmd(e), newMigrateCmd(e), newAuthCmd(e), newEventsCmd(e), newContractsCmd(e), newAuditCmd(e), newSecretsCmd(e), newImagesCmd(e), newEnvCmd(e), newNewCmd(e), newVersionCmd(e))
 	return root
 }
 

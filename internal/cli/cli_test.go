@@ -32,6 +32,9 @@ func TestExitCodes(t *testing.T) {
 		{[]string{"infra", "up", "--postgres-port", "x"}, ExitUsage, "invalid argument"},
 		{[]string{"infra", "status", "--home", "/nonexistent/goplt-home"}, ExitUnhealthy, "not running"},
 		{[]string{"run", "--plan", "/nonexistent/plan.yaml"}, ExitFailure, "read run plan"},
+		{[]string{"run", "--except", "nope"}, ExitUsage, "--except nope: no such app"},
+		{[]string{"run", "--except", "console"}, ExitUsage, "a sidecar without an app"},
+		{[]string{"new", "module", "Bad-Name"}, ExitUsage, "lowercase letters"},
 		{[]string{"version"}, ExitOK, ""},
 	} {
 		code, _, stderr := run(c.args...)

@@ -1,0 +1,177 @@
+package cli
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"io/fs"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/goplt/goplt/internal/repo"
+	"github.com/goplt/goplt/internal/stacktest"
+)
+
+// copyRepo copies the repository's files (tracked and untracked, not ignored) into a temporary
+// folder and makes it the working directory.
+func copyRepo(t *testing.T) string {
+	t.Helper()
+	root, err := repo.RootFromWd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command("git", "-C", root, "ls-files", "-z", "--cached", "--others", "--exclude-standard").Output()
+	if err != nil {
+		t.Fatalf("git ls-files: %v", err)
+	}
+	dst := t.TempDir()
+	for _, rel := range strings.Split(strings.TrimRight(string(out), "\x00"), "\x00") {
+		b, err := os.ReadFile(filepath.Join(root, rel))
+		if os.IsNotExist(err) {
+			continue // deleted in the work tree
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		to := filepath.Join(dst, rel)
+		if err := os.MkdirAll(filepath.Dir(to), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(to, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Chdir(dst)
+	return dst
+}
+
+// treeSum hashes every file's path and content under dir.
+func treeSum(t *testing.T, dir string) string {
+	t.Helper()
+	h := sha256.New()
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(p)
+		h.Write([]byte(p + "\x00"))
+		h.Write(b)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// Bad names and taken names are refused with a clear message, and nothing is written.
+func TestNewModuleRefusesBadAndTakenNames(t *testing.T) {
+	dir := copyRepo(t)
+	if err := os.MkdirAll(filepath.Join(dir, "apps", "leftover"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	before := treeSum(t, dir)
+	for name, msg := range map[string]string{
+		"My-Module": "use 2 to 30 lowercase letters",
+		"func":      "is reserved",
+		"contract":  "is reserved",
+		"notes":     `module "notes" already exists (manifests/notes.yaml)`,
+		"gateway":   `module "gateway" already exists`,
+		"leftover":  "apps/leftover already exists",
+	} {
+		code, _, stderr := run("new", "module", name)
+		if code != ExitUsage || !strings.Contains(stderr, msg) {
+			t.Errorf("new module %s: exit %d, %q; want exit %d and %q", name, code, stderr, ExitUsage, msg)
+		}
+	}
+	if code, _, stderr := run("new", "module"); code != ExitUsage || !strings.Contains(stderr, "accepts 1 arg") {
+		t.Errorf("new module without a name: exit %d, %q", code, stderr)
+	}
+	if after := treeSum(t, dir); after != before {
+		t.Error("a refused new module changed the repository")
+	}
+}
+
+// A scaffolded module validates, builds, passes its tests, is wired into the gateway and the run
+// plan, and runs with its sidecar on a real stack, in a copy of this repository.
+func TestNewModuleBuildsAndPasses(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and tests the whole repository copy")
+	}
+	dir := copyRepo(t)
+	code, stdout, stderr := run("new", "module", "greetings")
+	if code != ExitOK {
+		t.Fatalf("new module: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	for _, want := range []string{"create   manifests/greetings.yaml", "create   apps/greetings/contract/contract_gen.go",
+		"update   manifests/gateway.yaml (dependsOn greetings)", "update   deploy/local/runplan.yaml"} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("output lacks %q:\n%s", want, stdout)
+		}
+	}
+	if code, out, errb := run("validate"); code != ExitOK {
+		t.Errorf("validate: exit %d %s %s", code, out, errb)
+	}
+	if code, out, errb := run("generate", "--check"); code != ExitOK {
+		t.Errorf("generate --check: exit %d %s %s", code, out, errb)
+	}
+	for _, file := range []string{"deploy/local/runplan.yaml", "deploy/gateway/routes.json", "deploy/kubernetes/kustomization.yaml"} {
+		b, err := os.ReadFile(filepath.Join(dir, file))
+		if err != nil || !strings.Contains(string(b), "greetings") {
+			t.Errorf("%s does not name the new module (%v)", file, err)
+		}
+	}
+	// -trimpath: the copy's packages hit the build cache of the original's.
+	for _, args := range [][]string{
+		{"build", "-trimpath", "./apps/...", "./tools/goplt"},
+		{"vet", "./apps/greetings/..."},
+		{"test", "-trimpath", "-short", "-count=1", "./apps/greetings/..."},
+	} {
+		cmd := exec.Command("go", args...)
+		cmd.Dir = dir
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Errorf("go %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+	}
+	// goplt run starts it: the module with its sidecar (and the modules it needs) on a real
+	// stack, migrated, serving through Dapr service invocation.
+	ctx := context.Background()
+	stack, err := stacktest.Start(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stack.Close()
+	plan, err := stack.LocalPlan(nil, "audit", "identity", "auth", "greetings", "console")
+	if err != nil {
+		t.Fatal(err)
+	}
+	group, err := stack.Run(ctx, plan)
+	if err != nil {
+		t.Fatalf("run the new module: %v", err)
+	}
+	defer group.Stop()
+	status, _, body := stacktest.Invoke(t, group.App("console"), "greetings", "POST", "/greetings/items", `{"text":"hello"}`, nil)
+	if status != http.StatusCreated {
+		t.Fatalf("POST /greetings/items: %d %s", status, body)
+	}
+	var item struct{ ID string }
+	if err := json.Unmarshal(body, &item); err != nil || item.ID == "" {
+		t.Fatalf("created item %s: %v", body, err)
+	}
+	if status, _, body := stacktest.Invoke(t, group.App("console"), "greetings", "GET", "/greetings/items/"+item.ID, "", nil); status != http.StatusOK || !strings.Contains(string(body), "hello") {
+		t.Errorf("GET the item: %d %s", status, body)
+	}
+	if status, _, body := stacktest.Invoke(t, group.App("console"), "greetings", "POST", "/greetings/items", `{"text":"  "}`, nil); status != http.StatusBadRequest {
+		t.Errorf("blank item: %d %s, want 400", status, body)
+	}
+
+	// The same name again is taken now.
+	if code, _, stderr := run("new", "module", "greetings"); code != ExitUsage || !strings.Contains(stderr, "already exists") {
+		t.Errorf("second new module greetings: exit %d %q", code, stderr)
+	}
+}
