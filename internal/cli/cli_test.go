@@ -35,6 +35,13 @@ func TestExitCodes(t *testing.T) {
 		{[]string{"run", "--except", "nope"}, ExitUsage, "--except nope: no such app"},
 		{[]string{"run", "--except", "console"}, ExitUsage, "a sidecar without an app"},
 		{[]string{"new", "module", "Bad-Name"}, ExitUsage, "lowercase letters"},
+		{[]string{"events", "publish", "notes.note.created", "--data", "{}"}, ExitUsage, "--as <app> is required"},
+		{[]string{"events", "publish", "notes.note.created", "--as", "notes"}, ExitUsage, "--data is required"},
+		{[]string{"events", "publish", "notes.note.created", "--as", "notes", "--data", "{nope"}, ExitUsage, "not valid JSON"},
+		{[]string{"events", "publish", "notes.note.created", "--as", "nope", "--data", "{}"}, ExitUsage, `no app "nope"`},
+		{[]string{"events", "publish", "notes.note.created", "--as", "blog", "--data", "{}"}, ExitUsage, "blog does not publish notes.note.created (manifests/blog.yaml)"},
+		{[]string{"events", "publish", "notes.note.created", "--as", "notes", "--data", `{"noteId":"x"}`}, ExitUsage, "breaks notes.note.created's contract"},
+		{[]string{"events", "tail"}, ExitUsage, "accepts 1 arg"},
 		{[]string{"version"}, ExitOK, ""},
 	} {
 		code, _, stderr := run(c.args...)
