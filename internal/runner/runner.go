@@ -73,6 +73,7 @@ type App struct {
 	sidecar  *proc.Process
 	restarts int
 	ready    chan struct{}
+	reload   chan reloadRequest // Restart's requests to the instance's supervisor
 }
 
 // Restarts says how often the app or its sidecar was restarted after dying.
@@ -188,7 +189,8 @@ func Start(ctx context.Context, opts Options) (*Group, error) {
 			spec.Replicas = 1 // one debugger, one instance
 		}
 		for i := range max(spec.Replicas, 1) {
-			a := &App{Spec: spec, Instance: i + 1, DaprAPIToken: token(), AppAPIToken: token(), ready: make(chan struct{}), outside: outside}
+			a := &App{Spec: spec, Instance: i + 1, DaprAPIToken: token(), AppAPIToken: token(), ready: make(chan struct{}), outside: outside,
+				reload: make(chan reloadRequest)}
 			if err := g.assignPorts(a); err != nil {
 				g.Stop()
 				return nil, err

@@ -31,6 +31,9 @@ func (g *Group) supervise(ctx context.Context, a *App, rc renderedConfig) {
 		select {
 		case <-g.stopping:
 			return
+		case req := <-a.reload:
+			req.done <- g.replace(ctx, a, &rc, req.sidecar)
+			continue
 		case <-appDone:
 			died = app
 		case <-sidecar.Done():
