@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/goplt/goplt/internal/brokeracl"
@@ -132,49 +133,128 @@ func decode(ctx context.Context, keys eventsig.PublicKeys, r *kgo.Record) Event 
 	return e
 }
 
+// Published is where an event landed.
+type Published struct {
+	ID, Topic string
+	Partition int32
+	Offset    int64
+	// CloudEvent is the record's value.
+	CloudEvent []byte
+}
+
 // Publish sends data (a JSON payload) on topic as a CloudEvent with the given id, signed with
 // app's event-signing key and produced as app's broker user: the broker's ACLs and every
-// subscriber's checks treat it as app's own. It returns the event as published.
-func (b Bus) Publish(ctx context.Context, app, topic, id string, data []byte) ([]byte, error) {
+// subscriber's checks treat it as app's own.
+func (b Bus) Publish(ctx context.Context, app, topic, id string, data []byte) (Published, error) {
 	f, err := localsecrets.Read(b.SecretsFile)
 	if err != nil {
-		return nil, err
+		return Published{}, err
 	}
 	raw := f[eventsig.SigningSecret(app)][eventsig.KeySetField]
 	if raw == "" {
-		return nil, fmt.Errorf("%s has no event-signing key for %s (%s): is %s an app of this platform? goplt run or goplt env creates it",
+		return Published{}, fmt.Errorf("%s has no event-signing key for %s (%s): is %s an app of this platform? goplt run or goplt env creates it",
 			b.SecretsFile, app, eventsig.SigningSecret(app), app)
 	}
 	ks, err := token.ParseKeySet([]byte(raw))
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", eventsig.SigningSecret(app), err)
+		return Published{}, fmt.Errorf("%s: %w", eventsig.SigningSecret(app), err)
 	}
 	key, err := ks.Signing()
 	if err != nil {
-		return nil, err
+		return Published{}, err
 	}
 	ce, err := eventsig.NewStaticSigner(app, key).Event(ctx, topic, id, data)
 	if err != nil {
-		return nil, err
+		return Published{}, err
 	}
 	opts := []kgo.Opt{kgo.SeedBrokers(b.Brokers...), kgo.RequiredAcks(kgo.AllISRAcks())}
 	if b.ACLs != nil && len(b.ACLs.Users) > 0 {
 		creds, err := b.user(f, app)
 		if err != nil {
-			return nil, err
+			return Published{}, err
 		}
 		opts = append(opts, creds.ClientOpts()...)
 	}
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
-		return nil, fmt.Errorf("broker client: %w", err)
+		return Published{}, fmt.Errorf("broker client: %w", err)
 	}
 	defer cl.Close()
 	rec := &kgo.Record{Topic: topic, Value: ce, Headers: []kgo.RecordHeader{{Key: "content-type", Value: []byte(eventsig.ContentType)}}}
 	if err := cl.ProduceSync(ctx, rec).FirstErr(); err != nil {
-		return nil, fmt.Errorf("produce to %s as %s: %w", topic, app, err)
+		return Published{}, fmt.Errorf("produce to %s as %s: %w", topic, app, err)
 	}
-	return ce, nil
+	return Published{ID: id, Topic: topic, Partition: rec.Partition, Offset: rec.Offset, CloudEvent: ce}, nil
+}
+
+// Read returns every event of topic from its start to its end as Read begins.
+func (b Bus) Read(ctx context.Context, topic string) ([]Event, error) {
+	admin, err := b.admin()
+	if err != nil {
+		return nil, err
+	}
+	cl, err := kgo.NewClient(append(admin.ClientOpts(), kgo.SeedBrokers(b.Brokers...))...)
+	if err != nil {
+		return nil, fmt.Errorf("broker client: %w", err)
+	}
+	ends, err := kadm.NewClient(cl).ListEndOffsets(ctx, topic)
+	cl.Close()
+	if err != nil {
+		return nil, fmt.Errorf("end offsets of %s: %w", topic, err)
+	}
+	if err := ends.Error(); err != nil {
+		return nil, fmt.Errorf("end offsets of %s: %w", topic, err)
+	}
+	want := map[int32]int64{}
+	ends.Each(func(o kadm.ListedOffset) {
+		if o.Offset > 0 {
+			want[o.Partition] = o.Offset
+		}
+	})
+	var out []Event
+	if len(want) == 0 {
+		return nil, nil
+	}
+	rctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	err = b.Tail(rctx, topic, TailOptions{FromStart: true}, func(e Event) error {
+		out = append(out, e)
+		if e.Offset+1 >= want[e.Partition] {
+			delete(want, e.Partition)
+		}
+		if len(want) == 0 {
+			cancel()
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if len(want) > 0 {
+		return out, fmt.Errorf("read %s: %w before its end", topic, ctx.Err())
+	}
+	return out, nil
+}
+
+// Handled says whether consumer group (an app id: Dapr's consumer group) has committed past
+// the event at partition/offset of topic: its sidecar delivered it and the app answered
+// (handled, dropped or dead-lettered).
+func (b Bus) Handled(ctx context.Context, group, topic string, partition int32, offset int64) (bool, error) {
+	admin, err := b.admin()
+	if err != nil {
+		return false, err
+	}
+	cl, err := kgo.NewClient(append(admin.ClientOpts(), kgo.SeedBrokers(b.Brokers...))...)
+	if err != nil {
+		return false, fmt.Errorf("broker client: %w", err)
+	}
+	defer cl.Close()
+	offs, err := kadm.NewClient(cl).FetchOffsets(ctx, group)
+	if err != nil {
+		return false, fmt.Errorf("offsets of group %s: %w", group, err)
+	}
+	o, ok := offs.Lookup(topic, partition)
+	return ok && o.Err == nil && o.At > offset, nil
 }
 
 // user returns app's broker credentials from the access list and the secrets file.

@@ -153,10 +153,11 @@ for standard input. (dapr publish sends unsigned events: subscribers dead-letter
 			if id == "" {
 				id = outbox.NewEventID()
 			}
-			if _, err := b.Publish(cmd.Context(), as, topic, id, payload); err != nil {
+			pub, err := b.Publish(cmd.Context(), as, topic, id, payload)
+			if err != nil {
 				return err
 			}
-			fmt.Fprintf(e.stdout, "published event %s on %s as %s\n", id, topic, as)
+			fmt.Fprintf(e.stdout, "published event %s on %s[%d]@%d as %s\n", id, topic, pub.Partition, pub.Offset, as)
 			return nil
 		},
 	}

@@ -8,7 +8,7 @@
 //   - the compiler: compile (manifests to files; no processes, no network);
 //   - the developer's and operator's tools: binaries, proc, ports, infra, kafkabroker,
 //     runner, stacktest, kubetest, images, clustersecrets, dashboard, repo, scaffold, bustool,
-//     watch, cli.
+//     watch, testkit, cli.
 //
 // Apps (apps/<name>) build on the SDK and the contracts, and reach another app only through
 // its client (and, for audit's hash chain, its chain) package; nothing in internal/ imports an

@@ -17,7 +17,7 @@ var layer = map[string]int{
 	"kernel": 1, "invoke": 1, "outbox": 1, "httpx": 1, "password": 1, "emailaddr": 1, "failpoint": 1,
 	"compile":  2,
 	"binaries": 3, "proc": 3, "ports": 3, "infra": 3, "kafkabroker": 3, "runner": 3, "stacktest": 3, "kubetest": 3,
-	"images": 3, "clustersecrets": 3, "dashboard": 3, "repo": 3, "cli": 3, "layers": 3, "scaffold": 3, "bustool": 3, "watch": 3,
+	"images": 3, "clustersecrets": 3, "dashboard": 3, "repo": 3, "cli": 3, "layers": 3, "scaffold": 3, "bustool": 3, "watch": 3, "testkit": 3,
 }
 
 // appsImportableFromInternal are the app packages the tools may import (audit verify recomputes
