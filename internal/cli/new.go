@@ -32,6 +32,7 @@ func newNewCmd(e *env) *cobra.Command {
   manifests/<name>.yaml                         routes, permissions, roles, events, schema
   apps/<name>/main.go, main_test.go, README.md  the command and its declaration check
   apps/<name>/<name>/<name>.go, <name>_test.go  the module on the kernel, a unit test
+  apps/<name>/<name>/integration_test.go        through the gateway (docs/testing.md)
   apps/<name>/<name>/migrations/00001_<name>.sql
   schemas/events/<name>.item.created.v1.json
 

@@ -62,6 +62,7 @@ func Module(name string) ([]File, error) {
 		{"README.md.tmpl", path.Join(app, "README.md")},
 		{"module.go.tmpl", path.Join(pkg, name+".go")},
 		{"module_test.go.tmpl", path.Join(pkg, name+"_test.go")},
+		{"integration_test.go.tmpl", path.Join(pkg, "integration_test.go")},
 		{"migration.sql.tmpl", path.Join(pkg, "migrations", "00001_"+name+".sql")},
 	}
 	files := make([]File, 0, len(out))
