@@ -56,6 +56,12 @@ func WithTraceParent(ctx context.Context, traceparent string) context.Context {
 	return context.WithValue(ctx, traceKey{}, traceparent)
 }
 
+// TraceParent returns the W3C traceparent ctx carries ("" if none).
+func TraceParent(ctx context.Context) string {
+	tp, _ := ctx.Value(traceKey{}).(string)
+	return tp
+}
+
 // Call sends in (if not nil) as JSON with method to path on app, and decodes a 2xx answer
 // into out (if not nil). header adds request headers.
 func (c *Client) Call(ctx context.Context, method, app, path string, header http.Header, in, out any) error {

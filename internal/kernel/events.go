@@ -14,6 +14,7 @@ import (
 	dapr "github.com/dapr/go-sdk/client"
 
 	"github.com/goplt/goplt/internal/eventsig"
+	"github.com/goplt/goplt/internal/invoke"
 	"github.com/goplt/goplt/internal/outbox"
 )
 
@@ -121,6 +122,8 @@ func (k *Kernel) eventHandler(s Subscription) http.Handler {
 			if r.Header.Get("X-Request-ID") == "" {
 				ctx = WithRequestID(ctx, "event-"+e.ID) // logs of one event's deliveries share an id
 			}
+			// The handler's logs and calls join the publisher's trace, across the bus.
+			ctx = invoke.WithTraceParent(ctx, e.TraceParent)
 			status := k.status(ctx, s, e, k.handle(ctx, s, []Event{e})[0])
 			code := http.StatusOK
 			if status == "RETRY" {
