@@ -52,8 +52,17 @@ images: deps
 run: deps
 	$(BIN) run
 
+# The real Dapr CLI for TestDaprCLIRunsThePlatform: GOPLT_DAPR_CLI, else dapr on PATH, else built
+# from the shared copy of its source when there is one (the module proxy does not serve it).
+DAPR_CLI_BUILD ?= ../shared/tools/dapr-cli/build.sh
+
 test: deps deps-kubernetes check-generated lint
-	$(GO) test $(TESTFLAGS) ./...
+	@cli="$${GOPLT_DAPR_CLI:-}"; \
+	if [ -z "$$cli" ] && ! command -v dapr >/dev/null 2>&1 && [ -x "$(DAPR_CLI_BUILD)" ]; then \
+		echo "building the Dapr CLI 1.16.5 with $(DAPR_CLI_BUILD) (about 3 minutes the first time)"; \
+		cli=$$($(DAPR_CLI_BUILD)) || exit 1; \
+	fi; \
+	GOPLT_DAPR_CLI="$$cli" $(GO) test $(TESTFLAGS) ./...
 	$(GO) test -run '^$$' -fuzz FuzzLoad -fuzztime $(FUZZ_LOAD) ./internal/manifest/
 	$(GO) test -run '^$$' -fuzz FuzzDifferential -fuzztime $(FUZZ_DIFFERENTIAL) ./apps/authz/engine/
 
