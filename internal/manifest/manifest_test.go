@@ -181,6 +181,8 @@ func TestRules(t *testing.T) {
 			"route GET /api/v1/blog/posts/{id} has neither a permission nor public: true [route-access]"},
 		{"route overlap", edit("blog", "/api/v1/blog/posts/{id}", "/api/v1/users/me"), "identity", `path: "/api/v1/users/{id}"`,
 			"route GET /api/v1/users/{id} overlaps GET /api/v1/users/me of module blog (manifests/blog.yaml:12:21): one request could match both [route-overlap]"},
+		{"route path grammar", edit("identity", `path: "/api/v1/users/{id}"`, `path: "/api/v1/users/{user-id}"`), "identity", `path: "/api/v1/users/{user-id}"`,
+			`route path "/api/v1/users/{user-id}": segment "{user-id}" is not a literal, a {name} or a final {name...} (a name is a Go identifier) [route-path]`},
 		{"internal route outside /internal/", edit("identity", `{method: GET, path: "/api/v1/users/{id}", permission: identity.user.read}`, `{method: GET, path: "/api/v1/users/{id}", callers: [blog]}`), "identity", `path: "/api/v1/users/{id}", callers`,
 			"internal route GET /api/v1/users/{id} must start with /internal/, so access control can deny the prefix [route-internal-path]"},
 		{"internal route caller unknown", edit("identity", `{method: GET, path: "/api/v1/users/{id}", permission: identity.user.read}`, `{method: GET, path: "/internal/users/{id}", callers: [blogg]}`), "identity", "blogg]",

@@ -14,6 +14,7 @@ import (
 
 	"github.com/goplt/goplt/internal/contracts"
 	"github.com/goplt/goplt/internal/naming"
+	"github.com/goplt/goplt/internal/routetable"
 	"github.com/goplt/goplt/internal/sidecar"
 )
 
@@ -200,7 +201,7 @@ func (ck *checker) routes() {
 	type placed struct {
 		m   *Module
 		i   int
-		pat []string
+		pat routetable.Pattern
 	}
 	var routes []placed
 	for _, m := range ck.set.Modules {
@@ -226,19 +227,19 @@ func (ck *checker) routes() {
 			case r.Permission != "" && ck.allPerms[r.Permission] != m:
 				ck.add(m.PosOf(ptr+"/permission"), "route-permission", "declare it in this module's permissions", "route %s %s requires %q, which module %s does not declare", r.Method, r.Path, r.Permission, m.Metadata.Name)
 			}
-			segs, err := splitPattern(r.Path)
+			pat, err := routetable.ParsePattern(r.Path)
 			if err != nil {
 				ck.add(m.PosOf(ptr+"/path"), "route-path", "use /literal/{param} segments, with {rest...} only last", "route path %q: %v", r.Path, err)
 				continue
 			}
 			for _, o := range routes {
 				or := o.m.Spec.Routes[o.i]
-				if or.Method == r.Method && overlap(o.pat, segs) {
+				if or.Method == r.Method && o.pat.Overlaps(pat) {
 					ck.add(m.PosOf(ptr+"/path"), "route-overlap", "make the paths distinct (a literal segment where the other has a parameter is still ambiguous)",
 						"route %s %s overlaps %s %s of module %s (%s): one request could match both", r.Method, r.Path, or.Method, or.Path, o.m.Metadata.Name, o.m.PosOf(fmt.Sprintf("/spec/routes/%d/path", o.i)))
 				}
 			}
-			routes = append(routes, placed{m, i, segs})
+			routes = append(routes, placed{m, i, pat})
 		}
 	}
 }
@@ -428,50 +429,6 @@ func (s *Set) Order() []string {
 		visit(m)
 	}
 	return out
-}
-
-// splitPattern splits a route path into segments; "{x}" matches one segment and "{x...}"
-// (last only) the rest.
-func splitPattern(p string) ([]string, error) {
-	if p == "/" {
-		return []string{""}, nil
-	}
-	segs := strings.Split(strings.TrimPrefix(p, "/"), "/")
-	for i, s := range segs {
-		switch {
-		case s == "":
-			return nil, fmt.Errorf("empty segment")
-		case s == "." || s == "..":
-			return nil, fmt.Errorf("dot segment %q", s)
-		case strings.HasPrefix(s, "{") && strings.HasSuffix(s, "...}"):
-			if i != len(segs)-1 {
-				return nil, fmt.Errorf("%s must be the last segment", s)
-			}
-			segs[i] = "*"
-		case strings.HasPrefix(s, "{") && strings.HasSuffix(s, "}"):
-			segs[i] = "{}"
-		case strings.ContainsAny(s, "{}"):
-			return nil, fmt.Errorf("segment %q mixes literal text and a parameter", s)
-		}
-	}
-	return segs, nil
-}
-
-// overlap reports whether some request path matches both patterns.
-func overlap(a, b []string) bool {
-	for i := 0; ; i++ {
-		aEnd, bEnd := i >= len(a), i >= len(b)
-		switch {
-		case aEnd && bEnd:
-			return true
-		case !aEnd && a[i] == "*", !bEnd && b[i] == "*":
-			return true
-		case aEnd || bEnd:
-			return false
-		case a[i] != b[i] && a[i] != "{}" && b[i] != "{}":
-			return false
-		}
-	}
 }
 
 // acceptable says whether a subscriber of topic that reads payload version v can read what

@@ -15,7 +15,7 @@ import (
 // Route is one entry of the compiled route table, ready for matching.
 type Route struct {
 	routetable.Route
-	segs []string // pattern segments; "{x}" is one segment, "{x...}" the rest
+	pattern routetable.Pattern
 }
 
 // Table is a loaded route table. It is immutable: reloads build a new one.
@@ -49,21 +49,15 @@ func NewTable(routes []*Route) (*Table, error) {
 		if !r.Public && r.Permission == "" {
 			return nil, fmt.Errorf("route %s %s: neither public nor a permission", r.Method, r.Path)
 		}
-		r.segs = strings.Split(r.Path[1:], "/")
+		p, err := routetable.ParsePattern(r.Path)
+		if err != nil {
+			return nil, fmt.Errorf("route %s %s: %w", r.Method, r.Path, err)
+		}
+		r.pattern = p
 	}
 	// Literal segments before parameters, so /users/me wins over /users/{id} if both exist.
-	sort.SliceStable(routes, func(i, j int) bool { return specificity(routes[i]) > specificity(routes[j]) })
+	sort.SliceStable(routes, func(i, j int) bool { return routes[i].pattern.Specificity() > routes[j].pattern.Specificity() })
 	return &Table{Routes: routes}, nil
-}
-
-func specificity(r *Route) int {
-	n := 0
-	for _, s := range r.segs {
-		if !strings.HasPrefix(s, "{") {
-			n++
-		}
-	}
-	return n
 }
 
 // Match finds the route for method and a canonical path. With no route for the method but
@@ -71,7 +65,7 @@ func specificity(r *Route) int {
 func (t *Table) Match(method, path string) (r *Route, allowed []string) {
 	segs := strings.Split(path[1:], "/")
 	for _, rt := range t.Routes {
-		if !matchSegs(rt.segs, segs) {
+		if !rt.pattern.Match(segs) {
 			continue
 		}
 		if rt.Method == method || (method == "HEAD" && rt.Method == "GET") {
@@ -80,27 +74,6 @@ func (t *Table) Match(method, path string) (r *Route, allowed []string) {
 		allowed = append(allowed, rt.Method)
 	}
 	return nil, allowed
-}
-
-func matchSegs(pat, segs []string) bool {
-	for i, p := range pat {
-		if strings.HasPrefix(p, "{") && strings.HasSuffix(p, "...}") {
-			return i < len(segs) // the rest: at least one more segment
-		}
-		if i >= len(segs) {
-			return false
-		}
-		if strings.HasPrefix(p, "{") {
-			if segs[i] == "" {
-				return false
-			}
-			continue
-		}
-		if p != segs[i] {
-			return false
-		}
-	}
-	return len(pat) == len(segs)
 }
 
 // errPath explains a refused path.
