@@ -202,7 +202,8 @@ func (k *Kernel) handle(ctx context.Context, s Subscription, events []Event) []e
 		return errs
 	}
 	for j, e := range genuine {
-		errs[index[j]] = s.Handler(ctx, e)
+		// Each event's handling joins its publisher's trace, one by one in a bulk delivery too.
+		errs[index[j]] = s.Handler(invoke.WithTraceParent(ctx, e.TraceParent), e)
 	}
 	return errs
 }

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
+	"strings"
 	"testing"
 
 	"github.com/goplt/goplt/internal/invoke"
@@ -36,5 +38,23 @@ func TestLogLinesCarryTheTrace(t *testing.T) {
 		if trace != c.trace || span != c.span {
 			t.Errorf("traceparent %q: trace_id %q span_id %q, want %q %q", c.traceparent, trace, span, c.trace, c.span)
 		}
+	}
+}
+
+// Each event of a delivery, bulk or not, is handled in its publisher's trace.
+func TestEventHandlersRunInThePublishersTrace(t *testing.T) {
+	k := &Kernel{log: newLogger(io.Discard, Config{AppID: "demo"})}
+	const a = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	const b = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+	var got []string
+	s := Subscription{Topic: "t", DeadLetters: true, Handler: func(ctx context.Context, e Event) error {
+		got = append(got, invoke.TraceParent(ctx))
+		return nil
+	}}
+	delivery := invoke.WithTraceParent(context.Background(), "00-11111111111111111111111111111111-2222222222222222-01")
+	k.handle(delivery, s, []Event{{ID: "1", TraceParent: a}, {ID: "2", TraceParent: b}, {ID: "3"}})
+	want := []string{a, b, "00-11111111111111111111111111111111-2222222222222222-01"}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("handlers ran in traces %v, want %v (an event without one keeps the delivery's)", got, want)
 	}
 }
