@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/goplt/goplt/internal/compile"
 	"github.com/goplt/goplt/internal/envvar"
 	"github.com/goplt/goplt/internal/proc"
 )
@@ -124,8 +125,8 @@ func (g *Group) appEnv(a *App, rc renderedConfig) []string {
 		"DAPR_API_TOKEN=" + a.DaprAPIToken,
 		"APP_API_TOKEN=" + a.AppAPIToken,
 		envvar.DatabaseURL + "=" + g.opts.Infra.PostgresURL,
-		envvar.Policies + "=" + filepath.Join(g.opts.Root, "deploy", "policies", "ladon.json"),
-		envvar.Routes + "=" + filepath.Join(g.opts.Root, "deploy", "gateway", "routes.json"),
+		envvar.Policies + "=" + filepath.Join(g.opts.Root, compile.PoliciesFile),
+		envvar.Routes + "=" + filepath.Join(g.opts.Root, compile.RoutesFile),
 	}
 	keys := slices.Sorted(maps.Keys(a.Spec.Env))
 	for _, k := range keys {
