@@ -236,25 +236,37 @@ func (b Bus) Read(ctx context.Context, topic string) ([]Event, error) {
 	return out, nil
 }
 
-// Handled says whether consumer group (an app id: Dapr's consumer group) has committed past
-// the event at partition/offset of topic: its sidecar delivered it and the app answered
-// (handled, dropped or dead-lettered).
-func (b Bus) Handled(ctx context.Context, group, topic string, partition int32, offset int64) (bool, error) {
+// WaitHandled waits until consumer group (an app id: Dapr's consumer group) has committed
+// past the published event: its sidecar delivered it and the app answered (handled, dropped
+// or dead-lettered). It asks the broker every interval, over one connection, until ctx ends.
+func (b Bus) WaitHandled(ctx context.Context, group string, ev Published, every time.Duration) error {
 	admin, err := b.admin()
 	if err != nil {
-		return false, err
+		return err
 	}
 	cl, err := kgo.NewClient(append(admin.ClientOpts(), kgo.SeedBrokers(b.Brokers...))...)
 	if err != nil {
-		return false, fmt.Errorf("broker client: %w", err)
+		return fmt.Errorf("broker client: %w", err)
 	}
 	defer cl.Close()
-	offs, err := kadm.NewClient(cl).FetchOffsets(ctx, group)
-	if err != nil {
-		return false, fmt.Errorf("offsets of group %s: %w", group, err)
+	adm := kadm.NewClient(cl)
+	var last error
+	for {
+		offs, err := adm.FetchOffsets(ctx, group)
+		switch o, ok := offs.Lookup(ev.Topic, ev.Partition); {
+		case err != nil:
+			last = fmt.Errorf("offsets of group %s: %w", group, err)
+		case ok && o.Err == nil && o.At > ev.Offset:
+			return nil
+		default:
+			last = fmt.Errorf("%s has not committed past %s[%d]@%d", group, ev.Topic, ev.Partition, ev.Offset)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("event %s: %w (%v)", ev.ID, ctx.Err(), last)
+		case <-time.After(every):
+		}
 	}
-	o, ok := offs.Lookup(topic, partition)
-	return ok && o.Err == nil && o.At > offset, nil
 }
 
 // user returns app's broker credentials from the access list and the secrets file.

@@ -14,6 +14,7 @@ import (
 	"github.com/goplt/goplt/internal/envvar"
 	"github.com/goplt/goplt/internal/infra"
 	"github.com/goplt/goplt/internal/localsecrets"
+	"github.com/goplt/goplt/internal/manifest"
 	"github.com/goplt/goplt/internal/runner"
 	"github.com/goplt/goplt/internal/runplan"
 )
@@ -119,29 +120,37 @@ paste them elsewhere.`,
 
 // appEnv adds app id's own variables from the run plan.
 func (e *env) appEnv(id string, vars map[string]string) error {
-	set, err := e.loadManifests("")
+	m, err := e.moduleOf(id)
 	if err != nil {
 		return err
 	}
+	vars["APP_ID"] = id
+	port := m.Spec.App.Port
+	if port == 0 {
+		port = 8080
+	}
+	vars["APP_PORT"] = fmt.Sprint(port)
+	for k, v := range compile.AppEnv(m) {
+		vars[k] = v
+	}
+	return nil
+}
+
+// moduleOf returns the module whose app id is id, or a usage error naming the app ids there are.
+func (e *env) moduleOf(id string) (*manifest.Module, error) {
+	set, err := e.loadManifests("")
+	if err != nil {
+		return nil, err
+	}
 	var ids []string
 	for _, m := range set.Modules {
+		if m.Spec.App.ID == id {
+			return m, nil
+		}
 		ids = append(ids, m.Spec.App.ID)
-		if m.Spec.App.ID != id {
-			continue
-		}
-		vars["APP_ID"] = id
-		port := m.Spec.App.Port
-		if port == 0 {
-			port = 8080
-		}
-		vars["APP_PORT"] = fmt.Sprint(port)
-		for k, v := range compile.AppEnv(m) {
-			vars[k] = v
-		}
-		return nil
 	}
 	sort.Strings(ids)
-	return usageError{fmt.Errorf("no app %q: the manifests define %s", id, strings.Join(ids, ", "))}
+	return nil, usageError{fmt.Errorf("no app %q: the manifests define %s", id, strings.Join(ids, ", "))}
 }
 
 // linkDaprd makes dir/.dapr/bin/daprd point at goplt's daprd: where the Dapr CLI looks for the

@@ -8,7 +8,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"time"
 
@@ -192,35 +191,26 @@ func readData(data string, r io.Reader) ([]byte, error) {
 
 // checkPublication says whether app's manifest publishes topic and payload keeps its contract.
 func (e *env) checkPublication(app, topic string, payload []byte) error {
-	set, err := e.loadManifests("")
+	m, err := e.moduleOf(app)
 	if err != nil {
 		return err
 	}
-	var ids []string
-	for _, m := range set.Modules {
-		ids = append(ids, m.Spec.App.ID)
-		if m.Spec.App.ID != app {
+	for _, p := range m.Spec.Events.Publishes {
+		if p.Topic != topic {
 			continue
 		}
-		for _, p := range m.Spec.Events.Publishes {
-			if p.Topic != topic {
-				continue
-			}
-			schema, err := os.ReadFile(filepath.Join(e.root, p.Schema))
-			if err != nil {
-				return err
-			}
-			ck, err := contracts.Set{Publishes: map[string]contracts.EventSchema{topic: {Version: p.PayloadVersion(), Schema: string(schema)}}}.Checker()
-			if err != nil {
-				return err
-			}
-			if err := ck.Outgoing(topic, payload); err != nil {
-				return usageError{fmt.Errorf("the payload breaks %s's contract (%s): %w", topic, p.Schema, err)}
-			}
-			return nil
+		schema, err := os.ReadFile(filepath.Join(e.root, p.Schema))
+		if err != nil {
+			return err
 		}
-		return usageError{fmt.Errorf("%s does not publish %s (%s): its broker user may not write it and subscribers would refuse it", app, topic, m.File())}
+		ck, err := contracts.Set{Publishes: map[string]contracts.EventSchema{topic: {Version: p.PayloadVersion(), Schema: string(schema)}}}.Checker()
+		if err != nil {
+			return err
+		}
+		if err := ck.Outgoing(topic, payload); err != nil {
+			return usageError{fmt.Errorf("the payload breaks %s's contract (%s): %w", topic, p.Schema, err)}
+		}
+		return nil
 	}
-	sort.Strings(ids)
-	return usageError{fmt.Errorf("no app %q: the manifests define %s", app, strings.Join(ids, ", "))}
+	return usageError{fmt.Errorf("%s does not publish %s (%s): its broker user may not write it and subscribers would refuse it", app, topic, m.File())}
 }

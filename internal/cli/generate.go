@@ -50,6 +50,11 @@ func (e *env) compileChanges(dir string) ([]compile.Artifact, []change, error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	return e.changesFor(set)
+}
+
+// changesFor compiles a loaded set and says which generated files would change on disk.
+func (e *env) changesFor(set *manifest.Set) ([]compile.Artifact, []change, error) {
 	arts, err := compile.Generate(set)
 	if err != nil {
 		return nil, nil, err

@@ -10,38 +10,13 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/goplt/goplt/internal/repo"
+	"github.com/goplt/goplt/internal/stacktest"
 )
 
-// copyRepo copies the repository's files (tracked and untracked, not ignored) into a temporary
-// folder and makes it the working directory.
+// copyRepo copies the repository into a temporary folder and makes it the working directory.
 func copyRepo(t *testing.T) string {
 	t.Helper()
-	root, err := repo.RootFromWd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := exec.Command("git", "-C", root, "ls-files", "-z", "--cached", "--others", "--exclude-standard").Output()
-	if err != nil {
-		t.Fatalf("git ls-files: %v", err)
-	}
-	dst := t.TempDir()
-	for _, rel := range strings.Split(strings.TrimRight(string(out), "\x00"), "\x00") {
-		b, err := os.ReadFile(filepath.Join(root, rel))
-		if os.IsNotExist(err) {
-			continue // deleted in the work tree
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		to := filepath.Join(dst, rel)
-		if err := os.MkdirAll(filepath.Dir(to), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(to, b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	dst := stacktest.CopyRepository(t)
 	t.Chdir(dst)
 	return dst
 }

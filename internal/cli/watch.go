@@ -23,7 +23,7 @@ import (
 func (e *env) watchAndReload(ctx context.Context, group *runner.Group, plan *runplan.Plan, ep infra.Endpoints) {
 	builds := map[string]string{}
 	for _, a := range plan.Apps {
-		if a.Build != "" && group.App(a.ID) != nil && group.OutsideEnv(a.ID) == nil {
+		if a.Build != "" && group.App(a.ID) != nil && !group.Outside(a.ID) {
 			builds[a.ID] = a.Build
 		}
 	}
@@ -85,7 +85,7 @@ func (e *env) regenerate(ctx context.Context, ep infra.Endpoints, plan *runplan.
 	if err != nil {
 		return nil, err
 	}
-	_, changes, err := e.compileChanges("")
+	_, changes, err := e.changesFor(set)
 	if err != nil {
 		return nil, err
 	}

@@ -23,7 +23,7 @@ type reloadRequest struct {
 func (g *Group) Rebuild(ctx context.Context, ids []string) error {
 	var apps []runplan.App
 	for _, id := range ids {
-		if a := g.App(id); a != nil && !a.outside {
+		if a := g.App(id); a != nil && !g.Outside(id) {
 			apps = append(apps, a.Spec)
 		}
 	}
@@ -75,30 +75,14 @@ func (g *Group) replace(ctx context.Context, a *App, rc *renderedConfig, sidecar
 		if p := a.Sidecar(); p != nil {
 			p.Stop(10 * time.Second)
 		}
-		nrc, err := renderConfig(g.path(a.Spec.Config), filepath.Join(g.opts.WorkDir, "config"), a, g.opts.OTLPEndpoint)
+		nrc, err := g.render(a)
 		if err != nil {
 			return err
 		}
 		*rc = nrc
-		a.env = g.appEnv(a, nrc)
 	}
-	if a.Spec.HasApp() && !a.outside {
-		p, err := g.spawnApp(a)
-		if err != nil {
-			return err
-		}
-		a.mu.Lock()
-		a.app = p
-		a.mu.Unlock()
-	}
-	if sidecar {
-		p, err := g.spawnSidecar(a, rc.Path)
-		if err != nil {
-			return err
-		}
-		a.mu.Lock()
-		a.sidecar = p
-		a.mu.Unlock()
+	if err := g.spawn(a, *rc, sidecar); err != nil {
+		return err
 	}
 	if err := g.waitReady(ctx, a, rc.SelfRegister); err != nil {
 		return err

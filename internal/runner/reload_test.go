@@ -6,7 +6,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/goplt/goplt/internal/runner"
 	"github.com/goplt/goplt/internal/runplan"
+	"github.com/goplt/goplt/internal/stacktest"
 	"github.com/goplt/goplt/internal/watch"
 )
 
@@ -36,24 +36,7 @@ func startReloadFixture(tb testing.TB) *reloadFixture {
 	if stack == nil {
 		tb.Skip("integration test: needs the real stack")
 	}
-	root := tb.TempDir()
-	out, err := exec.Command("git", "-C", stack.Root, "ls-files", "-z", "--cached", "--others", "--exclude-standard").Output()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	for _, rel := range strings.Split(strings.TrimRight(string(out), "\x00"), "\x00") {
-		b, err := os.ReadFile(filepath.Join(stack.Root, rel))
-		if os.IsNotExist(err) {
-			continue
-		}
-		if err != nil {
-			tb.Fatal(err)
-		}
-		_ = os.MkdirAll(filepath.Dir(filepath.Join(root, rel)), 0o755)
-		if err := os.WriteFile(filepath.Join(root, rel), b, 0o644); err != nil {
-			tb.Fatal(err)
-		}
-	}
+	root := stacktest.CopyRepository(tb)
 	plan, err := runplan.Load(filepath.Join(root, "deploy", "local", "runplan.yaml"))
 	if err != nil {
 		tb.Fatal(err)

@@ -131,13 +131,19 @@ func (g *Group) App(id string) *App {
 	return g.apps[id][0]
 }
 
+// Outside says whether app id runs outside goplt (Options.Except): goplt runs its sidecar only.
+func (g *Group) Outside(id string) bool {
+	a := g.App(id)
+	return a != nil && a.outside
+}
+
 // OutsideEnv returns the environment (KEY=value) an app run outside goplt (Options.Except)
 // needs to join its sidecar: ports, tokens, database, policies; nil for any other app.
 func (g *Group) OutsideEnv(id string) []string {
-	if a := g.App(id); a != nil && a.outside {
-		return slices.Clone(a.env)
+	if !g.Outside(id) {
+		return nil
 	}
-	return nil
+	return slices.Clone(g.App(id).env)
 }
 
 // Instances returns every instance of an app.

@@ -215,15 +215,15 @@ func BenchmarkConfigVsDefaults(b *testing.B) {
 	if defaults == string(generated) {
 		b.Fatal("the generated caller configuration no longer sets useCache; update the benchmark")
 	}
-	callee := "apiVersion: dapr.io/v1alpha1\nkind: Configuration\nmetadata: {name: echo}\nspec:\n  nameResolution:\n    component: consul\n    configuration: {selfRegister: true}\n"
-	configs := map[string]string{"generated": string(generated), "defaults": defaults, "callee": callee}
+	callee := calleeConfig(b, work)
+	configs := map[string]string{"generated": string(generated), "defaults": defaults}
 	for name, c := range configs {
 		if err := os.WriteFile(filepath.Join(work, name+".yaml"), []byte(c), 0o644); err != nil {
 			b.Fatal(err)
 		}
 	}
 	plan := &runplan.Plan{APIVersion: runplan.APIVersion, Kind: runplan.Kind, Apps: []runplan.App{
-		{ID: "echo", Command: []string{echo}, Config: filepath.Join(work, "callee.yaml"), HealthPath: "/"},
+		{ID: "echo", Command: []string{echo}, Config: callee, HealthPath: "/"},
 		{ID: "withcache", Config: filepath.Join(work, "generated.yaml"), DependsOn: []string{"echo"}},
 		{ID: "nocache", Config: filepath.Join(work, "defaults.yaml"), DependsOn: []string{"echo"}},
 	}}
@@ -288,6 +288,18 @@ func BenchmarkConfigVsDefaults(b *testing.B) {
 	}
 }
 
+// calleeConfig writes a Dapr Configuration for a callee that registers itself in Consul into
+// dir and returns its path.
+func calleeConfig(t testing.TB, dir string) string {
+	t.Helper()
+	path := filepath.Join(dir, "callee.yaml")
+	cfg := "apiVersion: dapr.io/v1alpha1\nkind: Configuration\nmetadata: {name: echo}\nspec:\n  nameResolution:\n    component: consul\n    configuration: {selfRegister: true, selfDeregister: true}\n"
+	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
 // buildEcho compiles testdata/echo into dir.
 func buildEcho(tb testing.TB, dir string) string {
 	tb.Helper()
@@ -325,11 +337,10 @@ func TestSlowPostIsAppliedOnce(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(resources, "resiliency.yaml"), out, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	callee := "apiVersion: dapr.io/v1alpha1\nkind: Configuration\nmetadata: {name: echo}\nspec:\n  nameResolution:\n    component: consul\n    configuration: {selfRegister: true}\n"
-	_ = os.WriteFile(filepath.Join(work, "callee.yaml"), []byte(callee), 0o644)
+	callee := calleeConfig(t, work)
 	g, err := runner.Start(context.Background(), runner.Options{Root: stack.Root, Infra: stack.Endpoints(), Daprd: stack.Daprd,
 		WorkDir: work, Output: stack.Output, Ports: stack.Ports, Plan: &runplan.Plan{APIVersion: runplan.APIVersion, Kind: runplan.Kind, Apps: []runplan.App{
-			{ID: "echo", Command: []string{echo}, Config: filepath.Join(work, "callee.yaml"), HealthPath: "/"},
+			{ID: "echo", Command: []string{echo}, Config: callee, HealthPath: "/"},
 			{ID: "caller", Config: "deploy/local/config/console.yaml", Resources: []string{resources}, DependsOn: []string{"echo"}},
 		}}})
 	if err != nil {
@@ -365,11 +376,10 @@ func TestReplicasShareTheAppID(t *testing.T) {
 	}
 	work := t.TempDir()
 	echo := buildEcho(t, work)
-	callee := "apiVersion: dapr.io/v1alpha1\nkind: Configuration\nmetadata: {name: echo}\nspec:\n  nameResolution:\n    component: consul\n    configuration: {selfRegister: true, selfDeregister: true}\n"
-	_ = os.WriteFile(filepath.Join(work, "callee.yaml"), []byte(callee), 0o644)
+	callee := calleeConfig(t, work)
 	g, err := runner.Start(context.Background(), runner.Options{Root: stack.Root, Infra: stack.Endpoints(), Daprd: stack.Daprd,
 		WorkDir: work, Output: stack.Output, Ports: stack.Ports, Plan: &runplan.Plan{APIVersion: runplan.APIVersion, Kind: runplan.Kind, Apps: []runplan.App{
-			{ID: "echo3", Command: []string{echo}, Config: filepath.Join(work, "callee.yaml"), HealthPath: "/", Replicas: 3},
+			{ID: "echo3", Command: []string{echo}, Config: callee, HealthPath: "/", Replicas: 3},
 			{ID: "caller", Config: "deploy/local/config/console.yaml", DependsOn: []string{"echo3"}},
 		}}})
 	if err != nil {
@@ -424,12 +434,11 @@ func TestAppOutsideGopltJoinsItsSidecar(t *testing.T) {
 	}
 	work := t.TempDir()
 	echo := buildEcho(t, work)
-	callee := "apiVersion: dapr.io/v1alpha1\nkind: Configuration\nmetadata: {name: echo}\nspec:\n  nameResolution:\n    component: consul\n    configuration: {selfRegister: true, selfDeregister: true}\n"
-	_ = os.WriteFile(filepath.Join(work, "callee.yaml"), []byte(callee), 0o644)
+	callee := calleeConfig(t, work)
 	g, err := runner.Start(context.Background(), runner.Options{Root: stack.Root, Infra: stack.Endpoints(), Daprd: stack.Daprd,
 		WorkDir: work, Output: stack.Output, Ports: stack.Ports, ReadyTimeout: time.Minute, Except: []string{"debugged"},
 		Plan: &runplan.Plan{APIVersion: runplan.APIVersion, Kind: runplan.Kind, Apps: []runplan.App{
-			{ID: "debugged", Command: []string{"/bin/false"}, Config: filepath.Join(work, "callee.yaml"), HealthPath: "/", Replicas: 2},
+			{ID: "debugged", Command: []string{"/bin/false"}, Config: callee, HealthPath: "/", Replicas: 2},
 			{ID: "caller", Config: "deploy/local/config/console.yaml", DependsOn: []string{"debugged"}},
 		}}})
 	if err != nil {

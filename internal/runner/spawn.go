@@ -66,28 +66,13 @@ func (a *App) stopProcesses() {
 }
 
 func (g *Group) startOnce(ctx context.Context, a *App) error {
-	rc, err := renderConfig(g.path(a.Spec.Config), filepath.Join(g.opts.WorkDir, "config"), a, g.opts.OTLPEndpoint)
-	if err != nil {
-		return fmt.Errorf("app %s: %w", a.Name(), err)
-	}
-	a.env = g.appEnv(a, rc)
-	if a.Spec.HasApp() && !a.outside {
-		p, err := g.spawnApp(a)
-		if err != nil {
-			return err
-		}
-		a.mu.Lock()
-		a.app = p
-		a.mu.Unlock()
-	}
-	p, err := g.spawnSidecar(a, rc.Path)
+	rc, err := g.render(a)
 	if err != nil {
 		return err
 	}
-	a.mu.Lock()
-	a.sidecar = p
-	a.mu.Unlock()
-
+	if err := g.spawn(a, rc, true); err != nil {
+		return err
+	}
 	if err := g.waitReady(ctx, a, rc.SelfRegister); err != nil {
 		return err
 	}
@@ -98,6 +83,41 @@ func (g *Group) startOnce(ctx context.Context, a *App) error {
 	}
 	g.wg.Add(1)
 	go g.supervise(ctx, a, rc)
+	return nil
+}
+
+// render renders the instance's Dapr configuration for this run, and the app's environment
+// that goes with it.
+func (g *Group) render(a *App) (renderedConfig, error) {
+	rc, err := renderConfig(g.path(a.Spec.Config), filepath.Join(g.opts.WorkDir, "config"), a, g.opts.OTLPEndpoint)
+	if err != nil {
+		return rc, fmt.Errorf("app %s: %w", a.Name(), err)
+	}
+	a.env = g.appEnv(a, rc)
+	return rc, nil
+}
+
+// spawn starts the instance's app process (unless the user runs it: Options.Except) and, with
+// sidecar, its sidecar.
+func (g *Group) spawn(a *App, rc renderedConfig, sidecar bool) error {
+	if a.Spec.HasApp() && !a.outside {
+		p, err := g.spawnApp(a)
+		if err != nil {
+			return err
+		}
+		a.mu.Lock()
+		a.app = p
+		a.mu.Unlock()
+	}
+	if sidecar {
+		p, err := g.spawnSidecar(a, rc.Path)
+		if err != nil {
+			return err
+		}
+		a.mu.Lock()
+		a.sidecar = p
+		a.mu.Unlock()
+	}
 	return nil
 }
 
