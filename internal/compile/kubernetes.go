@@ -56,9 +56,11 @@ type (
 		} `yaml:"capabilities"`
 	}
 	podSecurity struct {
-		RunAsNonRoot   bool `yaml:"runAsNonRoot"`
-		RunAsUser      int  `yaml:"runAsUser"`
-		RunAsGroup     int  `yaml:"runAsGroup"`
+		RunAsNonRoot bool `yaml:"runAsNonRoot"`
+		RunAsUser    int  `yaml:"runAsUser"`
+		RunAsGroup   int  `yaml:"runAsGroup"`
+		// FSGroup owns mounted volumes, so the non-root app can write its claims.
+		FSGroup        int `yaml:"fsGroup,omitempty"`
 		SeccompProfile struct {
 			Type string `yaml:"type"`
 		} `yaml:"seccompProfile"`
@@ -87,9 +89,12 @@ type (
 	}
 	volume struct {
 		Name      string `yaml:"name"`
-		ConfigMap struct {
+		ConfigMap *struct {
 			Name string `yaml:"name"`
-		} `yaml:"configMap"`
+		} `yaml:"configMap,omitempty"`
+		PersistentVolumeClaim *struct {
+			ClaimName string `yaml:"claimName"`
+		} `yaml:"persistentVolumeClaim,omitempty"`
 	}
 	podSpec struct {
 		ServiceAccountName string       `yaml:"serviceAccountName,omitempty"`
@@ -142,9 +147,23 @@ const (
 )
 
 func configMapVolume(name, configMap string) volume {
-	v := volume{Name: name}
-	v.ConfigMap.Name = configMap
+	v := volume{Name: name, ConfigMap: &struct {
+		Name string `yaml:"name"`
+	}{configMap}}
 	return v
+}
+
+// VolumesMount is where an app's declared volumes appear in its container
+// ($GOPLT_VOLUMES/<app id>/<volume>, as under the local stack's home).
+const VolumesMount = "/var/lib/goplt/volumes"
+
+// claimName is the PersistentVolumeClaim behind an app's volume.
+func claimName(id, volume string) string { return id + "-" + volume }
+
+func claimVolume(name, claim string) volume {
+	return volume{Name: name, PersistentVolumeClaim: &struct {
+		ClaimName string `yaml:"claimName"`
+	}{claim}}
 }
 
 func secretEnv(name, secret, key string) envVar {
@@ -268,20 +287,45 @@ func (g *gen) workloads(shared []Artifact) {
 			mounts = append(mounts, volumeMount{Name: "routes", MountPath: routesMount, ReadOnly: true})
 			volumes = append(volumes, configMapVolume("routes", "goplt-routes"))
 		}
+		var claims []any
+		if vols := m.Spec.App.Volumes; len(vols) > 0 {
+			env = append(env, envVar{Name: envvar.Volumes, Value: VolumesMount})
+			for _, v := range vols {
+				claim := claimName(id, v.Name)
+				mounts = append(mounts, volumeMount{Name: "volume-" + v.Name, MountPath: path.Join(VolumesMount, id, v.Name)})
+				volumes = append(volumes, claimVolume("volume-"+v.Name, claim))
+				claims = append(claims, kobj{APIVersion: "v1", Kind: "PersistentVolumeClaim", Metadata: objectMeta{Name: claim, Namespace: g.ns, Labels: labels},
+					Spec: map[string]any{
+						"accessModes": []string{"ReadWriteOnce"},
+						"resources":   map[string]any{"requests": map[string]string{"storage": v.VolumeSize()}},
+					}})
+			}
+		}
 		health := m.Spec.App.HealthPath
 		if health == "" {
 			health = "/readyz"
 		}
 		replicas := m.Spec.App.Instances()
 		selector := map[string]map[string]string{"matchLabels": {appLabel: id}}
+		var strategy map[string]string
+		pod := podSec
+		if len(claims) > 0 {
+			// A ReadWriteOnce claim is held by one pod: the old one goes before the new one
+			// starts, and the volume belongs to the app's group.
+			strategy = map[string]string{"type": "Recreate"}
+			withGroup := *podSec
+			withGroup.FSGroup = nonRootUser
+			pod = &withGroup
+		}
 		deploy := kobj{APIVersion: "apps/v1", Kind: "Deployment", Metadata: objectMeta{Name: id, Namespace: g.ns, Labels: labels},
 			Spec: struct {
 				Replicas int                          `yaml:"replicas"`
+				Strategy map[string]string            `yaml:"strategy,omitempty"`
 				Selector map[string]map[string]string `yaml:"selector"`
 				Template podTemplate                  `yaml:"template"`
-			}{replicas, selector, podTemplate{
+			}{replicas, strategy, selector, podTemplate{
 				Metadata: podMeta{Labels: labels, Annotations: g.daprAnnotations(id, port)},
-				Spec: podSpec{ServiceAccountName: id, SecurityContext: podSec, Containers: []container{{
+				Spec: podSpec{ServiceAccountName: id, SecurityContext: pod, Containers: []container{{
 					Name: "app", Image: AppImage(g.prof.ImagePrefix, id, m.Metadata.Version), Ports: []containerPort{{Name: "http", ContainerPort: port}},
 					Env: env, StartupProbe: startupProbe(), ReadinessProbe: httpProbe(health), LivenessProbe: httpProbe("/healthz"),
 					Resources: &appResources, SecurityContext: ctrSec, VolumeMounts: mounts,
@@ -293,7 +337,7 @@ func (g *gen) workloads(shared []Artifact) {
 				Selector map[string]string `yaml:"selector"`
 				Ports    []map[string]any  `yaml:"ports"`
 			}{map[string]string{appLabel: id}, []map[string]any{{"name": "http", "port": 80, "targetPort": "http"}}}}
-		docs := append(g.serviceAccount(m, labels), deploy, svc)
+		docs := append(append(g.serviceAccount(m, labels), claims...), deploy, svc)
 		if replicas > 1 {
 			docs = append(docs, kobj{APIVersion: "policy/v1", Kind: "PodDisruptionBudget", Metadata: objectMeta{Name: id, Namespace: g.ns, Labels: labels},
 				Spec: struct {

@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -227,12 +228,17 @@ func (s *Server) pollAudit(ctx context.Context) {
 	}
 	verdict = "not checked: no checkpoint key"
 	if pub, err := checkpointKey(s.opts.Infra.SecretsFile); err == nil {
-		res, err := chain.Verify(ctx, conn, pub)
+		// The witness file on audit's volume (the one the local stack gives it), read first: it
+		// may then only lag the rows read after it, never run ahead of them.
+		file := chain.ReadWitnessDir(filepath.Join(s.opts.Infra.VolumesDir, "audit", "witness"))
+		res, err := chain.Verify(ctx, conn, pub, file)
 		switch {
 		case err != nil:
 			verdict = "could not verify: " + err.Error()
 		case res.OK:
-			verdict = fmt.Sprintf("verifies: %d entries, hash chain and signed checkpoint intact", res.Rows)
+			verdict = fmt.Sprintf("verifies: %d entries, hash chain and signed checkpoints intact (database and witness file)", res.Rows)
+		case res.FirstBad == 0:
+			verdict = "NOT VERIFIED: " + res.Problem
 		default:
 			verdict = fmt.Sprintf("TAMPERED at position %d: %s", res.FirstBad, res.Problem)
 		}

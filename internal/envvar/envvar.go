@@ -17,6 +17,7 @@ const (
 	Policies          = "GOPLT_POLICIES"            // the compiled ladon policies (role catalogue)
 	TraceSamplingRate = "GOPLT_TRACE_SAMPLING_RATE" // the platform's tracing rate, 0 to 1
 	Failpoint         = "GOPLT_FAILPOINT"           // crash points for the chaos suite
+	Volumes           = "GOPLT_VOLUMES"             // holds <app id>/<volume> for declared volumes
 )
 
 // The gateway and the core services.
@@ -33,6 +34,7 @@ const (
 	AuthKeyRefresh       = "GOPLT_AUTH_KEY_REFRESH"
 	AuthzPoll            = "GOPLT_AUTHZ_POLL"
 	AuditCheckpointEvery = "GOPLT_AUDIT_CHECKPOINT_EVERY"
+	AuditWitnessURL      = "GOPLT_AUDIT_WITNESS_URL" // a remote witness audit POSTs checkpoints to
 )
 
 // The local stack: what goplt run gives the sidecars (their components' envRefs) and itself.

@@ -58,6 +58,9 @@ type Endpoints struct {
 	TrustDomain      string   `json:"trustDomain"`
 	// SecretsFile backs the local secret store (secretstores.local.file).
 	SecretsFile string `json:"secretsFile"`
+	// VolumesDir holds the apps' declared volumes (<app id>/<volume>): outside PostgreSQL's
+	// data, so what an app keeps there survives whatever happens to the database.
+	VolumesDir string `json:"volumesDir"`
 }
 
 // KafkaAdmin returns the broker superuser's credentials (goplt's own: topics, users, ACLs,
@@ -139,6 +142,9 @@ func LoadState(home string) (*State, error) {
 	var st State
 	if err := json.Unmarshal(b, &st); err != nil {
 		return nil, fmt.Errorf("%s is corrupt (%v): run `goplt infra down` to clear it", statePath(home), err)
+	}
+	if st.Endpoints.VolumesDir == "" {
+		st.Endpoints.VolumesDir = VolumesDir(home) // state written by an older goplt lacks it
 	}
 	return &st, nil
 }

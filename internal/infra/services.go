@@ -49,8 +49,12 @@ func endpoints(cfg Config) Endpoints {
 		TrustAnchorsFile: filepath.Join(sentryCredentials(cfg.Home), "ca.crt"),
 		TrustDomain:      TrustDomain,
 		SecretsFile:      SecretsFile(cfg.Home),
+		VolumesDir:       VolumesDir(cfg.Home),
 	}
 }
+
+// VolumesDir holds the apps' declared volumes, $GOPLT_VOLUMES.
+func VolumesDir(home string) string { return filepath.Join(home, "data", "volumes") }
 
 // SecretsFile is the file behind the local Dapr secret store.
 func SecretsFile(home string) string { return filepath.Join(home, "data", "secrets.json") }

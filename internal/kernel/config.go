@@ -32,6 +32,8 @@ type Config struct {
 	LogLevel     slog.Level
 	// Profiler is where Go's profiler listens (GOPLT_PPROF, e.g. 127.0.0.1:6060); empty: off.
 	Profiler string
+	// Volumes holds the app's declared volumes as <app id>/<volume> (GOPLT_VOLUMES).
+	Volumes string
 	// ShutdownTimeout bounds the graceful stop (GOPLT_SHUTDOWN_TIMEOUT, default 10s).
 	ShutdownTimeout time.Duration
 	// MigrateOnly applies the migrations and exits (the Kubernetes migration Jobs run this).
@@ -67,6 +69,7 @@ func LoadConfig(args []string, getenv func(string) string) (Config, error) {
 	fs.StringVar(&c.PubSub, "pubsub", env(envvar.PubSub, "pubsub"), "pub/sub component name (env GOPLT_PUBSUB)")
 	fs.StringVar(&c.SecretStore, "secret-store", env(envvar.SecretStore, "secretstore"), "secret store component name (env GOPLT_SECRET_STORE)")
 	fs.StringVar(&c.Profiler, "pprof", env(envvar.PProf, ""), "address for Go's profiler, off when empty (env GOPLT_PPROF)")
+	fs.StringVar(&c.Volumes, "volumes", env(envvar.Volumes, ""), "folder of the declared volumes, <app id>/<volume> (env GOPLT_VOLUMES)")
 	fs.BoolVar(&c.MigrateOnly, "migrate-only", false, "apply the database migrations, then exit")
 	level := fs.String("log-level", env(envvar.LogLevel, "info"), "debug, info, warn or error (env GOPLT_LOG_LEVEL)")
 	shutdown := fs.String("shutdown-timeout", env(envvar.ShutdownTimeout, "10s"), "graceful stop bound (env GOPLT_SHUTDOWN_TIMEOUT)")

@@ -17,6 +17,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -30,6 +31,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/goplt/goplt/internal/contracts"
+	"github.com/goplt/goplt/internal/envvar"
 	"github.com/goplt/goplt/internal/httpx"
 	"github.com/goplt/goplt/internal/invoke"
 	"github.com/goplt/goplt/internal/outbox"
@@ -127,6 +129,20 @@ func (k *Kernel) Principal(r *http.Request) (*token.Claims, error) {
 
 // Config returns the app's configuration.
 func (k *Kernel) Config() Config { return k.cfg }
+
+// Volume returns the folder of a volume the module's manifest declares (spec.app.volumes),
+// creating it when missing: $GOPLT_VOLUMES/<app id>/<name>, which goplt run points at the
+// local stack's home and a Kubernetes Deployment at the volume's claim.
+func (k *Kernel) Volume(name string) (string, error) {
+	if k.cfg.Volumes == "" {
+		return "", fmt.Errorf("volume %s: %s is not set (declare the volume in the manifest and run through goplt)", name, envvar.Volumes)
+	}
+	dir := filepath.Join(k.cfg.Volumes, k.cfg.AppID, name)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", fmt.Errorf("volume %s: %w", name, err)
+	}
+	return dir, nil
+}
 
 // Log returns the app's logger. Log with the request's context (InfoContext and so on) to
 // include its request id.

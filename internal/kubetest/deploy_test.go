@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"maps"
 	"os"
 	"os/exec"
@@ -126,6 +127,31 @@ spec:
 		if _, err := cp.Kubectl(ctx, nil, "get", "-n", "goplt", ref); err != nil {
 			t.Errorf("a pod references %s, which does not exist: %v", ref, err)
 		}
+	}
+
+	// A volume's claim waits for storage: a real cluster's default StorageClass provisions it;
+	// this one has no provisioner, so the test plays it with a PersistentVolume per claim.
+	claims, err := cp.Kubectl(ctx, nil, "get", "pvc", "-n", "goplt", "-o", `jsonpath={range .items[*]}{.metadata.name} {.spec.resources.requests.storage}{"\n"}{end}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(string(claims)), "\n") {
+		name, size, _ := strings.Cut(line, " ")
+		pv := fmt.Sprintf(`apiVersion: v1
+kind: PersistentVolume
+metadata: {name: goplt-%s}
+spec:
+  capacity: {storage: %s}
+  accessModes: [ReadWriteOnce]
+  hostPath: {path: /var/lib/kwok-volumes/%s}
+  claimRef: {namespace: goplt, name: %s}
+`, name, size, name, name)
+		if _, err := cp.Kubectl(ctx, []byte(pv), "apply", "-f", "-"); err != nil {
+			t.Fatalf("a volume for claim %s: %v", name, err)
+		}
+	}
+	if !strings.Contains(string(claims), "audit-witness 1Gi") {
+		t.Errorf("no claim audit-witness of 1Gi (audit's witness volume) among:\n%s", claims)
 	}
 
 	// Every Deployment's Pods are admitted (restricted) and become Available on the fake node.

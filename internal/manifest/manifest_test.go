@@ -397,6 +397,10 @@ func TestMoreRules(t *testing.T) {
 			`dev caller "console" is also a module's app id [dev-caller]`},
 		{"one document", files(edit("billing", "kind: Module", "kind: Module\n---\nkind: Module")), "manifests/billing.yaml", "---",
 			"a second YAML document in the file [one-document]"},
+		{"replicas with volumes", files(edit("billing", ", build: ./apps/billing}", ", build: ./apps/billing, replicas: 2, volumes: [{name: data}]}")), "manifests/billing.yaml", "app: {id: billing",
+			"2 replicas cannot share volumes: each is one folder, mounted by one pod at a time [replicas-volumes]"},
+		{"volume unique", files(edit("billing", ", build: ./apps/billing}", ", build: ./apps/billing, volumes: [{name: data}, {name: data, size: 2Gi}]}")), "manifests/billing.yaml", "app: {id: billing",
+			`volume "data" is declared twice [volume-unique]`},
 		{"empty file", files(with("empty", "")), "manifests/empty.yaml", "",
 			"the file is empty [yaml]"},
 	}

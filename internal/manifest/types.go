@@ -50,6 +50,24 @@ type App struct {
 	// the app id (Consul spreads calls over the healthy ones) and the consumer groups (Kafka
 	// splits each subscribed topic's partitions between them).
 	Replicas int `yaml:"replicas"`
+	// Volumes are folders the app keeps outside its database, surviving restarts: on the
+	// local stack under <home>/data/volumes, on Kubernetes a PersistentVolumeClaim each.
+	Volumes []Volume `yaml:"volumes"`
+}
+
+// Volume is a persistent folder of one app, found at $GOPLT_VOLUMES/<app id>/<name>.
+type Volume struct {
+	Name string `yaml:"name"`
+	// Size is the claim's request on Kubernetes (a quantity such as 1Gi); default 1Gi.
+	Size string `yaml:"size"`
+}
+
+// VolumeSize is the claim's request: Size, else 1Gi.
+func (v Volume) VolumeSize() string {
+	if v.Size == "" {
+		return "1Gi"
+	}
+	return v.Size
 }
 
 // Instances is the number of instances the app runs.

@@ -84,6 +84,17 @@ func (ck *checker) modules() {
 					"%d replicas cannot share the fixed port %d", m.Spec.App.Replicas, p)
 			}
 		}
+		if len(m.Spec.App.Volumes) > 0 && m.Spec.App.Replicas > 1 {
+			ck.add(m.PosOf("/spec/app/replicas"), "replicas-volumes", "run one replica, or keep the data in the database or the state store",
+				"%d replicas cannot share volumes: each is one folder, mounted by one pod at a time", m.Spec.App.Replicas)
+		}
+		vols := map[string]bool{}
+		for i, v := range m.Spec.App.Volumes {
+			if vols[v.Name] {
+				ck.add(m.PosOf(fmt.Sprintf("/spec/app/volumes/%d/name", i)), "volume-unique", "give each volume its own name", "volume %q is declared twice", v.Name)
+			}
+			vols[v.Name] = true
+		}
 		outside := func(ptr, rel string) bool {
 			err := inRepo(ck.set.Root, rel)
 			if err != nil {

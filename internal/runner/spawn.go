@@ -147,6 +147,7 @@ func (g *Group) appEnv(a *App, rc renderedConfig) []string {
 		envvar.DatabaseURL + "=" + g.opts.Infra.PostgresURL,
 		envvar.Policies + "=" + filepath.Join(g.opts.Root, compile.PoliciesFile),
 		envvar.Routes + "=" + filepath.Join(g.opts.Root, compile.RoutesFile),
+		envvar.Volumes + "=" + g.opts.Infra.VolumesDir,
 	}
 	keys := slices.Sorted(maps.Keys(a.Spec.Env))
 	for _, k := range keys {

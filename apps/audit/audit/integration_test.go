@@ -24,6 +24,7 @@ import (
 	auditclient "github.com/goplt/goplt/apps/audit/client"
 	auth "github.com/goplt/goplt/apps/auth/client"
 	identity "github.com/goplt/goplt/apps/identity/client"
+	"github.com/goplt/goplt/internal/envvar"
 	"github.com/goplt/goplt/internal/invoke"
 	"github.com/goplt/goplt/internal/localsecrets"
 	"github.com/goplt/goplt/internal/runner"
@@ -36,11 +37,14 @@ var (
 	stack  *stacktest.Stack
 	group  *runner.Group
 	topics *stacktest.Topics
+	remote = newRemoteWitness()
 )
 
 func TestMain(m *testing.M) {
 	stacktest.Main(m, func(ctx context.Context, s *stacktest.Stack) (func(), error) {
-		plan, err := s.LocalPlan(map[string]map[string]string{"audit": {"GOPLT_AUDIT_CHECKPOINT_EVERY": "300ms"}}, "identity", "auth", "audit", "console")
+		plan, err := s.LocalPlan(map[string]map[string]string{"audit": {
+			"GOPLT_AUDIT_CHECKPOINT_EVERY": "300ms", envvar.AuditWitnessURL: remote.URL,
+		}}, "identity", "auth", "audit", "console")
 		if err != nil {
 			return nil, err
 		}

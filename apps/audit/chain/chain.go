@@ -232,11 +232,14 @@ func WriteCheckpoint(ctx context.Context, tx pgx.Tx, key ed25519.PrivateKey, kid
 type Result struct {
 	OK   bool  `json:"ok"`
 	Rows int64 `json:"rows"`
-	// FirstBad is the first position where the log is not as it was written (0 when OK).
+	// FirstBad is the first position where the log is not as it was written (0 when OK, or
+	// when a witness could not be read: nothing is known to be wrong, nothing is confirmed).
 	FirstBad int64  `json:"firstBad,omitempty"`
 	Problem  string `json:"problem,omitempty"`
-	// Checkpoint is the position of the latest checkpoint checked (0: none yet).
+	// Checkpoint is the position of the database's latest checkpoint (0: none yet).
 	Checkpoint int64 `json:"checkpoint,omitempty"`
+	// Witnesses says what each witness vouches for (the database's own checkpoint first).
+	Witnesses []WitnessReport `json:"witnesses,omitempty"`
 }
 
 func bad(rows, pos int64, format string, args ...any) Result {
@@ -249,15 +252,29 @@ type Querier interface {
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
 }
 
-// Verify recomputes the chain in q's log table (the search path picks the schema) and checks
-// the latest checkpoint with pub. An error is a failure to read, not a finding.
-func Verify(ctx context.Context, q Querier, pub ed25519.PublicKey) (Result, error) {
+// databaseWitness names the database's own latest checkpoint among the witnesses.
+const databaseWitness = "database"
+
+// Verify recomputes the chain in q's log table (the search path picks the schema), and checks
+// the database's latest checkpoint and every checkpoint the witnesses hold with pub: each must
+// be validly signed, and the log must reach its position with the hash it signed. An error is
+// a failure to read the database, not a finding; a witness that cannot be read is a finding.
+func Verify(ctx context.Context, q Querier, pub ed25519.PublicKey, witnesses ...Witnessed) (Result, error) {
 	// The checkpoint first: on a single connection, no other query may run while rows stream.
-	var cp Checkpoint
-	cpErr := q.QueryRow(ctx, `SELECT pos, hash, signed_at, kid, signature FROM checkpoints ORDER BY pos DESC LIMIT 1`).
-		Scan(&cp.Pos, &cp.Hash, &cp.SignedAt, &cp.KeyID, &cp.Signature)
-	if cpErr != nil && !errors.Is(cpErr, pgx.ErrNoRows) {
-		return Result{}, cpErr
+	latest, err := Latest(ctx, q)
+	if err != nil {
+		return Result{}, err
+	}
+	var sources []Witnessed
+	if latest != nil {
+		sources = append(sources, Witnessed{Name: databaseWitness, Checkpoints: []Checkpoint{*latest}})
+	}
+	sources = append(sources, witnesses...)
+	vouched := map[int64][]byte{} // position -> the row hash there, for every checkpoint
+	for _, s := range sources {
+		for _, c := range s.Checkpoints {
+			vouched[c.Pos] = nil
+		}
 	}
 	rows, err := q.Query(ctx, `SELECT pos, event_id, topic, source, actor, action, resource, outcome, occurred_at, recorded_at, payload, prev_hash, hash
 		FROM log ORDER BY pos`)
@@ -272,7 +289,6 @@ func Verify(ctx context.Context, q Querier, pub ed25519.PublicKey) (Result, erro
 	defer hashes.stop()
 	var n, want int64 = 0, 1
 	prev := Genesis
-	var cpHash []byte // the row hash at the checkpoint's position
 	var found *Result
 	var cur []Entry
 	for rows.Next() {
@@ -293,8 +309,8 @@ func Verify(ctx context.Context, q Querier, pub ed25519.PublicKey) (Result, erro
 			r := bad(n, e.Pos, "row %d does not follow row %d (its previous hash differs): rows were removed, inserted or reordered", e.Pos, e.Pos-1)
 			found = &r
 		}
-		if e.Pos == cp.Pos {
-			cpHash = e.Hash
+		if _, ok := vouched[e.Pos]; ok {
+			vouched[e.Pos] = e.Hash
 		}
 		prev, want = e.Hash, e.Pos+1
 		if found == nil {
@@ -319,17 +335,57 @@ func Verify(ctx context.Context, q Querier, pub ed25519.PublicKey) (Result, erro
 		return *found, nil
 	}
 	res := Result{OK: true, Rows: n}
-	if errors.Is(cpErr, pgx.ErrNoRows) {
-		return res, nil
+	if latest != nil {
+		res.Checkpoint = latest.Pos
 	}
-	res.Checkpoint = cp.Pos
-	switch {
-	case !ed25519.Verify(pub, cp.message(), cp.Signature):
-		return bad(n, cp.Pos, "checkpoint at %d has an invalid signature (key %s)", cp.Pos, cp.KeyID), nil
-	case cp.Pos > n:
-		return bad(n, n+1, "the log ends at %d but a checkpoint vouches for %d rows: the tail was truncated", n, cp.Pos), nil
-	case !bytes.Equal(cpHash, cp.Hash):
-		return bad(n, cp.Pos, "row %d differs from the checkpoint signed at %s: the log was rewritten", cp.Pos, cp.SignedAt.Format(time.RFC3339)), nil
+	for _, s := range sources {
+		rep, firstBad := judge(s, pub, n, vouched)
+		res.Witnesses = append(res.Witnesses, rep)
+		if rep.Problem != "" && res.OK {
+			res.OK, res.FirstBad, res.Problem = false, firstBad, rep.Problem
+		}
 	}
 	return res, nil
+}
+
+// judge checks what one witness holds against a log of n rows whose hashes at the vouched
+// positions are known, and returns its report and the first bad position (0: none known).
+func judge(s Witnessed, pub ed25519.PublicKey, n int64, vouched map[int64][]byte) (WitnessReport, int64) {
+	rep := WitnessReport{Name: s.Name}
+	who := "witness " + s.Name
+	if s.Name == databaseWitness {
+		who = "the database's checkpoint"
+	}
+	if s.Err != nil {
+		rep.Problem = fmt.Sprintf("%s cannot be read: %v", who, s.Err)
+		return rep, 0
+	}
+	if len(s.Malformed) > 0 {
+		rep.Problem = fmt.Sprintf("%s holds a record that is not a checkpoint (%s): it was altered", who, s.Malformed[0])
+		return rep, 0
+	}
+	var problem string
+	var firstBad int64
+	for _, c := range s.Checkpoints {
+		if !c.Valid(pub) {
+			if problem == "" {
+				problem, firstBad = fmt.Sprintf("%s: checkpoint at %d has an invalid signature (key %s): forged or altered", who, c.Pos, c.KeyID), c.Pos
+			}
+			continue
+		}
+		rep.Pos = max(rep.Pos, c.Pos)
+		switch {
+		case c.Pos > n:
+			if problem == "" {
+				problem, firstBad = fmt.Sprintf("the log ends at %d but %s vouches for %d rows (signed %s): the tail was truncated",
+					n, who, c.Pos, c.SignedAt.Format(time.RFC3339)), n+1
+			}
+		case !bytes.Equal(vouched[c.Pos], c.Hash):
+			if problem == "" {
+				problem, firstBad = fmt.Sprintf("row %d differs from %s signed at %s: the log was rewritten", c.Pos, who, c.SignedAt.Format(time.RFC3339)), c.Pos
+			}
+		}
+	}
+	rep.Problem = problem
+	return rep, firstBad
 }
