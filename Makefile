@@ -12,7 +12,7 @@ FUZZ_LOAD ?= 100000x
 FUZZ_DIFFERENTIAL ?= 15000x
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: all build images deps deps-kubernetes system-deps run test test-short lint generate check-generated infra-up infra-down infra-status clean bench chaos
+.PHONY: all build images deps deps-kubernetes deps-otelcol system-deps run test test-short lint generate check-generated infra-up infra-down infra-status clean bench chaos
 
 all: build
 
@@ -44,6 +44,10 @@ deps: build system-deps
 deps-kubernetes: build
 	$(BIN) deps --kubernetes
 
+# The OpenTelemetry Collector the telemetry test exports to (tools/otelcol; about 90 s cold).
+deps-otelcol: build
+	$(BIN) deps --otelcol
+
 # OCI images of every app and of goplt's daprd, without Docker, into .goplt/images/layout;
 # PUSH=<registry> also pushes them and writes .goplt/images/kustomization.yaml (by digest).
 images: deps
@@ -56,7 +60,7 @@ run: deps
 # from the shared copy of its source when there is one (the module proxy does not serve it).
 DAPR_CLI_BUILD ?= ../shared/tools/dapr-cli/build.sh
 
-test: deps deps-kubernetes check-generated lint
+test: deps deps-kubernetes deps-otelcol check-generated lint
 	@cli="$${GOPLT_DAPR_CLI:-}"; \
 	if [ -z "$$cli" ] && ! command -v dapr >/dev/null 2>&1 && [ -x "$(DAPR_CLI_BUILD)" ]; then \
 		echo "building the Dapr CLI 1.16.5 with $(DAPR_CLI_BUILD) (about 3 minutes the first time)"; \

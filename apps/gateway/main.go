@@ -24,6 +24,8 @@ import (
 	"syscall"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	auth "github.com/goplt/goplt/apps/auth/client"
 	authz "github.com/goplt/goplt/apps/authz/client"
 	"github.com/goplt/goplt/apps/gateway/contract"
@@ -32,6 +34,7 @@ import (
 	"github.com/goplt/goplt/internal/eventsig"
 	"github.com/goplt/goplt/internal/httpx"
 	"github.com/goplt/goplt/internal/invoke"
+	"github.com/goplt/goplt/internal/telemetry"
 )
 
 func main() {
@@ -101,8 +104,21 @@ func run(log *slog.Logger) error {
 			origins = append(origins, o)
 		}
 	}
+	tel, err := telemetry.New(context.Background(), env("APP_ID", "gateway"), sampling, os.Getenv)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = tel.Shutdown(sctx)
+	}()
+	var tracer trace.Tracer
+	if tel.Enabled() {
+		tracer = tel.Tracer("github.com/goplt/goplt/apps/gateway")
+	}
 	token := os.Getenv("DAPR_API_TOKEN")
-	inv := invoke.New(daprHTTP, token)
+	inv := invoke.New(daprHTTP, token).Traced(tel)
 	sidecar := "http://127.0.0.1:" + strconv.Itoa(daprHTTP)
 	ready := func(ctx context.Context) error {
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, sidecar+"/v1.0/healthz", nil)
@@ -126,7 +142,7 @@ func run(log *slog.Logger) error {
 	}
 	g := gateway.New(gateway.Config{
 		Sidecar: sidecar, DaprAPIToken: token, PubSub: env(envvar.PubSub, "pubsub"), Signer: signer, CheckEvent: check.Outgoing, RoutesFile: routesFile,
-		CORSOrigins: origins, Limits: limits, DefaultBodyLimit: bodyLimit, RequestTimeout: timeout, DecisionTTL: ttl, Ready: ready, TraceSampling: sampling,
+		CORSOrigins: origins, Limits: limits, DefaultBodyLimit: bodyLimit, RequestTimeout: timeout, DecisionTTL: ttl, Ready: ready, TraceSampling: sampling, Tracer: tracer,
 	}, table, auth.New(inv).NewVerifier(auth.VerifierOptions{Strict: true}).Cached(100000), authz.New(inv, 2*time.Second), log)
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)

@@ -170,6 +170,16 @@ func Kubernetes() []Tool {
 	}
 }
 
+// OTelCollectorVersion is the OpenTelemetry Collector release tools/otelcol pins.
+const OTelCollectorVersion = "0.161.0"
+
+// OTelCollector is the OpenTelemetry Collector the telemetry tests export to (tools/otelcol:
+// OTLP in, a JSON file out). Never taken from PATH: a collector built elsewhere may lack the
+// file exporter. `goplt deps --otelcol` builds it; cold, about 90 s.
+func OTelCollector() Tool {
+	return Tool{Name: "otelcol", Version: OTelCollectorVersion, Module: "tools/otelcol", Package: ".", ColdBuild: 90 * time.Second}
+}
+
 // ErrNotFound means no usable binary exists and none was built.
 var ErrNotFound = errors.New("not found")
 

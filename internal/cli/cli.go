@@ -136,7 +136,7 @@ func newVersionCmd(e *env) *cobra.Command {
 }
 
 func newDepsCmd(e *env) *cobra.Command {
-	var check, stock, kube bool
+	var check, stock, kube, otelcol bool
 	cmd := &cobra.Command{
 		Use:   "deps",
 		Short: "Find or build the pinned daprd, sentry and consul binaries",
@@ -148,7 +148,8 @@ is used as is; anything missing is built once from the Go module proxy into the 
 Missing binaries build side by side, with a progress line per binary every 20 s. Cold on 2
 cores: daprd about 6 minutes, sentry 4, consul 15 (consul decides the total).
 --stock also builds Dapr's stock daprd (every component), for comparisons; --kubernetes the
-control plane the tests apply the Kubernetes output to (about 6 minutes cold).`,
+control plane the tests apply the Kubernetes output to (about 6 minutes cold); --otelcol the
+OpenTelemetry Collector the telemetry tests export to (about 90 s cold).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			r := e.resolver()
@@ -158,6 +159,9 @@ control plane the tests apply the Kubernetes output to (about 6 minutes cold).`,
 			}
 			if kube {
 				tools = append(tools, binaries.Kubernetes()...)
+			}
+			if otelcol {
+				tools = append(tools, binaries.OTelCollector())
 			}
 			if !check {
 				if _, err := r.EnsureAll(cmd.Context(), tools); err != nil {
@@ -186,6 +190,7 @@ control plane the tests apply the Kubernetes output to (about 6 minutes cold).`,
 	}
 	cmd.Flags().BoolVar(&stock, "stock", false, "also build Dapr's stock daprd (-tags allcomponents) for comparisons")
 	cmd.Flags().BoolVar(&check, "check", false, "only report; build nothing (exit 3 when something is missing)")
+	cmd.Flags().BoolVar(&otelcol, "otelcol", false, "also build the OpenTelemetry Collector the telemetry tests export to")
 	cmd.Flags().BoolVar(&kube, "kubernetes", false, "also build the Kubernetes control plane the tests run (etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok, kubectl)")
 	return cmd
 }

@@ -13,13 +13,20 @@ import (
 	"net/url"
 	"strconv"
 	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/goplt/goplt/internal/telemetry"
 )
 
 // Client invokes apps through one sidecar.
 type Client struct {
-	base  string // http://127.0.0.1:<dapr http port>
-	token string // DAPR_API_TOKEN
-	http  *http.Client
+	base   string // http://127.0.0.1:<dapr http port>
+	token  string // DAPR_API_TOKEN
+	http   *http.Client
+	tracer trace.Tracer // nil: no client spans (the trace context still travels)
 }
 
 // New returns a client of the sidecar listening on daprHTTPPort.
@@ -45,21 +52,13 @@ func (e *Error) Error() string {
 	return fmt.Sprintf("%d %s: %s", e.Status, e.Code, e.Message)
 }
 
-type traceKey struct{}
-
-// WithTraceParent makes calls made with ctx carry the W3C traceparent, so the sidecars' spans
-// of those calls join the caller's trace.
-func WithTraceParent(ctx context.Context, traceparent string) context.Context {
-	if traceparent == "" {
-		return ctx
-	}
-	return context.WithValue(ctx, traceKey{}, traceparent)
-}
-
-// TraceParent returns the W3C traceparent ctx carries ("" if none).
-func TraceParent(ctx context.Context) string {
-	tp, _ := ctx.Value(traceKey{}).(string)
-	return tp
+// Traced returns a copy of c that records a client span for each call, with tp's tracer.
+// Either way a call carries ctx's trace context (traceparent), so the sidecars' spans join
+// the caller's trace.
+func (c *Client) Traced(tp trace.TracerProvider) *Client {
+	cp := *c
+	cp.tracer = tp.Tracer("github.com/goplt/goplt/internal/invoke")
+	return &cp
 }
 
 // Call sends in (if not nil) as JSON with method to path on app, and decodes a 2xx answer
@@ -76,7 +75,7 @@ func (c *Client) Secret(ctx context.Context, store, name string) (map[string]str
 	return out, err
 }
 
-func (c *Client) do(ctx context.Context, method, u, what string, header http.Header, in, out any) error {
+func (c *Client) do(ctx context.Context, method, u, what string, header http.Header, in, out any) (err error) {
 	var body io.Reader
 	if in != nil {
 		b, err := json.Marshal(in)
@@ -98,8 +97,19 @@ func (c *Client) do(ctx context.Context, method, u, what string, header http.Hea
 	if c.token != "" {
 		req.Header.Set("dapr-api-token", c.token)
 	}
-	if tp, ok := ctx.Value(traceKey{}).(string); ok && req.Header.Get("traceparent") == "" {
-		req.Header.Set("traceparent", tp)
+	if c.tracer != nil {
+		var span trace.Span
+		ctx, span = c.tracer.Start(ctx, what, trace.WithSpanKind(trace.SpanKindClient),
+			trace.WithAttributes(attribute.String("http.request.method", method)))
+		defer span.End()
+		defer func() {
+			if err != nil {
+				span.SetStatus(codes.Error, err.Error())
+			}
+		}()
+	}
+	if req.Header.Get("traceparent") == "" {
+		telemetry.Inject(ctx, req.Header)
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {

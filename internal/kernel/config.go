@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/goplt/goplt/internal/envvar"
+	"github.com/goplt/goplt/internal/telemetry"
 )
 
 // Config is what an app needs to know at start. Each field comes from a flag, else from the
@@ -32,6 +33,9 @@ type Config struct {
 	LogLevel     slog.Level
 	// Profiler is where Go's profiler listens (GOPLT_PPROF, e.g. 127.0.0.1:6060); empty: off.
 	Profiler string
+	// TraceSampling is the share of new traces sampled (GOPLT_TRACE_SAMPLING_RATE, 0..1); spans
+	// are exported only when OTEL_EXPORTER_OTLP_ENDPOINT names a receiver.
+	TraceSampling float64
 	// Volumes holds the app's declared volumes as <app id>/<volume> (GOPLT_VOLUMES).
 	Volumes string
 	// ShutdownTimeout bounds the graceful stop (GOPLT_SHUTDOWN_TIMEOUT, default 10s).
@@ -70,6 +74,7 @@ func LoadConfig(args []string, getenv func(string) string) (Config, error) {
 	fs.StringVar(&c.SecretStore, "secret-store", env(envvar.SecretStore, "secretstore"), "secret store component name (env GOPLT_SECRET_STORE)")
 	fs.StringVar(&c.Profiler, "pprof", env(envvar.PProf, ""), "address for Go's profiler, off when empty (env GOPLT_PPROF)")
 	fs.StringVar(&c.Volumes, "volumes", env(envvar.Volumes, ""), "folder of the declared volumes, <app id>/<volume> (env GOPLT_VOLUMES)")
+	sampling := fs.String("trace-sampling-rate", env(envvar.TraceSamplingRate, "0"), "share of new traces sampled, 0 to 1 (env GOPLT_TRACE_SAMPLING_RATE)")
 	fs.BoolVar(&c.MigrateOnly, "migrate-only", false, "apply the database migrations, then exit")
 	level := fs.String("log-level", env(envvar.LogLevel, "info"), "debug, info, warn or error (env GOPLT_LOG_LEVEL)")
 	shutdown := fs.String("shutdown-timeout", env(envvar.ShutdownTimeout, "10s"), "graceful stop bound (env GOPLT_SHUTDOWN_TIMEOUT)")
@@ -87,6 +92,9 @@ func LoadConfig(args []string, getenv func(string) string) (Config, error) {
 		return c, fmt.Errorf("shutdown timeout %q: want a positive duration such as 10s", *shutdown)
 	}
 	c.ShutdownTimeout = d
+	if c.TraceSampling, err = telemetry.Rate(*sampling); err != nil {
+		return c, err
+	}
 	return c, nil
 }
 

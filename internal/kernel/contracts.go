@@ -6,6 +6,8 @@ import (
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/goplt/goplt/internal/contracts"
 	"github.com/goplt/goplt/internal/outbox"
@@ -55,5 +57,7 @@ func (k *Kernel) Emit(ctx context.Context, tx pgx.Tx, topic string, payload any)
 	if err := k.checkOutgoing(topic, b); err != nil {
 		return "", err
 	}
+	ctx, span := k.tracer.Start(ctx, "outbox "+topic, trace.WithAttributes(attribute.String("messaging.destination.name", topic)))
+	defer span.End()
 	return outbox.Add(ctx, tx, topic, payload)
 }

@@ -12,10 +12,14 @@ import (
 	"sync/atomic"
 
 	dapr "github.com/dapr/go-sdk/client"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+	"google.golang.org/grpc/metadata"
 
 	"github.com/goplt/goplt/internal/eventsig"
-	"github.com/goplt/goplt/internal/invoke"
 	"github.com/goplt/goplt/internal/outbox"
+	"github.com/goplt/goplt/internal/telemetry"
 )
 
 // Event is a CloudEvent as Dapr delivers it.
@@ -122,8 +126,6 @@ func (k *Kernel) eventHandler(s Subscription) http.Handler {
 			if r.Header.Get("X-Request-ID") == "" {
 				ctx = WithRequestID(ctx, "event-"+e.ID) // logs of one event's deliveries share an id
 			}
-			// The handler's logs and calls join the publisher's trace, across the bus.
-			ctx = invoke.WithTraceParent(ctx, e.TraceParent)
 			status := k.status(ctx, s, e, k.handle(ctx, s, []Event{e})[0])
 			code := http.StatusOK
 			if status == "RETRY" {
@@ -186,6 +188,28 @@ func (k *Kernel) handle(ctx context.Context, s Subscription, events []Event) []e
 		return errs
 	}
 	if s.Bulk != nil {
+		// One span for the batch, linked to a span per event in that event's publisher's
+		// trace, so each publisher's trace shows its event handled.
+		spans := make([]trace.Span, len(genuine))
+		links := make([]trace.Link, 0, len(genuine))
+		for i, e := range genuine {
+			_, spans[i] = k.tracer.Start(telemetry.WithTraceParent(ctx, e.TraceParent), "handle "+s.Topic, trace.WithSpanKind(trace.SpanKindConsumer),
+				trace.WithAttributes(attribute.String("messaging.destination.name", s.Topic), attribute.String("messaging.message.id", e.ID)))
+			if sc := spans[i].SpanContext(); sc.IsValid() {
+				links = append(links, trace.Link{SpanContext: sc})
+			}
+		}
+		ctx, span := k.tracer.Start(ctx, "handle "+s.Topic+" batch", trace.WithSpanKind(trace.SpanKindConsumer), trace.WithLinks(links...),
+			trace.WithAttributes(attribute.String("messaging.destination.name", s.Topic), attribute.Int("messaging.batch.message_count", len(genuine))))
+		defer func() {
+			span.End()
+			for j, sp := range spans {
+				if err := errs[index[j]]; err != nil {
+					sp.SetStatus(codes.Error, err.Error())
+				}
+				sp.End()
+			}
+		}()
 		got := s.Bulk(ctx, genuine)
 		if got != nil && len(got) != len(genuine) {
 			err := fmt.Errorf("bulk handler for %s returned %d results for %d events", s.Topic, len(got), len(genuine))
@@ -203,9 +227,22 @@ func (k *Kernel) handle(ctx context.Context, s Subscription, events []Event) []e
 	}
 	for j, e := range genuine {
 		// Each event's handling joins its publisher's trace, one by one in a bulk delivery too.
-		errs[index[j]] = s.Handler(invoke.WithTraceParent(ctx, e.TraceParent), e)
+		errs[index[j]] = k.handleOne(ctx, s, e)
 	}
 	return errs
+}
+
+// handleOne runs the subscription's handler over one event in a span of the publisher's
+// trace: the handler's logs, SQL and calls join it, across the bus.
+func (k *Kernel) handleOne(ctx context.Context, s Subscription, e Event) error {
+	ctx, span := k.tracer.Start(telemetry.WithTraceParent(ctx, e.TraceParent), "handle "+s.Topic, trace.WithSpanKind(trace.SpanKindConsumer),
+		trace.WithAttributes(attribute.String("messaging.destination.name", s.Topic), attribute.String("messaging.message.id", e.ID)))
+	defer span.End()
+	err := s.Handler(ctx, e)
+	if err != nil {
+		span.SetStatus(codes.Error, err.Error())
+	}
+	return err
 }
 
 // checkAll verifies each event's signature and holds its payload to the contract, parsing
@@ -279,8 +316,21 @@ func (k *Kernel) Publish(ctx context.Context, topic, eventID string, v any) erro
 	return k.publish(ctx, topic, eventID, v)
 }
 
-// publish is Publish without the contract check (outbox rows were checked when added).
-func (k *Kernel) publish(ctx context.Context, topic, eventID string, v any) error {
+// publish is Publish without the contract check (outbox rows were checked when added). It
+// runs in a producer span whose context goes to the sidecar, which puts it into the
+// CloudEvent's traceparent: subscribers continue the trace.
+func (k *Kernel) publish(ctx context.Context, topic, eventID string, v any) (err error) {
+	ctx, span := k.tracer.Start(ctx, "publish "+topic, trace.WithSpanKind(trace.SpanKindProducer),
+		trace.WithAttributes(attribute.String("messaging.destination.name", topic)))
+	defer func() {
+		if err != nil {
+			span.SetStatus(codes.Error, err.Error())
+		}
+		span.End()
+	}()
+	if tp := telemetry.TraceParent(ctx); tp != "" {
+		ctx = metadata.AppendToOutgoingContext(ctx, "traceparent", tp)
+	}
 	c, err := k.Dapr()
 	if err != nil {
 		return fmt.Errorf("publish %s: %w", topic, err)

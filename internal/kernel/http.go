@@ -12,8 +12,10 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+
 	"github.com/goplt/goplt/internal/httpx"
-	"github.com/goplt/goplt/internal/invoke"
+	"github.com/goplt/goplt/internal/telemetry"
 )
 
 // Error is the JSON body of every error the kernel (and well-behaved modules) return.
@@ -74,6 +76,10 @@ func (k *Kernel) handler() http.Handler {
 		if len(r.Access.Callers) > 0 {
 			h = requireCaller(r.Access.Callers, h)
 		}
+		if k.tel.Enabled() {
+			// A server span per request, named by the route's pattern.
+			h = otelhttp.NewHandler(h, r.Pattern, otelhttp.WithTracerProvider(k.tel), otelhttp.WithPropagators(telemetry.Propagator))
+		}
 		mux.Handle(r.Pattern, h)
 	}
 	for _, s := range k.subs {
@@ -103,10 +109,8 @@ func (k *Kernel) handler() http.Handler {
 		if k.deleted != nil && !safeMethod(r.Method) {
 			ctx = withRequestSubject(ctx) // the deletion guard covers writes
 		}
-		// Calls the handler makes through the sidecar join the request's trace.
-		if tp := r.Header.Get("traceparent"); tp != "" {
-			ctx = invoke.WithTraceParent(ctx, tp)
-		}
+		// Logs, and calls the handler makes through the sidecar, join the request's trace.
+		ctx = telemetry.Extract(ctx, r.Header)
 		protected.ServeHTTP(w, r.WithContext(ctx))
 	})
 	return httpx.Recover(k.log, httpx.RequestID(k.accessLog(root)))

@@ -27,14 +27,21 @@ import (
 	"time"
 
 	dapr "github.com/dapr/go-sdk/client"
+	"github.com/exaring/otelpgx"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"go.opentelemetry.io/otel/trace"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/connectivity"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
 
 	"github.com/goplt/goplt/internal/contracts"
 	"github.com/goplt/goplt/internal/envvar"
 	"github.com/goplt/goplt/internal/httpx"
 	"github.com/goplt/goplt/internal/invoke"
 	"github.com/goplt/goplt/internal/outbox"
+	"github.com/goplt/goplt/internal/telemetry"
 	"github.com/goplt/goplt/internal/token"
 )
 
@@ -53,6 +60,8 @@ type Kernel struct {
 	initErrs   []string // problems found while Init declared things, reported by validate
 
 	invoker   *invoke.Client
+	tel       *telemetry.Provider
+	tracer    trace.Tracer
 	verifier  TokenVerifier
 	useOutbox bool
 	relay     *outbox.Relay
@@ -236,8 +245,16 @@ func Run(ctx context.Context, m Module, args []string, getenv func(string) strin
 	if cfg.AppID == "" {
 		cfg.AppID = m.Name() // --migrate-only may run without APP_ID
 	}
-	k := &Kernel{cfg: cfg, module: m, log: newLogger(logOut, cfg), invoker: invoke.New(cfg.DaprHTTPPort, cfg.DaprAPIToken)}
-	k.initEventKeys()
+	tel, err := telemetry.New(ctx, cfg.AppID, cfg.TraceSampling, getenv)
+	if err != nil {
+		return &ConfigError{err}
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = tel.Shutdown(sctx) // what is still buffered goes out; a collector that is gone loses it
+	}()
+	k := newKernel(cfg, m, newLogger(logOut, cfg), tel)
 	if err := k.run(ctx); err != nil {
 		k.log.Error("app stopped with an error", "err", err)
 		return err
@@ -251,13 +268,22 @@ func Run(ctx context.Context, m Module, args []string, getenv func(string) strin
 // `go test` before it fails a start.
 func Check(m Module) error {
 	cfg := Config{AppID: m.Name(), DBSchema: m.Name()}
-	k := &Kernel{cfg: cfg, module: m, log: slog.New(slog.DiscardHandler), invoker: invoke.New(0, "")}
-	k.initEventKeys()
+	k := newKernel(cfg, m, slog.New(slog.DiscardHandler), telemetry.Off())
 	if err := m.Init(k); err != nil {
 		return fmt.Errorf("init %s: %w", m.Name(), err)
 	}
 	return k.validate()
 }
+
+func newKernel(cfg Config, m Module, log *slog.Logger, tel *telemetry.Provider) *Kernel {
+	k := &Kernel{cfg: cfg, module: m, log: log, tel: tel, tracer: tel.Tracer("github.com/goplt/goplt/internal/kernel"),
+		invoker: invoke.New(cfg.DaprHTTPPort, cfg.DaprAPIToken).Traced(tel)}
+	k.initEventKeys()
+	return k
+}
+
+// Tracer returns the app's tracer, for a module's own spans (a no-op one when tracing is off).
+func (k *Kernel) Tracer() trace.Tracer { return k.tracer }
 
 func (k *Kernel) run(ctx context.Context) error {
 	if err := k.module.Init(k); err != nil {
@@ -267,9 +293,14 @@ func (k *Kernel) run(ctx context.Context) error {
 		return err
 	}
 	if k.cfg.DatabaseURL != "" {
-		var configure func(*pgxpool.Config)
-		if k.deleted != nil {
-			configure = k.deleted.configurePool
+		configure := func(c *pgxpool.Config) {
+			if k.tel.Enabled() {
+				// A span per statement: its text with placeholders, never the values.
+				c.ConnConfig.Tracer = otelpgx.NewTracer(otelpgx.WithTracerProvider(k.tel))
+			}
+			if k.deleted != nil {
+				k.deleted.configurePool(c)
+			}
 		}
 		pool, err := openPool(ctx, k.cfg.DatabaseURL, k.cfg.DBSchema, configure)
 		if err != nil {
@@ -385,17 +416,47 @@ func (k *Kernel) run(ctx context.Context) error {
 	return nil
 }
 
+// dialSidecar connects to the sidecar's gRPC API within 5 s. The API token is added to each
+// call's metadata here rather than by the Dapr SDK, whose interceptor replaces the outgoing
+// metadata (go-sdk 1.13: metadata.NewOutgoingContext) and so drops the traceparent that puts
+// a publish into the caller's trace.
+func dialSidecar(ctx context.Context, addr, token string) (*grpc.ClientConn, error) {
+	withToken := func(ctx context.Context) context.Context {
+		if token == "" {
+			return ctx
+		}
+		return metadata.AppendToOutgoingContext(ctx, "dapr-api-token", token)
+	}
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithChainUnaryInterceptor(func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+			return invoker(withToken(ctx), method, req, reply, cc, opts...)
+		}),
+		grpc.WithChainStreamInterceptor(func(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
+			return streamer(withToken(ctx), desc, cc, method, opts...)
+		}))
+	if err != nil {
+		return nil, err
+	}
+	wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	conn.Connect()
+	for st := conn.GetState(); st != connectivity.Ready; st = conn.GetState() {
+		if !conn.WaitForStateChange(wctx, st) {
+			conn.Close()
+			return nil, fmt.Errorf("sidecar gRPC %s: %s", addr, st)
+		}
+	}
+	return conn, nil
+}
+
 // connectDapr dials the sidecar until it answers: the sidecar may start after the app.
 func (k *Kernel) connectDapr(ctx context.Context) {
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(k.cfg.DaprGRPCPort))
 	for attempt := 0; ; attempt++ {
-		c, err := dapr.NewClientWithAddressContext(ctx, addr)
+		conn, err := dialSidecar(ctx, addr, k.cfg.DaprAPIToken)
 		if err == nil {
-			if k.cfg.DaprAPIToken != "" {
-				c.WithAuthToken(k.cfg.DaprAPIToken)
-			}
 			k.daprMu.Lock()
-			k.dapr = c
+			k.dapr = dapr.NewClientWithConnection(conn)
 			k.daprMu.Unlock()
 			k.log.Info("connected to the sidecar", "addr", addr)
 			return

@@ -14,6 +14,7 @@ import (
 
 	"github.com/goplt/goplt/internal/contracts"
 	"github.com/goplt/goplt/internal/eventsig"
+	"github.com/goplt/goplt/internal/telemetry"
 	"github.com/goplt/goplt/internal/token"
 )
 
@@ -34,11 +35,8 @@ func route(k *Kernel, pattern string, access Access, h http.HandlerFunc) {
 
 func newTestKernel(t *testing.T, init func(k *Kernel)) *Kernel {
 	t.Helper()
-	k := &Kernel{
-		cfg:    Config{AppID: "demo", AppAPIToken: "secret"},
-		module: testModule{name: "demo", init: init},
-		log:    newLogger(io.Discard, Config{AppID: "demo"}),
-	}
+	cfg := Config{AppID: "demo", AppAPIToken: "secret"}
+	k := newKernel(cfg, testModule{name: "demo", init: init}, newLogger(io.Discard, cfg), telemetry.Off())
 	k.keys.signer = eventsig.NewStaticSigner("demo", testKey)
 	k.keys.public = eventsig.NewKeyCache(func(context.Context) (map[string]string, error) {
 		b, _ := json.Marshal(token.JWKS{Keys: []token.JWK{token.PublicJWK(testKey)}})

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/goplt/goplt/internal/invoke"
+	"github.com/goplt/goplt/internal/telemetry"
 )
 
 // A log line made with a request's or an event's context names its trace: the ids of the
@@ -28,7 +28,7 @@ func TestLogLinesCarryTheTrace(t *testing.T) {
 	} {
 		var buf bytes.Buffer
 		log := newLogger(&buf, Config{AppID: "demo"})
-		log.InfoContext(invoke.WithTraceParent(context.Background(), c.traceparent), "hello")
+		log.InfoContext(telemetry.WithTraceParent(context.Background(), c.traceparent), "hello")
 		var line map[string]any
 		if err := json.Unmarshal(buf.Bytes(), &line); err != nil {
 			t.Fatal(err)
@@ -43,15 +43,15 @@ func TestLogLinesCarryTheTrace(t *testing.T) {
 
 // Each event of a delivery, bulk or not, is handled in its publisher's trace.
 func TestEventHandlersRunInThePublishersTrace(t *testing.T) {
-	k := &Kernel{log: newLogger(io.Discard, Config{AppID: "demo"})}
+	k := newKernel(Config{AppID: "demo"}, nil, newLogger(io.Discard, Config{AppID: "demo"}), telemetry.Off())
 	const a = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 	const b = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 	var got []string
 	s := Subscription{Topic: "t", DeadLetters: true, Handler: func(ctx context.Context, e Event) error {
-		got = append(got, invoke.TraceParent(ctx))
+		got = append(got, telemetry.TraceParent(ctx))
 		return nil
 	}}
-	delivery := invoke.WithTraceParent(context.Background(), "00-11111111111111111111111111111111-2222222222222222-01")
+	delivery := telemetry.WithTraceParent(context.Background(), "00-11111111111111111111111111111111-2222222222222222-01")
 	k.handle(delivery, s, []Event{{ID: "1", TraceParent: a}, {ID: "2", TraceParent: b}, {ID: "3"}})
 	want := []string{a, b, "00-11111111111111111111111111111111-2222222222222222-01"}
 	if strings.Join(got, " ") != strings.Join(want, " ") {

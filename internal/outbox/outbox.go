@@ -25,6 +25,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/goplt/goplt/internal/failpoint"
+	"github.com/goplt/goplt/internal/telemetry"
 )
 
 // Migrations create the outbox table (goose files, applied by the kernel with a version table
@@ -48,7 +49,7 @@ type keyedPayload struct {
 func (k keyedPayload) PartitionKey() string { return k.key }
 
 // Add stores an event in the outbox within tx and returns its id. Publication happens after
-// the commit; call Relay.Kick to make it prompt. A Keyed payload keeps its key.
+// the commit, in ctx's trace; call Relay.Kick to make it prompt. A Keyed payload keeps its key.
 func Add(ctx context.Context, tx pgx.Tx, topic string, payload any) (string, error) {
 	b, err := json.Marshal(payload)
 	if err != nil {
@@ -59,8 +60,12 @@ func Add(ctx context.Context, tx pgx.Tx, topic string, payload any) (string, err
 		s := k.PartitionKey()
 		key = &s
 	}
+	var tp *string
+	if s := telemetry.TraceParent(ctx); s != "" {
+		tp = &s
+	}
 	id := NewEventID()
-	if _, err := tx.Exec(ctx, `INSERT INTO outbox (event_id, topic, payload, partition_key) VALUES ($1, $2, $3, $4)`, id, topic, b, key); err != nil {
+	if _, err := tx.Exec(ctx, `INSERT INTO outbox (event_id, topic, payload, partition_key, traceparent) VALUES ($1, $2, $3, $4, $5)`, id, topic, b, key, tp); err != nil {
 		return "", fmt.Errorf("outbox %s: %w", topic, err)
 	}
 	return id, nil
@@ -139,19 +144,19 @@ func (r *Relay) Flush(ctx context.Context) (int, error) {
 		return 0, err
 	}
 	defer func() { _ = tx.Rollback(ctx) }()
-	rows, err := tx.Query(ctx, `SELECT seq, event_id, topic, payload, coalesce(partition_key, '') FROM outbox ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED`, batch)
+	rows, err := tx.Query(ctx, `SELECT seq, event_id, topic, payload, coalesce(partition_key, ''), coalesce(traceparent, '') FROM outbox ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED`, batch)
 	if err != nil {
 		return 0, err
 	}
 	type row struct {
-		seq            int64
-		id, topic, key string
-		payload        json.RawMessage
+		seq                      int64
+		id, topic, key, traceCtx string
+		payload                  json.RawMessage
 	}
 	var todo []row
 	for rows.Next() {
 		var x row
-		if err := rows.Scan(&x.seq, &x.id, &x.topic, &x.payload, &x.key); err != nil {
+		if err := rows.Scan(&x.seq, &x.id, &x.topic, &x.payload, &x.key, &x.traceCtx); err != nil {
 			rows.Close()
 			return 0, err
 		}
@@ -170,7 +175,7 @@ func (r *Relay) Flush(ctx context.Context) (int, error) {
 		if x.key != "" {
 			payload = keyedPayload{x.payload, x.key}
 		}
-		pubErr = r.publish(pctx, x.topic, x.id, payload)
+		pubErr = r.publish(telemetry.WithTraceParent(pctx, x.traceCtx), x.topic, x.id, payload)
 		cancel()
 		if pubErr == nil {
 			failpoint.Hit("outbox-after-publish") // published, not yet deleted

@@ -16,6 +16,7 @@ import (
 	"github.com/goplt/goplt/internal/compile"
 	"github.com/goplt/goplt/internal/envvar"
 	"github.com/goplt/goplt/internal/proc"
+	"github.com/goplt/goplt/internal/telemetry"
 )
 
 // portAttempts bounds the starts of one app that fail because a port was taken after it was
@@ -154,7 +155,10 @@ func (g *Group) appEnv(a *App, rc renderedConfig) []string {
 		env = append(env, k+"="+a.Spec.Env[k])
 	}
 	// For the traces the app starts: its sidecar's rate as this run renders it (the
-	// dashboard turns tracing on).
+	// dashboard turns tracing on), exported where the sidecars export theirs.
+	if g.opts.OTLPEndpoint != "" {
+		env = append(env, telemetry.EndpointEnv+"=http://"+g.opts.OTLPEndpoint)
+	}
 	return append(env, envvar.TraceSamplingRate+"="+rc.SamplingRate)
 }
 

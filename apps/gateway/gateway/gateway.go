@@ -31,11 +31,14 @@ import (
 	"time"
 
 	"github.com/rs/cors"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 
 	authz "github.com/goplt/goplt/apps/authz/client"
 	"github.com/goplt/goplt/internal/eventsig"
 	"github.com/goplt/goplt/internal/httpx"
-	"github.com/goplt/goplt/internal/invoke"
+	"github.com/goplt/goplt/internal/telemetry"
 	"github.com/goplt/goplt/internal/token"
 )
 
@@ -63,6 +66,10 @@ type Config struct {
 	// sampling rate, so that the gateway, which starts every request's trace, decides as the
 	// sidecars would.
 	TraceSampling float64
+	// Tracer starts each routed request's server span, the root of its trace unless the client
+	// sent a traceparent (nil: tracing off; the gateway still gives each request a
+	// traceparent, sampled at TraceSampling).
+	Tracer trace.Tracer
 	// Ready reports whether the gateway can serve (its sidecar up); nil means always.
 	Ready func(ctx context.Context) error
 }
@@ -233,7 +240,7 @@ func traced(r *http.Request, sampling float64) *http.Request {
 		tp = "00-" + hex.EncodeToString(b[:16]) + "-" + hex.EncodeToString(b[16:]) + flags
 		r.Header.Set("Traceparent", tp)
 	}
-	return r.WithContext(invoke.WithTraceParent(r.Context(), tp))
+	return r.WithContext(telemetry.WithTraceParent(r.Context(), tp))
 }
 
 // sampled decides from the trace id as OpenTelemetry's TraceIDRatioBased sampler does (the
@@ -320,9 +327,23 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, http.StatusNotFound, "not_found", "no route for "+r.Method+" "+path)
 		return
 	}
-	r = traced(r, g.cfg.TraceSampling)
-	ip := clientIP(r)
 	sw := &httpx.StatusRecorder{ResponseWriter: w}
+	if g.cfg.Tracer != nil {
+		ctx, span := g.cfg.Tracer.Start(telemetry.Extract(r.Context(), r.Header), rt.Method+" "+rt.Path, trace.WithSpanKind(trace.SpanKindServer),
+			trace.WithAttributes(attribute.String("http.request.method", r.Method), attribute.String("http.route", rt.Path)))
+		defer func() {
+			span.SetAttributes(attribute.Int("http.response.status_code", sw.Status))
+			if sw.Status >= 500 {
+				span.SetStatus(codes.Error, http.StatusText(sw.Status))
+			}
+			span.End()
+		}()
+		r = r.WithContext(ctx)
+		telemetry.Inject(ctx, r.Header) // the forwarded request continues the gateway's span
+	} else {
+		r = traced(r, g.cfg.TraceSampling)
+	}
+	ip := clientIP(r)
 	ev := RequestEvent{Version: 1, Actor: "anonymous", Action: "public", Resource: path, Route: rt.Method + " " + rt.Path,
 		Decision: "public", RequestID: r.Header.Get("X-Request-ID"), ClientIP: ip}
 	if rt.Permission != "" {

@@ -1,0 +1,298 @@
+// Package telemetry checks what the platform exports, with a real OpenTelemetry Collector
+// (tools/otelcol, built from the module proxy) writing every span it receives to a file: one
+// request is one trace across the gateway, the apps, their SQL, the bus and the sidecars, and
+// nothing secret is in it.
+package telemetry
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/goplt/goplt/internal/binaries"
+	"github.com/goplt/goplt/internal/repo"
+	"github.com/goplt/goplt/internal/runner"
+	"github.com/goplt/goplt/internal/stacktest"
+)
+
+var (
+	stack   *stacktest.Stack
+	group   *runner.Group
+	spans   string // the collector's output file
+	gateway string // the gateway's URL
+)
+
+func TestMain(m *testing.M) {
+	stacktest.Main(m, func(ctx context.Context, s *stacktest.Stack) (func(), error) {
+		ps, err := s.Ports.Take(1)
+		if err != nil {
+			return nil, err
+		}
+		otlp := "127.0.0.1:" + strconv.Itoa(ps[0])
+		stopCollector, out, err := startCollector(ctx, s.Root, s.Home, otlp)
+		if err != nil {
+			return nil, err
+		}
+		plan, err := s.LocalPlan(map[string]map[string]string{
+			"gateway": {"GOPLT_GATEWAY_RATE_LIMITS": "default=1000:2000,subject=1000:2000,login=100:200,register=100:200"},
+		}, "identity", "auth", "authz", "audit", "billing", "blog", "gateway")
+		if err != nil {
+			stopCollector()
+			return nil, err
+		}
+		for i := range plan.Apps {
+			if plan.Apps[i].ID == "gateway" {
+				plan.Apps[i].AppPort = 0 // a free port, not 8080
+			}
+		}
+		g, err := s.RunTraced(ctx, plan, otlp)
+		if err != nil {
+			stopCollector()
+			return nil, err
+		}
+		stack, group, spans = s, g, out
+		gateway = "http://127.0.0.1:" + strconv.Itoa(g.App("gateway").AppPort)
+		return func() { g.Stop(); stopCollector() }, nil
+	})
+}
+
+// startCollector runs the test collector with an OTLP/HTTP receiver on addr and a file
+// exporter, and waits until it is ready.
+func startCollector(ctx context.Context, root, home, addr string) (stop func(), out string, err error) {
+	if root == "" {
+		if root, err = repo.RootFromWd(); err != nil {
+			return nil, "", err
+		}
+	}
+	bin, err := binaries.Resolver{RepoRoot: root, Progress: os.Stderr}.Ensure(ctx, binaries.OTelCollector())
+	if err != nil {
+		return nil, "", err
+	}
+	dir := filepath.Join(home, "otelcol")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, "", err
+	}
+	out = filepath.Join(dir, "spans.json")
+	config := fmt.Sprintf(`receivers: {otlp: {protocols: {http: {endpoint: %q}}}}
+processors: {batch: {timeout: 200ms}}
+exporters:
+  file: {path: %q, format: json, flush_interval: 100ms}
+service:
+  telemetry: {metrics: {level: none}}
+  pipelines: {traces: {receivers: [otlp], processors: [batch], exporters: [file]}}
+`, addr, out)
+	cfgPath := filepath.Join(dir, "config.yaml")
+	if err := os.WriteFile(cfgPath, []byte(config), 0o644); err != nil {
+		return nil, "", err
+	}
+	cmd := exec.Command(bin, "--config=file:"+cfgPath)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		return nil, "", err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, "", err
+	}
+	stop = func() { _ = cmd.Process.Signal(os.Interrupt); _ = cmd.Wait() }
+	ready := make(chan struct{})
+	var log bytes.Buffer
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			log.WriteString(sc.Text() + "\n")
+			if strings.Contains(sc.Text(), "Everything is ready") {
+				close(ready)
+				_, _ = io.Copy(io.Discard, stderr)
+				return
+			}
+		}
+	}()
+	select {
+	case <-ready:
+		return stop, out, nil
+	case <-time.After(30 * time.Second):
+		stop()
+		return nil, "", fmt.Errorf("the collector was not ready within 30 s:\n%s", log.String())
+	}
+}
+
+// span is one exported span, with its service.
+type span struct {
+	Service, Name, TraceID, SpanID, ParentSpanID string
+	Kind                                         int
+	Attributes                                   map[string]string
+}
+
+// readSpans parses the collector's file: one OTLP/JSON ExportTraceServiceRequest per line.
+func readSpans(t *testing.T) []span {
+	t.Helper()
+	b, err := os.ReadFile(spans)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type kv struct {
+		Key   string
+		Value map[string]any
+	}
+	var out []span
+	for _, line := range bytes.Split(b, []byte("\n")) {
+		if len(bytes.TrimSpace(line)) == 0 {
+			continue
+		}
+		var req struct {
+			ResourceSpans []struct {
+				Resource   struct{ Attributes []kv }
+				ScopeSpans []struct {
+					Spans []struct {
+						TraceID, SpanID, ParentSpanID, Name string
+						Kind                                int
+						Attributes                          []kv
+					}
+				}
+			}
+		}
+		if err := json.Unmarshal(line, &req); err != nil {
+			t.Fatalf("the collector's file: %v", err)
+		}
+		for _, rs := range req.ResourceSpans {
+			service := ""
+			for _, a := range rs.Resource.Attributes {
+				if a.Key == "service.name" {
+					service = fmt.Sprint(a.Value["stringValue"])
+				}
+			}
+			for _, ss := range rs.ScopeSpans {
+				for _, s := range ss.Spans {
+					attrs := map[string]string{}
+					for _, a := range s.Attributes {
+						for _, v := range a.Value {
+							attrs[a.Key] = fmt.Sprint(v)
+						}
+					}
+					out = append(out, span{Service: service, Name: s.Name, TraceID: s.TraceID, SpanID: s.SpanID, ParentSpanID: s.ParentSpanID, Kind: s.Kind, Attributes: attrs})
+				}
+			}
+		}
+	}
+	return out
+}
+
+func post(t *testing.T, path string, body any, bearer string) (int, []byte) {
+	t.Helper()
+	b, _ := json.Marshal(body)
+	req, _ := http.NewRequest(http.MethodPost, gateway+path, bytes.NewReader(b))
+	req.Header.Set("Content-Type", "application/json")
+	if bearer != "" {
+		req.Header.Set("Authorization", "Bearer "+bearer)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	out, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, out
+}
+
+// One POST /users is one trace: the gateway's server span is its root, and it reaches
+// identity's handler and SQL, the outbox write and the publish, the sidecars in between, and
+// the handling by billing and audit on the other side of the broker. A login's password and
+// token appear nowhere in what was exported.
+func TestOneRequestOneTraceAcrossTheBus(t *testing.T) {
+	if stack == nil {
+		t.Skip("end-to-end: needs the real stack and a collector (run without -short)")
+	}
+	password := fmt.Sprintf("secret-pw-%d-horse-battery", time.Now().UnixNano())
+	email := fmt.Sprintf("trace%d@example.com", time.Now().UnixNano())
+	status, body := post(t, "/users", map[string]string{"email": email, "password": password, "displayName": "Traced"}, "")
+	if status != http.StatusCreated {
+		t.Fatalf("POST /users: %d %s", status, body)
+	}
+	status, body = post(t, "/login", map[string]string{"email": email, "password": password}, "")
+	if status != http.StatusOK {
+		t.Fatalf("POST /login: %d %s", status, body)
+	}
+	var tok struct{ AccessToken, RefreshToken string }
+	_ = json.Unmarshal(body, &tok)
+
+	// Every sidecar and app exports in its own batches: wait until the trace has them all.
+	want := map[string]func(s span) bool{
+		"the gateway's root span": func(s span) bool {
+			return s.Service == "gateway" && s.Name == "POST /users" && s.ParentSpanID == ""
+		},
+		"identity's handler": func(s span) bool { return s.Service == "identity" && s.Name == "POST /users" && s.Kind == 2 },
+		"identity's INSERT": func(s span) bool {
+			return s.Service == "identity" && strings.Contains(s.Attributes["db.query.text"]+s.Attributes["db.statement"], "INSERT INTO")
+		},
+		"identity's outbox write":                func(s span) bool { return s.Service == "identity" && s.Name == "outbox identity.user.created" },
+		"identity's publish":                     func(s span) bool { return s.Service == "identity" && s.Name == "publish identity.user.created" },
+		"the gateway's sidecar calling identity": func(s span) bool { return s.Service == "gateway" && s.Name == "CallLocal/identity/users" },
+		"identity's sidecar publishing":          func(s span) bool { return s.Service == "identity" && strings.HasSuffix(s.Name, "/PublishEvent") },
+		"billing's sidecar delivering":           func(s span) bool { return s.Service == "billing" && s.Name == "pubsub/identity.user.created" },
+		"billing's handling":                     func(s span) bool { return s.Service == "billing" && s.Name == "handle identity.user.created" },
+		"audit's handling":                       func(s span) bool { return s.Service == "audit" && s.Name == "handle identity.user.created" },
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		all := readSpans(t)
+		var trace string
+		for _, s := range all {
+			if want["the gateway's root span"](s) {
+				trace = s.TraceID
+			}
+		}
+		var missing []string
+		var names []string
+		for what, match := range want {
+			found := false
+			for _, s := range all {
+				if s.TraceID == trace && match(s) {
+					found = true
+					break
+				}
+			}
+			if !found {
+				missing = append(missing, what)
+			}
+		}
+		if len(missing) == 0 {
+			for _, s := range all {
+				if s.TraceID == trace {
+					names = append(names, s.Service+": "+s.Name)
+				}
+			}
+			t.Logf("trace %s: %d spans\n  %s", trace, len(names), strings.Join(names, "\n  "))
+			break
+		}
+		if time.Now().After(deadline) {
+			for _, s := range all {
+				if s.TraceID == trace {
+					names = append(names, fmt.Sprintf("%s: %s (kind %d, parent %q) %v", s.Service, s.Name, s.Kind, s.ParentSpanID, s.Attributes))
+				}
+			}
+			t.Fatalf("trace %q lacks %v after 60 s; it has:\n  %s", trace, missing, strings.Join(names, "\n  "))
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+
+	exported, err := os.ReadFile(spans)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for what, secret := range map[string]string{"the password": password, "the access token": tok.AccessToken, "the refresh token": tok.RefreshToken} {
+		if secret != "" && bytes.Contains(exported, []byte(secret)) {
+			t.Errorf("%s is in the exported telemetry", what)
+		}
+	}
+}
