@@ -48,9 +48,7 @@ type (
 				IncreasedCardinality bool `yaml:"increasedCardinality"`
 			} `yaml:"http"`
 		} `yaml:"metric"`
-		Tracing *struct {
-			SamplingRate string `yaml:"samplingRate"`
-		} `yaml:"tracing,omitempty"`
+		Tracing        *tracingSpec `yaml:"tracing,omitempty"`
 		NameResolution *struct {
 			Component     string         `yaml:"component"`
 			Configuration map[string]any `yaml:"configuration,omitempty"`
@@ -126,6 +124,20 @@ func aclOperationName(path string) string {
 	return strings.Join(segs, "/")
 }
 
+type (
+	tracingSpec struct {
+		SamplingRate string    `yaml:"samplingRate"`
+		Otel         *otelSpec `yaml:"otel,omitempty"`
+	}
+	// otelSpec sends a sidecar's spans to the profile's OTLP/HTTP receiver, in the clear: a
+	// collector beside the apps (a node agent, a Service in the cluster).
+	otelSpec struct {
+		Protocol        string `yaml:"protocol"`
+		EndpointAddress string `yaml:"endpointAddress"`
+		IsSecure        bool   `yaml:"isSecure"`
+	}
+)
+
 func (g *gen) config(m *manifest.Module, callers []string, secrets []string) configSpec {
 	selfRegister := m != nil
 	var c configSpec
@@ -135,10 +147,11 @@ func (g *gen) config(m *manifest.Module, callers []string, secrets []string) con
 			Enabled bool `yaml:"enabled"`
 		}{true}
 	}
-	if g.prof.TracingSamplingRate != "" {
-		c.Tracing = &struct {
-			SamplingRate string `yaml:"samplingRate"`
-		}{g.prof.TracingSamplingRate}
+	if g.prof.TracingSamplingRate != "" || g.prof.OTLPEndpoint != "" {
+		c.Tracing = &tracingSpec{SamplingRate: g.prof.TracingSamplingRate}
+		if g.prof.OTLPEndpoint != "" {
+			c.Tracing.Otel = &otelSpec{Protocol: "http", EndpointAddress: g.prof.OTLPEndpoint}
+		}
 	}
 	if nr := g.prof.NameResolution; nr != nil {
 		conf := map[string]any{}

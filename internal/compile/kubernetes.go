@@ -276,6 +276,9 @@ func (g *gen) workloads(shared []Artifact) {
 		if g.prof.TracingSamplingRate != "" {
 			env = append(env, envVar{Name: envvar.TraceSamplingRate, Value: g.prof.TracingSamplingRate})
 		}
+		if g.prof.OTLPEndpoint != "" {
+			env = append(env, envVar{Name: envvar.OTLPEndpoint, Value: "http://" + g.prof.OTLPEndpoint})
+		}
 		if db := m.Spec.Database; db != nil {
 			env = append(env, secretEnv(envvar.DatabaseURL, PostgresSecret, "url"), envVar{Name: envvar.DBSchema, Value: db.Schema})
 		}

@@ -92,6 +92,9 @@ func (g *gen) daprRunFile() {
 			// sets it from each sidecar's rendered configuration instead.
 			a.Env[envvar.TraceSamplingRate] = g.prof.TracingSamplingRate
 		}
+		if g.prof.OTLPEndpoint != "" {
+			a.Env[envvar.OTLPEndpoint] = "http://" + g.prof.OTLPEndpoint
+		}
 		apps = append(apps, a)
 	}
 	// The development callers: sidecars without an app, for dapr invoke and curl.

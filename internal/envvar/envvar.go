@@ -18,6 +18,10 @@ const (
 	TraceSamplingRate = "GOPLT_TRACE_SAMPLING_RATE" // the platform's tracing rate, 0 to 1
 	Failpoint         = "GOPLT_FAILPOINT"           // crash points for the chaos suite
 	Volumes           = "GOPLT_VOLUMES"             // holds <app id>/<volume> for declared volumes
+	// OTLPEndpoint and OTLPTracesEndpoint are the OpenTelemetry SDK's own: where an app's
+	// exporter sends spans (OTLP/HTTP); tracing is off without either.
+	OTLPEndpoint       = "OTEL_EXPORTER_OTLP_ENDPOINT"
+	OTLPTracesEndpoint = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
 )
 
 // The gateway and the core services.

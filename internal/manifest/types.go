@@ -228,10 +228,13 @@ type Profile struct {
 	Secrets             *Component      `yaml:"secrets"`
 	NameResolution      *NameResolution `yaml:"nameResolution"`
 	TracingSamplingRate string          `yaml:"tracingSamplingRate"`
-	DevCallers          []string        `yaml:"devCallers"`
-	BrokerUsers         *BrokerUsers    `yaml:"brokerUsers"`
-	Namespace           string          `yaml:"namespace"`
-	ImagePrefix         string          `yaml:"imagePrefix"`
+	// OTLPEndpoint is host:port of an OTLP/HTTP receiver (an OpenTelemetry Collector) that
+	// every sidecar and app exports its spans to.
+	OTLPEndpoint string       `yaml:"otlpEndpoint"`
+	DevCallers   []string     `yaml:"devCallers"`
+	BrokerUsers  *BrokerUsers `yaml:"brokerUsers"`
+	Namespace    string       `yaml:"namespace"`
+	ImagePrefix  string       `yaml:"imagePrefix"`
 }
 
 // Component is a Dapr component type with its metadata (values, envRef or secretKeyRef).

@@ -24,8 +24,8 @@ type renderedConfig struct {
 // chose: when the sidecar registers itself in Consul without its own health checks, it gets a
 // 1-second check on its real port instead of the resolver's default 15-second one, so
 // dependents do not wait up to 15 s for the first passing check. With an OTLP endpoint
-// (host:port), the sidecar samples every request and exports its spans there.
-func renderConfig(src, dir string, a *App, otlp string) (renderedConfig, error) {
+// (host:port), the sidecar exports its spans there, sampling at rate ("" for every request).
+func renderConfig(src, dir string, a *App, otlp, rate string) (renderedConfig, error) {
 	b, err := os.ReadFile(src)
 	if err != nil {
 		return renderedConfig{}, fmt.Errorf("read Dapr configuration: %w", err)
@@ -66,7 +66,10 @@ func renderConfig(src, dir string, a *App, otlp string) (renderedConfig, error) 
 			spec = map[string]any{}
 			doc["spec"] = spec
 		}
-		spec["tracing"] = map[string]any{"samplingRate": "1",
+		if rate == "" {
+			rate = "1"
+		}
+		spec["tracing"] = map[string]any{"samplingRate": rate,
 			"otel": map[string]any{"endpointAddress": otlp, "isSecure": false, "protocol": "http"}}
 	}
 	out, err := yaml.Marshal(doc)

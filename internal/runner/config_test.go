@@ -23,7 +23,7 @@ spec:
     configuration: {selfRegister: true, useCache: true}
 `), 0o644)
 	a := &App{Spec: runplan.App{ID: "blog", Build: "./apps/blog"}, HTTPPort: 41234}
-	rc, err := renderConfig(src, filepath.Join(dir, "out"), a, "127.0.0.1:4318")
+	rc, err := renderConfig(src, filepath.Join(dir, "out"), a, "127.0.0.1:4318", "")
 	if err != nil || !rc.SelfRegister || rc.SamplingRate != "1" {
 		t.Fatalf("render: %+v err=%v", rc, err)
 	}
@@ -69,7 +69,7 @@ func TestRenderConfigRejects(t *testing.T) {
 	} {
 		src := filepath.Join(dir, strings.ReplaceAll(name, " ", "-")+".yaml")
 		_ = os.WriteFile(src, []byte(c.doc), 0o644)
-		_, err := renderConfig(src, dir, &App{Spec: runplan.App{ID: "caller"}}, "")
+		_, err := renderConfig(src, dir, &App{Spec: runplan.App{ID: "caller"}}, "", "")
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: error = %v, want %q", name, err, c.want)
 		}
@@ -86,7 +86,7 @@ func TestRenderConfigSamplingRate(t *testing.T) {
 	} {
 		src := filepath.Join(dir, "in.yaml")
 		_ = os.WriteFile(src, []byte(doc), 0o644)
-		rc, err := renderConfig(src, filepath.Join(dir, "out"), &App{Spec: runplan.App{ID: "caller"}}, "")
+		rc, err := renderConfig(src, filepath.Join(dir, "out"), &App{Spec: runplan.App{ID: "caller"}}, "", "")
 		if err != nil || rc.SamplingRate != want {
 			t.Errorf("%q: rate %q err %v, want %q", doc, rc.SamplingRate, err, want)
 		}

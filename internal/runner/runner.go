@@ -44,8 +44,10 @@ type Options struct {
 	// of the group's own, released by Stop.
 	Ports *ports.Allocator
 	// OTLPEndpoint (host:port of an OTLP/HTTP receiver, such as the developer dashboard)
-	// makes every sidecar sample every request and export its spans there.
-	OTLPEndpoint string
+	// makes every sidecar and app export its spans there, sampling new traces at
+	// TraceSampling ("" samples every request).
+	OTLPEndpoint  string
+	TraceSampling string
 }
 
 // App is a started instance of an app and its sidecar.

@@ -16,7 +16,6 @@ import (
 	"github.com/goplt/goplt/internal/compile"
 	"github.com/goplt/goplt/internal/envvar"
 	"github.com/goplt/goplt/internal/proc"
-	"github.com/goplt/goplt/internal/telemetry"
 )
 
 // portAttempts bounds the starts of one app that fail because a port was taken after it was
@@ -90,7 +89,7 @@ func (g *Group) startOnce(ctx context.Context, a *App) error {
 // render renders the instance's Dapr configuration for this run, and the app's environment
 // that goes with it.
 func (g *Group) render(a *App) (renderedConfig, error) {
-	rc, err := renderConfig(g.path(a.Spec.Config), filepath.Join(g.opts.WorkDir, "config"), a, g.opts.OTLPEndpoint)
+	rc, err := renderConfig(g.path(a.Spec.Config), filepath.Join(g.opts.WorkDir, "config"), a, g.opts.OTLPEndpoint, g.opts.TraceSampling)
 	if err != nil {
 		return rc, fmt.Errorf("app %s: %w", a.Name(), err)
 	}
@@ -157,7 +156,7 @@ func (g *Group) appEnv(a *App, rc renderedConfig) []string {
 	// For the traces the app starts: its sidecar's rate as this run renders it (the
 	// dashboard turns tracing on), exported where the sidecars export theirs.
 	if g.opts.OTLPEndpoint != "" {
-		env = append(env, telemetry.EndpointEnv+"=http://"+g.opts.OTLPEndpoint)
+		env = append(env, envvar.OTLPEndpoint+"=http://"+g.opts.OTLPEndpoint)
 	}
 	return append(env, envvar.TraceSamplingRate+"="+rc.SamplingRate)
 }

@@ -107,15 +107,15 @@ func Start(ctx context.Context) (*Stack, error) {
 
 // Run starts the apps of plan (paths relative to the repository root) on the stack.
 func (s *Stack) Run(ctx context.Context, plan *runplan.Plan) (*runner.Group, error) {
-	return s.RunTraced(ctx, plan, "")
+	return s.RunTraced(ctx, plan, "", "")
 }
 
-// RunTraced is Run with every sidecar exporting its spans to an OTLP/HTTP endpoint
-// (host:port; "" for none).
-func (s *Stack) RunTraced(ctx context.Context, plan *runplan.Plan, otlp string) (*runner.Group, error) {
+// RunTraced is Run with every sidecar and app exporting its spans to an OTLP/HTTP endpoint
+// (host:port; "" for none), sampling new traces at rate ("" for every request).
+func (s *Stack) RunTraced(ctx context.Context, plan *runplan.Plan, otlp, rate string) (*runner.Group, error) {
 	return runner.Start(ctx, runner.Options{
 		Root: s.Root, Plan: plan, Infra: s.Endpoints(), Daprd: s.Daprd,
-		WorkDir: filepath.Join(s.Home, "apps"), Output: s.Output, Ports: s.Ports, OTLPEndpoint: otlp,
+		WorkDir: filepath.Join(s.Home, "apps"), Output: s.Output, Ports: s.Ports, OTLPEndpoint: otlp, TraceSampling: rate,
 	})
 }
 

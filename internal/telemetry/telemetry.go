@@ -22,12 +22,8 @@ import (
 	semconv "go.opentelemetry.io/otel/semconv/v1.37.0"
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
-)
 
-// Environment variables of the OpenTelemetry SDK that turn export on.
-const (
-	EndpointEnv       = "OTEL_EXPORTER_OTLP_ENDPOINT"
-	TracesEndpointEnv = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
+	"github.com/goplt/goplt/internal/envvar"
 )
 
 // Propagator is W3C trace context, what Dapr's sidecars read and write.
@@ -46,7 +42,7 @@ func Off() *Provider { return &Provider{TracerProvider: noop.NewTracerProvider()
 // endpoint, sampling new traces at rate and following the caller's decision otherwise
 // (parent-based, as Dapr's sidecars do), so one request is traced everywhere or nowhere.
 func New(ctx context.Context, service string, rate float64, getenv func(string) string) (*Provider, error) {
-	if getenv(EndpointEnv) == "" && getenv(TracesEndpointEnv) == "" {
+	if getenv(envvar.OTLPEndpoint) == "" && getenv(envvar.OTLPTracesEndpoint) == "" {
 		return Off(), nil
 	}
 	// The exporter reads the endpoint, headers and timeouts from the same variables itself.

@@ -5,7 +5,6 @@
 package telemetry
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -13,15 +12,11 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/goplt/goplt/internal/binaries"
-	"github.com/goplt/goplt/internal/repo"
 	"github.com/goplt/goplt/internal/runner"
 	"github.com/goplt/goplt/internal/stacktest"
 )
@@ -35,12 +30,7 @@ var (
 
 func TestMain(m *testing.M) {
 	stacktest.Main(m, func(ctx context.Context, s *stacktest.Stack) (func(), error) {
-		ps, err := s.Ports.Take(1)
-		if err != nil {
-			return nil, err
-		}
-		otlp := "127.0.0.1:" + strconv.Itoa(ps[0])
-		stopCollector, out, err := startCollector(ctx, s.Root, s.Home, otlp)
+		col, err := s.StartCollector(ctx)
 		if err != nil {
 			return nil, err
 		}
@@ -48,7 +38,7 @@ func TestMain(m *testing.M) {
 			"gateway": {"GOPLT_GATEWAY_RATE_LIMITS": "default=1000:2000,subject=1000:2000,login=100:200,register=100:200"},
 		}, "identity", "auth", "authz", "audit", "billing", "blog", "gateway")
 		if err != nil {
-			stopCollector()
+			col.Stop()
 			return nil, err
 		}
 		for i := range plan.Apps {
@@ -56,75 +46,15 @@ func TestMain(m *testing.M) {
 				plan.Apps[i].AppPort = 0 // a free port, not 8080
 			}
 		}
-		g, err := s.RunTraced(ctx, plan, otlp)
+		g, err := s.RunTraced(ctx, plan, col.Addr, "")
 		if err != nil {
-			stopCollector()
+			col.Stop()
 			return nil, err
 		}
-		stack, group, spans = s, g, out
+		stack, group, spans = s, g, col.File
 		gateway = "http://127.0.0.1:" + strconv.Itoa(g.App("gateway").AppPort)
-		return func() { g.Stop(); stopCollector() }, nil
+		return func() { g.Stop(); col.Stop() }, nil
 	})
-}
-
-// startCollector runs the test collector with an OTLP/HTTP receiver on addr and a file
-// exporter, and waits until it is ready.
-func startCollector(ctx context.Context, root, home, addr string) (stop func(), out string, err error) {
-	if root == "" {
-		if root, err = repo.RootFromWd(); err != nil {
-			return nil, "", err
-		}
-	}
-	bin, err := binaries.Resolver{RepoRoot: root, Progress: os.Stderr}.Ensure(ctx, binaries.OTelCollector())
-	if err != nil {
-		return nil, "", err
-	}
-	dir := filepath.Join(home, "otelcol")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, "", err
-	}
-	out = filepath.Join(dir, "spans.json")
-	config := fmt.Sprintf(`receivers: {otlp: {protocols: {http: {endpoint: %q}}}}
-processors: {batch: {timeout: 200ms}}
-exporters:
-  file: {path: %q, format: json, flush_interval: 100ms}
-service:
-  telemetry: {metrics: {level: none}}
-  pipelines: {traces: {receivers: [otlp], processors: [batch], exporters: [file]}}
-`, addr, out)
-	cfgPath := filepath.Join(dir, "config.yaml")
-	if err := os.WriteFile(cfgPath, []byte(config), 0o644); err != nil {
-		return nil, "", err
-	}
-	cmd := exec.Command(bin, "--config=file:"+cfgPath)
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		return nil, "", err
-	}
-	if err := cmd.Start(); err != nil {
-		return nil, "", err
-	}
-	stop = func() { _ = cmd.Process.Signal(os.Interrupt); _ = cmd.Wait() }
-	ready := make(chan struct{})
-	var log bytes.Buffer
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			log.WriteString(sc.Text() + "\n")
-			if strings.Contains(sc.Text(), "Everything is ready") {
-				close(ready)
-				_, _ = io.Copy(io.Discard, stderr)
-				return
-			}
-		}
-	}()
-	select {
-	case <-ready:
-		return stop, out, nil
-	case <-time.After(30 * time.Second):
-		stop()
-		return nil, "", fmt.Errorf("the collector was not ready within 30 s:\n%s", log.String())
-	}
 }
 
 // span is one exported span, with its service.

@@ -310,3 +310,49 @@ func TestCPUMeterReadsTheStack(t *testing.T) {
 		}
 	}
 }
+
+// benchTracingEnv, when set (to a sampling rate), makes the benchmarks' stack export every
+// app's and sidecar's spans to a real OpenTelemetry Collector, sampling new traces at that
+// rate; unset, tracing is off.
+const benchTracingEnv = "GOPLT_BENCH_TRACING"
+
+// BenchmarkTracing is the gateway path of BenchmarkPaths at saturation (32 workers, three
+// rounds of 4 s), with the stack as benchTracingEnv sets it up: `make bench` runs it with
+// tracing off, at the local profile's default rate (0: the exporter and SDK in place, no
+// trace sampled) and at 10 %, each in a stack of its own, and compares throughput and CPU.
+func BenchmarkTracing(b *testing.B) {
+	needStack(b)
+	u := register(b)
+	t := target{name: "gateway", req: func() *http.Request {
+		r, _ := http.NewRequest(http.MethodGet, base+"/blog/me/posts", nil)
+		r.Header.Set("Authorization", "Bearer "+u.tok.AccessToken)
+		return r
+	}}
+	meter := stack.CPUMeter(group, "gateway", "blog")
+	for b.Loop() {
+		if _, err := saturate(t, 8, time.Second); err != nil { // warm caches and connections
+			b.Fatal(err)
+		}
+		sat := &run{}
+		before, err := meter.Read()
+		if err != nil {
+			b.Fatal(err)
+		}
+		for range 3 {
+			r, err := saturate(t, 32, 4*time.Second)
+			if err != nil {
+				b.Fatal(err)
+			}
+			sat.add(r)
+		}
+		after, err := meter.Read()
+		if err != nil {
+			b.Fatal(err)
+		}
+		spent, n := after.Minus(before), float64(sat.n)
+		b.ReportMetric(sat.rps(), "gateway-req/s")
+		b.ReportMetric(spent.Per("machine", n), "machine-cpu-µs/req")
+		b.Logf("tracing %q: %.0f req/s, p50 %s, p99 %s; CPU per request (µs): %s", os.Getenv(benchTracingEnv), sat.rps(),
+			sat.percentile(50).Round(time.Microsecond), sat.percentile(99).Round(time.Microsecond), spent.Table(n))
+	}
+}

@@ -94,13 +94,20 @@ func TestDashboardInABrowser(t *testing.T) {
 		t.Errorf("the instances table does not show the gateway healthy and both notes instances:\n%s", seen)
 	}
 
-	// Traces: the request appears, through the gateway's and billing's sidecars and authz's.
-	// Each sidecar exports its spans in its own batches: a trace can show the gateway's and
-	// billing's before authz's arrive, so wait for a waterfall with all three.
+	// Traces: the request appears, through the gateway's and billing's sidecars and authz's,
+	// and with the apps' own spans: the gateway's root span named by its route, billing's
+	// handler and its SQL (docs/telemetry.md). Each sidecar and app exports its spans in its
+	// own batches, so wait for a waterfall with all of them.
 	var wf, traceLink string
+	appSpans := []string{"<b>gateway</b> GET /billing/subscription", "<b>billing</b> GET /billing/subscription", "<b>billing</b> SELECT"}
 	hasAll := func(page string) bool {
 		for _, service := range []string{"gateway", "authz", "billing"} {
 			if !strings.Contains(page, `class="span" data-service="`+service+`"`) {
+				return false
+			}
+		}
+		for _, want := range appSpans {
+			if !strings.Contains(page, want) {
 				return false
 			}
 		}
@@ -118,7 +125,7 @@ func TestDashboardInABrowser(t *testing.T) {
 			}
 		}
 		if wf == "" && time.Now().After(deadline.Add(30*time.Second)) {
-			t.Fatalf("no trace with spans of the gateway, authz and billing:\n%s", text(list))
+			t.Fatalf("no trace with spans of the gateway, authz and billing and %v:\n%s", appSpans, text(list))
 		}
 		if wf == "" {
 			time.Sleep(time.Second)

@@ -70,10 +70,11 @@ func TestMain(m *testing.M) {
 				plan.Apps[i].AppPort = 0 // a free port, not 8080
 			}
 		}
-		// The developer dashboard receives every sidecar's spans, except when benchmarking:
-		// tracing every request would weigh on the figures.
+		// The developer dashboard receives every sidecar's and app's spans, except when
+		// benchmarking: tracing every request would weigh on the figures. The tracing
+		// benchmarks ask for a real collector and a sampling rate instead.
 		var dash *dashboard.Server
-		var otlp string
+		var otlp, rate string
 		stopDash := func() {}
 		if f := flag.Lookup("test.bench"); f == nil || f.Value.String() == "" {
 			var err error
@@ -81,8 +82,14 @@ func TestMain(m *testing.M) {
 				return nil, err
 			}
 			dashURL = "http://" + otlp
+		} else if r, ok := os.LookupEnv(benchTracingEnv); ok {
+			col, err := s.StartCollector(ctx)
+			if err != nil {
+				return nil, err
+			}
+			otlp, rate, stopDash = col.Addr, r, col.Stop
 		}
-		g, err := s.RunTraced(ctx, plan, otlp)
+		g, err := s.RunTraced(ctx, plan, otlp, rate)
 		if err != nil {
 			stopDash()
 			return nil, err
