@@ -24,6 +24,7 @@ import (
 	"syscall"
 	"time"
 
+	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
 
 	auth "github.com/goplt/goplt/apps/auth/client"
@@ -114,8 +115,12 @@ func run(log *slog.Logger) error {
 		_ = tel.Shutdown(sctx)
 	}()
 	var tracer trace.Tracer
+	var meter metric.Meter
 	if tel.Enabled() {
+		// Metrics too go only over OTLP: the gateway's listener is the public one, and serves
+		// no /metrics.
 		tracer = tel.Tracer("github.com/goplt/goplt/apps/gateway")
+		meter = tel.Meters.Meter("goplt/gateway")
 	}
 	token := os.Getenv("DAPR_API_TOKEN")
 	inv := invoke.New(daprHTTP, token).Traced(tel)
@@ -142,7 +147,7 @@ func run(log *slog.Logger) error {
 	}
 	g := gateway.New(gateway.Config{
 		Sidecar: sidecar, DaprAPIToken: token, PubSub: env(envvar.PubSub, "pubsub"), Signer: signer, CheckEvent: check.Outgoing, RoutesFile: routesFile,
-		CORSOrigins: origins, Limits: limits, DefaultBodyLimit: bodyLimit, RequestTimeout: timeout, DecisionTTL: ttl, Ready: ready, TraceSampling: sampling, Tracer: tracer,
+		CORSOrigins: origins, Limits: limits, DefaultBodyLimit: bodyLimit, RequestTimeout: timeout, DecisionTTL: ttl, Ready: ready, TraceSampling: sampling, Tracer: tracer, Meter: meter,
 	}, table, auth.New(inv).NewVerifier(auth.VerifierOptions{Strict: true}).Cached(100000), authz.New(inv, 2*time.Second), log)
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)

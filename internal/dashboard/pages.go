@@ -39,7 +39,7 @@ var funcs = template.FuncMap{
 var pages = map[string]*template.Template{}
 
 func init() {
-	for _, name := range []string{"overview", "routes", "topics", "audit", "artifacts", "traces", "trace"} {
+	for _, name := range []string{"overview", "routes", "topics", "audit", "artifacts", "traces", "trace", "metrics"} {
 		pages[name] = template.Must(template.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/"+name+".html"))
 	}
 }

@@ -129,34 +129,44 @@ func trace(id string, spans []Span) Trace {
 }
 
 // receiveOTLP is an OTLP/HTTP trace receiver (POST /v1/traces, protobuf or JSON), where the
-// sidecars export their spans.
+// sidecars and apps export their spans.
 func (s *traceStore) receiveOTLP(w http.ResponseWriter, r *http.Request) {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 16<<20))
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
-		return
-	}
 	var req collectortrace.ExportTraceServiceRequest
-	json := r.Header.Get("Content-Type") == "application/json"
-	if json {
-		err = protojson.Unmarshal(body, &req)
-	} else {
-		err = proto.Unmarshal(body, &req)
+	if decodeOTLP(w, r, &req, "trace") {
+		s.add(spansOf(&req))
+		answerOTLP(w, r, &collectortrace.ExportTraceServiceResponse{})
+	}
+}
+
+// decodeOTLP reads an OTLP/HTTP export, protobuf or JSON, into req; when it cannot, it has
+// answered 400 and returns false.
+func decodeOTLP(w http.ResponseWriter, r *http.Request, req proto.Message, signal string) bool {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 16<<20))
+	if err == nil {
+		if r.Header.Get("Content-Type") == "application/json" {
+			err = protojson.Unmarshal(body, req)
+		} else {
+			err = proto.Unmarshal(body, req)
+		}
 	}
 	if err != nil {
-		http.Error(w, "not an OTLP trace export: "+err.Error(), http.StatusBadRequest)
-		return
+		http.Error(w, "not an OTLP "+signal+" export: "+err.Error(), http.StatusBadRequest)
+		return false
 	}
-	s.add(spansOf(&req))
-	var resp []byte
-	if json {
-		resp, _ = protojson.Marshal(&collectortrace.ExportTraceServiceResponse{})
+	return true
+}
+
+// answerOTLP writes an export's response in the request's encoding.
+func answerOTLP(w http.ResponseWriter, r *http.Request, resp proto.Message) {
+	var b []byte
+	if r.Header.Get("Content-Type") == "application/json" {
+		b, _ = protojson.Marshal(resp)
 		w.Header().Set("Content-Type", "application/json")
 	} else {
-		resp, _ = proto.Marshal(&collectortrace.ExportTraceServiceResponse{})
+		b, _ = proto.Marshal(resp)
 		w.Header().Set("Content-Type", "application/x-protobuf")
 	}
-	_, _ = w.Write(resp)
+	_, _ = w.Write(b)
 }
 
 func spansOf(req *collectortrace.ExportTraceServiceRequest) []Span {

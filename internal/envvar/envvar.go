@@ -20,8 +20,9 @@ const (
 	Volumes           = "GOPLT_VOLUMES"             // holds <app id>/<volume> for declared volumes
 	// OTLPEndpoint and OTLPTracesEndpoint are the OpenTelemetry SDK's own: where an app's
 	// exporter sends spans (OTLP/HTTP); tracing is off without either.
-	OTLPEndpoint       = "OTEL_EXPORTER_OTLP_ENDPOINT"
-	OTLPTracesEndpoint = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
+	OTLPEndpoint        = "OTEL_EXPORTER_OTLP_ENDPOINT"
+	OTLPTracesEndpoint  = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
+	OTLPMetricsEndpoint = "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"
 )
 
 // The gateway and the core services.

@@ -287,6 +287,13 @@ const minPerWorker = 16
 
 // status turns a handler's result into Dapr's delivery status, logging what is not success.
 func (k *Kernel) status(ctx context.Context, s Subscription, e Event, err error) string {
+	st := k.outcome(ctx, s, e, err)
+	k.countEvent(ctx, s, e, st)
+	return st
+}
+
+// outcome is the answer to the sidecar for an event, logged when it is not a success.
+func (k *Kernel) outcome(ctx context.Context, s Subscription, e Event, err error) string {
 	switch {
 	case err == nil:
 		return "SUCCESS"

@@ -76,10 +76,10 @@ func (k *Kernel) handler() http.Handler {
 		if len(r.Access.Callers) > 0 {
 			h = requireCaller(r.Access.Callers, h)
 		}
-		if k.tel.Enabled() {
-			// A server span per request, named by the route's pattern.
-			h = otelhttp.NewHandler(h, r.Pattern, otelhttp.WithTracerProvider(k.tel), otelhttp.WithPropagators(telemetry.Propagator))
-		}
+		// A server span per request named by the route's pattern (when tracing is on), and the
+		// request's duration by route and status code.
+		h = otelhttp.NewHandler(h, r.Pattern, otelhttp.WithTracerProvider(k.tel), otelhttp.WithMeterProvider(k.tel.Meters),
+			otelhttp.WithPropagators(telemetry.Propagator))
 		mux.Handle(r.Pattern, h)
 	}
 	for _, s := range k.subs {
@@ -98,10 +98,13 @@ func (k *Kernel) handler() http.Handler {
 		WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	probes.HandleFunc("GET /readyz", k.readyz)
+	// Prometheus scrapes the app's own listener (never the gateway): counts and durations only,
+	// no payloads, so no token.
+	probes.Handle("GET /metrics", k.tel.MetricsHandler())
 	protected := k.requireSidecar(mux)
 	root := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// Probes carry no token: the runner, kubelet and the sidecar's health checks call them.
-		if r.URL.Path == "/healthz" || r.URL.Path == "/readyz" {
+		if isProbe(r.URL.Path) {
 			probes.ServeHTTP(w, r)
 			return
 		}
@@ -170,12 +173,16 @@ func requireCaller(callers []string, next http.Handler) http.Handler {
 	})
 }
 
+// isProbe says whether path is served without the sidecar's token and without an access log:
+// health, readiness and the metrics scrape.
+func isProbe(path string) bool { return path == "/healthz" || path == "/readyz" || path == "/metrics" }
+
 func (k *Kernel) accessLog(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		rec := &httpx.StatusRecorder{ResponseWriter: w}
 		next.ServeHTTP(rec, r)
-		if r.URL.Path == "/healthz" || r.URL.Path == "/readyz" {
+		if isProbe(r.URL.Path) {
 			return
 		}
 		k.log.DebugContext(r.Context(), "request", "method", r.Method, "path", r.URL.Path,

@@ -62,6 +62,7 @@ type Kernel struct {
 	invoker   *invoke.Client
 	tel       *telemetry.Provider
 	tracer    trace.Tracer
+	metrics   metrics
 	verifier  TokenVerifier
 	useOutbox bool
 	relay     *outbox.Relay
@@ -279,6 +280,7 @@ func newKernel(cfg Config, m Module, log *slog.Logger, tel *telemetry.Provider) 
 	k := &Kernel{cfg: cfg, module: m, log: log, tel: tel, tracer: tel.Tracer("github.com/goplt/goplt/internal/kernel"),
 		invoker: invoke.New(cfg.DaprHTTPPort, cfg.DaprAPIToken).Traced(tel)}
 	k.initEventKeys()
+	k.initMetrics()
 	return k
 }
 
@@ -368,6 +370,10 @@ func (k *Kernel) run(ctx context.Context) error {
 		go k.deleted.follow(runCtx, k.db)
 	}
 	if k.useOutbox {
+		if err := k.observeOutbox(); err != nil {
+			_ = srv.Close()
+			return fmt.Errorf("outbox metrics: %w", err)
+		}
 		// Outbox rows were checked against the contract when they were added.
 		k.relay = outbox.NewRelay(k.db, k.publish, k.log, time.Second)
 		go k.relay.Run(runCtx)

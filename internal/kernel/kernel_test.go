@@ -35,8 +35,14 @@ func route(k *Kernel, pattern string, access Access, h http.HandlerFunc) {
 
 func newTestKernel(t *testing.T, init func(k *Kernel)) *Kernel {
 	t.Helper()
+	return newTestKernelWith(t, telemetry.Off(), init)
+}
+
+// newTestKernelWith is newTestKernel with the given telemetry.
+func newTestKernelWith(t *testing.T, tel *telemetry.Provider, init func(k *Kernel)) *Kernel {
+	t.Helper()
 	cfg := Config{AppID: "demo", AppAPIToken: "secret"}
-	k := newKernel(cfg, testModule{name: "demo", init: init}, newLogger(io.Discard, cfg), telemetry.Off())
+	k := newKernel(cfg, testModule{name: "demo", init: init}, newLogger(io.Discard, cfg), tel)
 	k.keys.signer = eventsig.NewStaticSigner("demo", testKey)
 	k.keys.public = eventsig.NewKeyCache(func(context.Context) (map[string]string, error) {
 		b, _ := json.Marshal(token.JWKS{Keys: []token.JWK{token.PublicJWK(testKey)}})
@@ -102,6 +108,38 @@ func TestSidecarTokenRequired(t *testing.T) {
 	}
 	if rec := do(h, "GET", "/readyz", "", nil); rec.Code != 503 || !strings.Contains(rec.Body.String(), "sidecar") {
 		t.Errorf("readyz before start: %d %s", rec.Code, rec.Body)
+	}
+}
+
+// /metrics answers without a token, in Prometheus' format: each route's request durations by
+// route pattern and status code, and each subscription's answers by topic and status.
+func TestMetricsScrape(t *testing.T) {
+	tel, err := telemetry.New(context.Background(), "demo", 0, func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := newTestKernelWith(t, tel, func(k *Kernel) {
+		k.DefinePermission("demo.thing.read", "")
+		route(k, "GET /things/{id}", Access{Permission: "demo.thing.read"}, func(w http.ResponseWriter, r *http.Request) {
+			WriteJSON(w, 200, map[string]string{"ok": "yes"})
+		})
+		k.Subscribe("demo.thing.made", "/events/made", func(ctx context.Context, e Event) error { return nil })
+	})
+	h := k.handler()
+	for range 3 {
+		do(h, "GET", "/things/42", "", map[string]string{"dapr-api-token": "secret"})
+	}
+	k.countEvent(context.Background(), k.subs[0], Event{ID: "1", Time: time.Now().Add(-time.Second).Format(time.RFC3339Nano)}, "SUCCESS")
+	rec := do(h, "GET", "/metrics", "", nil)
+	body := rec.Body.String()
+	for _, want := range []string{
+		`http_server_request_duration_seconds_count{http_request_method="GET",http_response_status_code="200",http_route="/things/{id}"`,
+		`goplt_events_handled_total{messaging_destination_name="demo.thing.made",status="SUCCESS"`,
+		`goplt_events_lag_seconds_bucket{messaging_destination_name="demo.thing.made"`,
+	} {
+		if rec.Code != 200 || !strings.Contains(body, want) {
+			t.Errorf("/metrics (%d) lacks %s:\n%s", rec.Code, want, body)
+		}
 	}
 }
 

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -15,6 +17,7 @@ import (
 
 	"github.com/goplt/goplt/internal/outbox"
 	"github.com/goplt/goplt/internal/stacktest"
+	"github.com/goplt/goplt/internal/telemetry"
 )
 
 var stack *stacktest.Stack
@@ -26,10 +29,28 @@ func TestMain(m *testing.M) {
 	})
 }
 
-const table = `CREATE SCHEMA IF NOT EXISTS outboxtest;
-CREATE TABLE IF NOT EXISTS outboxtest.outbox (
-    seq bigserial PRIMARY KEY, event_id text NOT NULL UNIQUE, topic text NOT NULL, payload jsonb NOT NULL,
-    created_at timestamptz NOT NULL DEFAULT now(), attempts int NOT NULL DEFAULT 0, last_error text, partition_key text);`
+// createTable applies the package's own migrations (their Up parts) to a fresh schema, so
+// the test's table is the one apps get.
+func createTable(ctx context.Context, t *testing.T, db *pgxpool.Pool) {
+	t.Helper()
+	if _, err := db.Exec(ctx, `DROP SCHEMA IF EXISTS outboxtest CASCADE; CREATE SCHEMA outboxtest`); err != nil {
+		t.Fatal(err)
+	}
+	files, err := fs.Glob(outbox.Migrations, "migrations/*.sql")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("migrations: %v %v", files, err)
+	}
+	for _, f := range files { // fs.Glob sorts: 00001, 00002, ...
+		b, _ := fs.ReadFile(outbox.Migrations, f)
+		up, _, _ := strings.Cut(string(b), "-- +goose Down")
+		if _, err := db.Exec(ctx, up); err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+	}
+}
+
+// traceOf is the W3C traceparent of event i's request.
+func traceOf(i int) string { return fmt.Sprintf("00-%032x-%016x-01", i+1, i+1) }
 
 // keyed is a payload with a partition key.
 type keyed struct{ N int }
@@ -38,19 +59,21 @@ func (k keyed) PartitionKey() string { return fmt.Sprint("k", k.N) }
 
 // flakyBroker fails while down, and records what it accepted.
 type flakyBroker struct {
-	mu   sync.Mutex
-	down bool
-	got  []string
-	keys []string
+	mu     sync.Mutex
+	down   bool
+	got    []string
+	keys   []string
+	traces []string // the trace each publish ran in
 }
 
-func (b *flakyBroker) publish(_ context.Context, topic, id string, payload any) error {
+func (b *flakyBroker) publish(ctx context.Context, topic, id string, payload any) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.down {
 		return errors.New("sidecar unreachable")
 	}
 	b.got = append(b.got, id)
+	b.traces = append(b.traces, telemetry.TraceParent(ctx))
 	if k, ok := payload.(outbox.Keyed); ok {
 		b.keys = append(b.keys, k.PartitionKey())
 	}
@@ -74,9 +97,7 @@ func TestEventsSurviveAnOutage(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	if _, err := db.Exec(ctx, table); err != nil {
-		t.Fatal(err)
-	}
+	createTable(ctx, t, db)
 	broker := &flakyBroker{down: true}
 	relay := outbox.NewRelay(db, broker.publish, slog.New(slog.NewTextHandler(io.Discard, nil)), 20*time.Millisecond)
 	rctx, cancel := context.WithCancel(ctx)
@@ -91,7 +112,8 @@ func TestEventsSurviveAnOutage(t *testing.T) {
 			if i == 3 {
 				payload = keyed{N: i}
 			}
-			id, err := outbox.Add(ctx, tx, "test.thing.happened", payload)
+			// Each event is written in a request's trace; the relay publishes it in that trace.
+			id, err := outbox.Add(telemetry.WithTraceParent(ctx, traceOf(i)), tx, "test.thing.happened", payload)
 			want = append(want, id)
 			return err
 		})
@@ -131,6 +153,11 @@ func TestEventsSurviveAnOutage(t *testing.T) {
 	}
 	broker.mu.Lock()
 	defer broker.mu.Unlock()
+	for i, tp := range broker.traces {
+		if tp == "" || tp[3:35] != traceOf(i)[3:35] {
+			t.Errorf("event %d published in trace %q, want the trace it was written in (%s)", i, tp, traceOf(i))
+		}
+	}
 	if len(broker.keys) != 1 || broker.keys[0] != "k3" {
 		t.Errorf("partition keys handed to the publisher: %v, want [k3]", broker.keys)
 	}

@@ -1,27 +1,36 @@
-// Package telemetry gives an app its OpenTelemetry tracer provider and carries W3C trace
-// context across what is not a Go call: HTTP requests through the sidecars, CloudEvents on
-// the bus, outbox rows waiting in the database. Spans go over OTLP/HTTP to the endpoint the
-// OpenTelemetry SDK's own variables name (OTEL_EXPORTER_OTLP_ENDPOINT or
-// OTEL_EXPORTER_OTLP_TRACES_ENDPOINT), which goplt run points at its dashboard or a
-// collector and a Kubernetes profile at the cluster's collector; without one, tracing is off
-// and costs a context lookup, while the trace context still flows so log lines keep their
-// trace ids.
+// Package telemetry gives an app its OpenTelemetry tracer and meter providers and carries W3C
+// trace context across what is not a Go call: HTTP requests through the sidecars, CloudEvents
+// on the bus, outbox rows waiting in the database. Spans and metrics go over OTLP/HTTP to the
+// endpoint the OpenTelemetry SDK's own variables name (OTEL_EXPORTER_OTLP_ENDPOINT, or the
+// per-signal ones), which goplt run points at its dashboard and a profile's otlpEndpoint at a
+// collector; without one, tracing is off and costs a context lookup, while the trace context
+// still flows so log lines keep their trace ids. Metrics are always kept for the app's
+// Prometheus scrape handler.
 package telemetry
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
 	"strconv"
+	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/otel/exporters/otlp/otlpmetric/otlpmetrichttp"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
+	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
+	"go.opentelemetry.io/otel/metric"
+	metricnoop "go.opentelemetry.io/otel/metric/noop"
 	"go.opentelemetry.io/otel/propagation"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	semconv "go.opentelemetry.io/otel/semconv/v1.37.0"
 	"go.opentelemetry.io/otel/trace"
-	"go.opentelemetry.io/otel/trace/noop"
+	tracenoop "go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/goplt/goplt/internal/envvar"
 )
@@ -29,48 +38,84 @@ import (
 // Propagator is W3C trace context, what Dapr's sidecars read and write.
 var Propagator = propagation.TraceContext{}
 
-// Provider is an app's tracer provider.
+// Provider is an app's tracer and meter providers. Metrics are always kept (a Prometheus
+// registry the app serves at /metrics) and also exported over OTLP when an endpoint is set;
+// spans only then.
 type Provider struct {
 	trace.TracerProvider
-	sdk *sdktrace.TracerProvider // nil when tracing is off
+	// Meters make the app's instruments.
+	Meters metric.MeterProvider
+	sdk    *sdktrace.TracerProvider // nil when tracing is off
+	msdk   *sdkmetric.MeterProvider // nil when metrics are off (Off)
+	scrape http.Handler
 }
 
 // Off returns a provider that records nothing; trace context still flows through it.
-func Off() *Provider { return &Provider{TracerProvider: noop.NewTracerProvider()} }
+func Off() *Provider {
+	return &Provider{TracerProvider: tracenoop.NewTracerProvider(), Meters: metricnoop.NewMeterProvider(),
+		scrape: http.NotFoundHandler()}
+}
 
-// New returns the tracer provider for service: exporting over OTLP/HTTP when getenv names an
-// endpoint, sampling new traces at rate and following the caller's decision otherwise
+// New returns the providers for service. Spans go over OTLP/HTTP when getenv names an
+// endpoint, new traces sampled at rate and the caller's decision followed otherwise
 // (parent-based, as Dapr's sidecars do), so one request is traced everywhere or nowhere.
+// Metrics go to the Prometheus scrape handler, and over OTLP with the same endpoint.
 func New(ctx context.Context, service string, rate float64, getenv func(string) string) (*Provider, error) {
-	if getenv(envvar.OTLPEndpoint) == "" && getenv(envvar.OTLPTracesEndpoint) == "" {
-		return Off(), nil
-	}
-	// The exporter reads the endpoint, headers and timeouts from the same variables itself.
-	exp, err := otlptracehttp.New(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("otlp trace exporter: %w", err)
-	}
 	res, err := resource.Merge(resource.Default(), resource.NewSchemaless(semconv.ServiceName(service)))
 	if err != nil {
 		return nil, err
 	}
-	tp := sdktrace.NewTracerProvider(
-		sdktrace.WithBatcher(exp),
-		sdktrace.WithResource(res),
-		sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.TraceIDRatioBased(rate))),
-	)
-	return &Provider{TracerProvider: tp, sdk: tp}, nil
+	reg := prometheus.NewRegistry()
+	prom, err := otelprom.New(otelprom.WithRegisterer(reg), otelprom.WithoutScopeInfo())
+	if err != nil {
+		return nil, fmt.Errorf("prometheus exporter: %w", err)
+	}
+	readers := []sdkmetric.Option{sdkmetric.WithResource(res), sdkmetric.WithReader(prom)}
+	p := &Provider{TracerProvider: tracenoop.NewTracerProvider(), scrape: promhttp.HandlerFor(reg, promhttp.HandlerOpts{})}
+	if getenv(envvar.OTLPEndpoint) != "" || getenv(envvar.OTLPTracesEndpoint) != "" {
+		// The exporters read the endpoint, headers and timeouts from the same variables.
+		exp, err := otlptracehttp.New(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("otlp trace exporter: %w", err)
+		}
+		p.sdk = sdktrace.NewTracerProvider(
+			sdktrace.WithBatcher(exp),
+			sdktrace.WithResource(res),
+			sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.TraceIDRatioBased(rate))),
+		)
+		p.TracerProvider = p.sdk
+	}
+	if getenv(envvar.OTLPEndpoint) != "" || getenv(envvar.OTLPMetricsEndpoint) != "" {
+		mexp, err := otlpmetrichttp.New(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("otlp metric exporter: %w", err)
+		}
+		readers = append(readers, sdkmetric.WithReader(sdkmetric.NewPeriodicReader(mexp, sdkmetric.WithInterval(MetricsInterval))))
+	}
+	p.msdk = sdkmetric.NewMeterProvider(readers...)
+	p.Meters = p.msdk
+	return p, nil
 }
+
+// MetricsInterval is how often metrics go out over OTLP.
+const MetricsInterval = 5 * time.Second
 
 // Enabled says whether spans are exported.
 func (p *Provider) Enabled() bool { return p.sdk != nil }
 
-// Shutdown exports what is buffered and stops the exporter.
+// MetricsHandler serves the app's metrics in Prometheus' text format.
+func (p *Provider) MetricsHandler() http.Handler { return p.scrape }
+
+// Shutdown exports what is buffered and stops the exporters.
 func (p *Provider) Shutdown(ctx context.Context) error {
-	if p.sdk == nil {
-		return nil
+	var errs []error
+	if p.sdk != nil {
+		errs = append(errs, p.sdk.Shutdown(ctx))
 	}
-	return p.sdk.Shutdown(ctx)
+	if p.msdk != nil {
+		errs = append(errs, p.msdk.Shutdown(ctx))
+	}
+	return errors.Join(errs...)
 }
 
 // Rate parses a sampling rate ("" is 0: sample no new trace).

@@ -24,7 +24,8 @@ import (
 var (
 	stack   *stacktest.Stack
 	group   *runner.Group
-	spans   string // the collector's output file
+	spans   string // the collector's files: spans, metrics
+	metrics string
 	gateway string // the gateway's URL
 )
 
@@ -51,7 +52,7 @@ func TestMain(m *testing.M) {
 			col.Stop()
 			return nil, err
 		}
-		stack, group, spans = s, g, col.File
+		stack, group, spans, metrics = s, g, col.File, col.MetricsFile
 		gateway = "http://127.0.0.1:" + strconv.Itoa(g.App("gateway").AppPort)
 		return func() { g.Stop(); col.Stop() }, nil
 	})
@@ -220,9 +221,64 @@ func TestOneRequestOneTraceAcrossTheBus(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	m, err := os.ReadFile(metrics)
+	if err != nil {
+		t.Fatal(err)
+	}
+	exported = append(exported, m...)
 	for what, secret := range map[string]string{"the password": password, "the access token": tok.AccessToken, "the refresh token": tok.RefreshToken} {
 		if secret != "" && bytes.Contains(exported, []byte(secret)) {
 			t.Errorf("%s is in the exported telemetry", what)
 		}
+	}
+}
+
+// Every app's metrics reach the collector over OTLP: identity's request durations by route
+// and status, billing's and audit's events by topic and answer, the outbox's backlog, audit's
+// chain length; and each kernel app serves the same at /metrics on its own port.
+func TestMetricsReachTheCollector(t *testing.T) {
+	if stack == nil {
+		t.Skip("end-to-end: needs the real stack and a collector (run without -short)")
+	}
+	email := fmt.Sprintf("metrics%d@example.com", time.Now().UnixNano())
+	if status, body := post(t, "/users", map[string]string{"email": email, "password": "correct horse battery staple", "displayName": "M"}, ""); status != http.StatusCreated {
+		t.Fatalf("POST /users: %d %s", status, body)
+	}
+	want := map[string]string{
+		"identity's POST /users durations": `"http.route","value":{"stringValue":"/users"}`,
+		"billing's events handled":         `"goplt.events.handled"`,
+		"the outbox's backlog":             `"goplt.outbox.backlog"`,
+		"audit's chain length":             `"goplt.audit.chain.length"`,
+		"the gateway's request durations":  `"service.name","value":{"stringValue":"gateway"}`,
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		b, err := os.ReadFile(metrics)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var missing []string
+		for what, s := range want {
+			if !bytes.Contains(b, []byte(s)) {
+				missing = append(missing, what)
+			}
+		}
+		if len(missing) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the collector has no %v after 60 s", missing)
+		}
+		time.Sleep(time.Second)
+	}
+	// The Prometheus scrape on identity's own listener, without a token.
+	resp, err := http.Get("http://127.0.0.1:" + strconv.Itoa(group.App("identity").AppPort) + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !bytes.Contains(body, []byte(`http_route="/users"`)) || !bytes.Contains(body, []byte("goplt_outbox_backlog")) {
+		t.Fatalf("identity's /metrics: %d\n%.3000s", resp.StatusCode, body)
 	}
 }

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"go.opentelemetry.io/otel/metric"
 
 	"github.com/goplt/goplt/apps/audit/chain"
 	"github.com/goplt/goplt/apps/audit/contract"
@@ -112,8 +113,38 @@ func (m *Module) Start(ctx context.Context) error {
 		m.witnesses = append(m.witnesses, urlWitness{url: u, client: &http.Client{}})
 	}
 	m.witnessedBy = make([]witnessed, len(m.witnesses))
+	if err := m.observeChain(); err != nil {
+		return err
+	}
 	go m.checkpoints(ctx)
 	return nil
+}
+
+// observeChain reports the chain's length and its latest checkpoint's position when metrics
+// are read: a head that stops moving, or checkpoints that fall behind it, show.
+func (m *Module) observeChain() error {
+	meter := m.k.Meter()
+	length, err := meter.Int64ObservableGauge("goplt.audit.chain.length", metric.WithDescription("Entries in the audit log's hash chain"))
+	if err != nil {
+		return err
+	}
+	signed, err := meter.Int64ObservableGauge("goplt.audit.checkpoint.position", metric.WithDescription("Position of the latest signed checkpoint"))
+	if err != nil {
+		return err
+	}
+	_, err = meter.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
+		ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		var head, cp int64
+		err := m.k.DB().QueryRow(ctx, `SELECT (SELECT coalesce(max(pos), 0) FROM log), (SELECT coalesce(max(pos), 0) FROM checkpoints)`).Scan(&head, &cp)
+		if err != nil {
+			return err
+		}
+		o.ObserveInt64(length, head)
+		o.ObserveInt64(signed, cp)
+		return nil
+	}, length, signed)
+	return err
 }
 
 // KeyID names a checkpoint key by its public key's first bytes.

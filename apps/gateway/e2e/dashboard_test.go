@@ -135,6 +135,21 @@ func TestDashboardInABrowser(t *testing.T) {
 		t.Error("the waterfall draws no bars")
 	}
 
+	// Metrics: billing's route with the request just made, its events, and its sidecar's own
+	// Dapr metrics. The apps export every 5 s: wait for them.
+	for {
+		page := browse(t, dashURL+"/metrics")
+		section := regexp.MustCompile(`(?s)<section class="app-metrics" data-app="billing">.*?</section>`).FindString(page)
+		if strings.Contains(section, "<td>GET /billing/subscription</td><td>") && strings.Contains(section, "goplt.outbox.backlog") &&
+			strings.Contains(section, "dapr_http_server_request_count") {
+			break
+		}
+		if time.Now().After(deadline.Add(60 * time.Second)) {
+			t.Fatalf("the metrics page shows no route, outbox and sidecar metrics for billing:\n%s", text(page))
+		}
+		time.Sleep(time.Second)
+	}
+
 	// The other pages render what they should.
 	for path, want := range map[string]string{
 		"/routes":    "GET /billing/subscription billing permission billing.subscription.read",
