@@ -99,8 +99,9 @@ runs keeps running.`,
 			Color: !noColor && isTerminal(os.Stdout), Only: only, Except: except,
 		}
 		if dash != nil {
-			fmt.Fprintf(e.stdout, "goplt: the developer dashboard is at %s (sidecars send it their traces)\n", dashURL)
+			fmt.Fprintf(e.stdout, "goplt: the developer dashboard is at %s (apps and sidecars send it their traces, metrics and logs)\n", dashURL)
 			opts.OTLPEndpoint = strings.TrimPrefix(dashURL, "http://")
+			opts.Lines = dash.Line
 		}
 		group, err := runner.Start(ctx, opts)
 		if err != nil {

@@ -46,6 +46,7 @@ type Server struct {
 	opts    Options
 	traces  *traceStore
 	metrics *metricStore
+	logs    *logStore
 
 	mu      sync.Mutex
 	group   *runner.Group
@@ -74,7 +75,7 @@ func New(opts Options) *Server {
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
 	}
-	return &Server{opts: opts, traces: newTraceStore(200), metrics: newMetricStore(), health: map[*runner.App]health{}, dead: map[string]int64{}}
+	return &Server{opts: opts, traces: newTraceStore(200), metrics: newMetricStore(), logs: newLogStore(20000), health: map[*runner.App]health{}, dead: map[string]int64{}}
 }
 
 // SetGroup gives the dashboard the running apps.
@@ -285,6 +286,7 @@ func (s *Server) Handler() http.Handler {
 		_, _ = w.Write(css)
 	})
 	mux.HandleFunc("GET /metrics", s.page("metrics", s.metricsPage))
+	mux.HandleFunc("GET /logs", s.page("logs", s.logsPage))
 	mux.HandleFunc("POST /v1/traces", s.traces.receiveOTLP)
 	mux.HandleFunc("POST /v1/metrics", s.metrics.receiveOTLP)
 	return mux
@@ -431,6 +433,10 @@ func (s *Server) artifacts(r *http.Request) (any, error) {
 }
 
 func (s *Server) traceList(*http.Request) (any, error) { return s.traces.list(), nil }
+
+// Line takes one output line of an app or a sidecar (runner.Options.Lines): the Logs page
+// keeps the latest 20,000.
+func (s *Server) Line(app, instance, line string) { s.logs.Line(app, instance, line) }
 
 // metricsPage is every app's metrics as they last arrived over OTLP, with each first
 // sidecar's own Dapr metrics read from its Prometheus endpoint.

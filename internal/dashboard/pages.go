@@ -28,6 +28,7 @@ var funcs = template.FuncMap{
 	"add":   func(a, b int) int { return a + b },
 	"half":  func(a int) int { return a / 2 },
 	"mul":   func(a, b int) int { return a * b },
+	"list":  func(s ...string) []string { return s },
 	"shortid": func(s string) string {
 		if len(s) > 12 {
 			return s[:12]
@@ -39,7 +40,7 @@ var funcs = template.FuncMap{
 var pages = map[string]*template.Template{}
 
 func init() {
-	for _, name := range []string{"overview", "routes", "topics", "audit", "artifacts", "traces", "trace", "metrics"} {
+	for _, name := range []string{"overview", "routes", "topics", "audit", "artifacts", "traces", "trace", "metrics", "logs"} {
 		pages[name] = template.Must(template.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/"+name+".html"))
 	}
 }

@@ -112,11 +112,15 @@ func (k *Kernel) handler() http.Handler {
 		if k.deleted != nil && !safeMethod(r.Method) {
 			ctx = withRequestSubject(ctx) // the deletion guard covers writes
 		}
-		// Logs, and calls the handler makes through the sidecar, join the request's trace.
-		ctx = telemetry.Extract(ctx, r.Header)
 		protected.ServeHTTP(w, r.WithContext(ctx))
 	})
-	return httpx.Recover(k.log, httpx.RequestID(k.accessLog(root)))
+	// Logs (the access log's too), and calls the handler makes through the sidecar, join the
+	// request's trace.
+	logged := k.accessLog(root)
+	traced := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		logged.ServeHTTP(w, r.WithContext(telemetry.Extract(r.Context(), r.Header)))
+	})
+	return httpx.Recover(k.log, httpx.RequestID(traced))
 }
 
 func (k *Kernel) readyz(w http.ResponseWriter, r *http.Request) {

@@ -12,6 +12,7 @@ import (
 type prefixer struct {
 	mu     sync.Mutex
 	out    io.Writer
+	lines  func(app, name, line string) // nil: none
 	color  bool
 	colors map[string]string
 	width  int
@@ -19,8 +20,8 @@ type prefixer struct {
 
 var palette = []string{"36", "33", "32", "35", "34", "91", "96", "93", "92", "95"}
 
-func newPrefixer(out io.Writer, color bool, ids []string) *prefixer {
-	p := &prefixer{out: out, color: color, colors: map[string]string{}}
+func newPrefixer(out io.Writer, color bool, ids []string, lines func(app, name, line string)) *prefixer {
+	p := &prefixer{out: out, color: color, colors: map[string]string{}, lines: lines}
 	for i, id := range ids {
 		p.colors[id] = palette[i%len(palette)]
 		p.width = max(p.width, len(id)+len(".dapr"))
@@ -32,8 +33,9 @@ func newPrefixer(out io.Writer, color bool, ids []string) *prefixer {
 func (p *prefixer) fit(name string) { p.width = max(p.width, len(name)+len(".dapr")) }
 
 type prefixWriter struct {
-	p      *prefixer
-	prefix string
+	p         *prefixer
+	prefix    string
+	app, name string
 }
 
 func (p *prefixer) writer(app, name string) io.Writer {
@@ -41,7 +43,7 @@ func (p *prefixer) writer(app, name string) io.Writer {
 	if p.color {
 		label = "\x1b[" + p.colors[app] + "m" + label + "\x1b[0m"
 	}
-	return &prefixWriter{p: p, prefix: label + " "}
+	return &prefixWriter{p: p, prefix: label + " ", app: app, name: name}
 }
 
 // Write receives whole lines from proc (one per call).
@@ -51,6 +53,9 @@ func (w *prefixWriter) Write(b []byte) (int, error) {
 	for _, line := range strings.SplitAfter(string(b), "\n") {
 		if line == "" {
 			continue
+		}
+		if w.p.lines != nil {
+			w.p.lines(w.app, w.name, strings.TrimSuffix(line, "\n"))
 		}
 		if _, err := io.WriteString(w.p.out, w.prefix+line); err != nil {
 			return 0, err

@@ -32,6 +32,10 @@ type Options struct {
 	WorkDir string // rendered configurations and built app binaries go here
 	Output  io.Writer
 	Color   bool
+	// Lines, if not nil, also receives every output line of every app and sidecar, with the
+	// app id and the instance's name (blog#2, blog#2.dapr for its sidecar); the developer
+	// dashboard keeps the latest.
+	Lines func(app, name, line string)
 	// ReadyTimeout bounds the wait for one app to become ready; zero means 2 minutes.
 	ReadyTimeout time.Duration
 	// Only starts just these app ids (and what they depend on); empty means all.
@@ -173,7 +177,7 @@ func Start(ctx context.Context, opts Options) (*Group, error) {
 	}
 	g := &Group{
 		opts: opts, apps: map[string][]*App{}, order: order,
-		out:      newPrefixer(opts.Output, opts.Color, order),
+		out:      newPrefixer(opts.Output, opts.Color, order, opts.Lines),
 		failed:   make(chan error, len(order)*2),
 		stopping: make(chan struct{}),
 		ownPorts: ownPorts,

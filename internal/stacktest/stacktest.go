@@ -113,10 +113,19 @@ func (s *Stack) Run(ctx context.Context, plan *runplan.Plan) (*runner.Group, err
 // RunTraced is Run with every sidecar and app exporting its spans to an OTLP/HTTP endpoint
 // (host:port; "" for none), sampling new traces at rate ("" for every request).
 func (s *Stack) RunTraced(ctx context.Context, plan *runplan.Plan, otlp, rate string) (*runner.Group, error) {
-	return runner.Start(ctx, runner.Options{
+	return s.RunWith(ctx, plan, func(o *runner.Options) { o.OTLPEndpoint, o.TraceSampling = otlp, rate })
+}
+
+// RunWith is Run with the runner's options adjusted by set (nil: none).
+func (s *Stack) RunWith(ctx context.Context, plan *runplan.Plan, set func(*runner.Options)) (*runner.Group, error) {
+	opts := runner.Options{
 		Root: s.Root, Plan: plan, Infra: s.Endpoints(), Daprd: s.Daprd,
-		WorkDir: filepath.Join(s.Home, "apps"), Output: s.Output, Ports: s.Ports, OTLPEndpoint: otlp, TraceSampling: rate,
-	})
+		WorkDir: filepath.Join(s.Home, "apps"), Output: s.Output, Ports: s.Ports,
+	}
+	if set != nil {
+		set(&opts)
+	}
+	return runner.Start(ctx, opts)
 }
 
 // Close stops the stack and removes its folder.

@@ -135,6 +135,28 @@ func TestDashboardInABrowser(t *testing.T) {
 		t.Error("the waterfall draws no bars")
 	}
 
+	// Logs: the trace's page links to its log lines, which hold billing's access log line of
+	// the request (billing logs at debug here), linked back to the trace; the filters work.
+	traceID := strings.TrimPrefix(traceLink, "/traces/")
+	if !strings.Contains(wf, `href="/logs?trace=`+traceID+`"`) {
+		t.Error("the trace page does not link to its log lines")
+	}
+	for {
+		logs := browse(t, dashURL+"/logs?trace="+traceID)
+		row := regexp.MustCompile(`(?s)<tr class="log level-debug" data-app="billing">.*?</tr>`).FindString(logs)
+		if strings.Contains(row, "request") && strings.Contains(row, "path=/billing/subscription") && strings.Contains(row, `href="/traces/`+traceID+`"`) {
+			break
+		}
+		if time.Now().After(deadline.Add(60 * time.Second)) {
+			t.Fatalf("no log line of billing in trace %s:\n%s", traceID, text(logs))
+		}
+		time.Sleep(time.Second)
+	}
+	logs := browse(t, dashURL+"/logs?app=billing&level=info&q=listening")
+	if !strings.Contains(logs, `data-app="billing"`) || strings.Contains(logs, `level-debug`) || strings.Contains(logs, `data-app="blog"`) {
+		t.Errorf("/logs?app=billing&level=info&q=listening shows other apps, debug lines or nothing:\n%s", text(logs))
+	}
+
 	// Metrics: billing's route with the request just made, its events, and its sidecar's own
 	// Dapr metrics. The apps export every 5 s: wait for them.
 	for {

@@ -48,7 +48,9 @@ func TestMain(m *testing.M) {
 				"GOPLT_GATEWAY_CORS_ORIGINS": "https://app.example.com",
 			},
 			"audit": {"GOPLT_AUDIT_CHECKPOINT_EVERY": "500ms"},
-			"blog":  {},
+			// Its access log (debug) carries trace ids: the dashboard test follows a trace to it.
+			"billing": {"GOPLT_LOG_LEVEL": "debug"},
+			"blog":    {},
 		}
 		if os.Getenv("GOPLT_BENCH_PROFILES") != "" {
 			// Ports from the stack's allocator, which no other test stack will hand out.
@@ -89,7 +91,12 @@ func TestMain(m *testing.M) {
 			}
 			otlp, rate, stopDash = col.Addr, r, col.Stop
 		}
-		g, err := s.RunTraced(ctx, plan, otlp, rate)
+		g, err := s.RunWith(ctx, plan, func(o *runner.Options) {
+			o.OTLPEndpoint, o.TraceSampling = otlp, rate
+			if dash != nil {
+				o.Lines = dash.Line
+			}
+		})
 		if err != nil {
 			stopDash()
 			return nil, err
