@@ -23,6 +23,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+	collectorlogs "go.opentelemetry.io/proto/otlp/collector/logs/v1"
 
 	"github.com/goplt/goplt/apps/audit/chain"
 	"github.com/goplt/goplt/internal/compile"
@@ -289,6 +290,14 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /logs", s.page("logs", s.logsPage))
 	mux.HandleFunc("POST /v1/traces", s.traces.receiveOTLP)
 	mux.HandleFunc("POST /v1/metrics", s.metrics.receiveOTLP)
+	// The Logs page takes the lines goplt run prints (Line), the apps' and the sidecars';
+	// the apps' OTLP log export to the dashboard is acknowledged and dropped.
+	mux.HandleFunc("POST /v1/logs", func(w http.ResponseWriter, r *http.Request) {
+		var req collectorlogs.ExportLogsServiceRequest
+		if decodeOTLP(w, r, &req, "logs") {
+			answerOTLP(w, r, &collectorlogs.ExportLogsServiceResponse{})
+		}
+	})
 	return mux
 }
 

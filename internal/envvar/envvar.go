@@ -23,6 +23,7 @@ const (
 	OTLPEndpoint        = "OTEL_EXPORTER_OTLP_ENDPOINT"
 	OTLPTracesEndpoint  = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
 	OTLPMetricsEndpoint = "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"
+	OTLPLogsEndpoint    = "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT"
 )
 
 // The gateway and the core services.

@@ -17,8 +17,12 @@ func WithRequestID(ctx context.Context, id string) context.Context {
 	return httpx.WithRequestID(ctx, id)
 }
 
-func newLogger(out io.Writer, cfg Config) *slog.Logger {
-	h := slog.NewJSONHandler(out, &slog.HandlerOptions{Level: cfg.LogLevel})
+// newLogger writes JSON lines to out, and to also (an OTLP exporter) when given.
+func newLogger(out io.Writer, cfg Config, also ...slog.Handler) *slog.Logger {
+	var h slog.Handler = slog.NewJSONHandler(out, &slog.HandlerOptions{Level: cfg.LogLevel})
+	if len(also) > 0 {
+		h = slog.NewMultiHandler(append([]slog.Handler{h}, also...)...)
+	}
 	return slog.New(requestIDHandler{h}).With("app", cfg.AppID)
 }
 

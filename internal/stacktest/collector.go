@@ -18,11 +18,12 @@ import (
 
 // Collector is a real OpenTelemetry Collector (tools/otelcol) receiving OTLP/HTTP on Addr and
 // writing every span it gets to File (one OTLP/JSON ExportTraceServiceRequest per line) and
-// every metric to MetricsFile (ExportMetricsServiceRequest).
+// every metric to MetricsFile (ExportMetricsServiceRequest) and every log record to LogsFile.
 type Collector struct {
 	Addr        string // host:port of its OTLP/HTTP receiver
 	File        string
 	MetricsFile string
+	LogsFile    string
 	cmd         *exec.Cmd
 }
 
@@ -42,18 +43,20 @@ func (s *Stack) StartCollector(ctx context.Context) (*Collector, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
-	c.File, c.MetricsFile = filepath.Join(dir, "spans.json"), filepath.Join(dir, "metrics.json")
+	c.File, c.MetricsFile, c.LogsFile = filepath.Join(dir, "spans.json"), filepath.Join(dir, "metrics.json"), filepath.Join(dir, "logs.json")
 	config := fmt.Sprintf(`receivers: {otlp: {protocols: {http: {endpoint: %q}}}}
 processors: {batch: {timeout: 200ms}}
 exporters:
   file: {path: %q, format: json, flush_interval: 100ms}
   file/metrics: {path: %q, format: json, flush_interval: 100ms}
+  file/logs: {path: %q, format: json, flush_interval: 100ms}
 service:
   telemetry: {metrics: {level: none}}
   pipelines:
     traces: {receivers: [otlp], processors: [batch], exporters: [file]}
     metrics: {receivers: [otlp], processors: [batch], exporters: [file/metrics]}
-`, c.Addr, c.File, c.MetricsFile)
+    logs: {receivers: [otlp], processors: [batch], exporters: [file/logs]}
+`, c.Addr, c.File, c.MetricsFile, c.LogsFile)
 	cfgPath := filepath.Join(dir, "config.yaml")
 	if err := os.WriteFile(cfgPath, []byte(config), 0o644); err != nil {
 		return nil, err

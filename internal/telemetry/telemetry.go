@@ -12,6 +12,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"os"
 	"strconv"
@@ -19,12 +20,15 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/contrib/bridges/otelslog"
+	"go.opentelemetry.io/otel/exporters/otlp/otlplog/otlploghttp"
 	"go.opentelemetry.io/otel/exporters/otlp/otlpmetric/otlpmetrichttp"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
 	"go.opentelemetry.io/otel/metric"
 	metricnoop "go.opentelemetry.io/otel/metric/noop"
 	"go.opentelemetry.io/otel/propagation"
+	sdklog "go.opentelemetry.io/otel/sdk/log"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -47,6 +51,7 @@ type Provider struct {
 	Meters metric.MeterProvider
 	sdk    *sdktrace.TracerProvider // nil when tracing is off
 	msdk   *sdkmetric.MeterProvider // nil when metrics are off (Off)
+	lsdk   *sdklog.LoggerProvider   // nil when logs are not exported
 	scrape http.Handler
 }
 
@@ -94,7 +99,39 @@ func New(ctx context.Context, service string, rate float64, getenv func(string) 
 	}
 	p.msdk = sdkmetric.NewMeterProvider(readers...)
 	p.Meters = p.msdk
+	if getenv(envvar.OTLPEndpoint) != "" || getenv(envvar.OTLPLogsEndpoint) != "" {
+		lexp, err := otlploghttp.New(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("otlp log exporter: %w", err)
+		}
+		p.lsdk = sdklog.NewLoggerProvider(sdklog.WithResource(res), sdklog.WithProcessor(sdklog.NewBatchProcessor(lexp)))
+	}
 	return p, nil
+}
+
+// LogHandler returns a slog handler that exports records over OTLP at level and above, with
+// the trace context of the record's context; nil when logs are not exported.
+func (p *Provider) LogHandler(scope string, level slog.Leveler) slog.Handler {
+	if p.lsdk == nil {
+		return nil
+	}
+	return leveled{otelslog.NewHandler(scope, otelslog.WithLoggerProvider(p.lsdk)), level}
+}
+
+// leveled drops records below its level.
+type leveled struct {
+	slog.Handler
+	level slog.Leveler
+}
+
+func (h leveled) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= h.level.Level() && h.Handler.Enabled(ctx, l)
+}
+func (h leveled) WithAttrs(as []slog.Attr) slog.Handler {
+	return leveled{h.Handler.WithAttrs(as), h.level}
+}
+func (h leveled) WithGroup(name string) slog.Handler {
+	return leveled{h.Handler.WithGroup(name), h.level}
 }
 
 // MetricsInterval is how often metrics go out over OTLP.
@@ -114,6 +151,9 @@ func (p *Provider) Shutdown(ctx context.Context) error {
 	}
 	if p.msdk != nil {
 		errs = append(errs, p.msdk.Shutdown(ctx))
+	}
+	if p.lsdk != nil {
+		errs = append(errs, p.lsdk.Shutdown(ctx))
 	}
 	return errors.Join(errs...)
 }

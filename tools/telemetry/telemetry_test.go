@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/goplt/goplt/internal/localsecrets"
 	"github.com/goplt/goplt/internal/runner"
 	"github.com/goplt/goplt/internal/stacktest"
 )
@@ -24,8 +25,9 @@ import (
 var (
 	stack   *stacktest.Stack
 	group   *runner.Group
-	spans   string // the collector's files: spans, metrics
+	spans   string // the collector's files: spans, metrics, logs
 	metrics string
+	logs    string
 	gateway string // the gateway's URL
 )
 
@@ -52,7 +54,7 @@ func TestMain(m *testing.M) {
 			col.Stop()
 			return nil, err
 		}
-		stack, group, spans, metrics = s, g, col.File, col.MetricsFile
+		stack, group, spans, metrics, logs = s, g, col.File, col.MetricsFile, col.LogsFile
 		gateway = "http://127.0.0.1:" + strconv.Itoa(g.App("gateway").AppPort)
 		return func() { g.Stop(); col.Stop() }, nil
 	})
@@ -226,6 +228,11 @@ func TestOneRequestOneTraceAcrossTheBus(t *testing.T) {
 		t.Fatal(err)
 	}
 	exported = append(exported, m...)
+	l, err := os.ReadFile(logs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	exported = append(exported, l...)
 	for what, secret := range map[string]string{"the password": password, "the access token": tok.AccessToken, "the refresh token": tok.RefreshToken} {
 		if secret != "" && bytes.Contains(exported, []byte(secret)) {
 			t.Errorf("%s is in the exported telemetry", what)
@@ -280,5 +287,79 @@ func TestMetricsReachTheCollector(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK || !bytes.Contains(body, []byte(`http_route="/users"`)) || !bytes.Contains(body, []byte("goplt_outbox_backlog")) {
 		t.Fatalf("identity's /metrics: %d\n%.3000s", resp.StatusCode, body)
+	}
+}
+
+// The apps' log lines reach the collector as OTLP log records, with their trace context: auth's
+// "sessions revoked", written while it handles identity.user.deleted, carries the trace of
+// the administrator's DELETE that caused it.
+func TestLogsReachTheCollector(t *testing.T) {
+	if stack == nil {
+		t.Skip("end-to-end: needs the real stack and a collector (run without -short)")
+	}
+	email := fmt.Sprintf("leaving%d@example.com", time.Now().UnixNano())
+	const pw = "correct horse battery staple"
+	status, body := post(t, "/users", map[string]string{"email": email, "password": pw, "displayName": "L"}, "")
+	var u struct{ ID string }
+	if status != http.StatusCreated || json.Unmarshal(body, &u) != nil {
+		t.Fatalf("POST /users: %d %s", status, body)
+	}
+	if status, body := post(t, "/login", map[string]string{"email": email, "password": pw}, ""); status != http.StatusOK {
+		t.Fatalf("login: %d %s", status, body)
+	}
+	secrets, err := localsecrets.Read(stack.Endpoints().SecretsFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	adm := secrets[localsecrets.BootstrapAdmin]
+	status, body = post(t, "/login", map[string]string{"email": adm[localsecrets.BootstrapAdminEmail], "password": adm[localsecrets.BootstrapAdminPassword]}, "")
+	var tok struct{ AccessToken string }
+	if status != http.StatusOK || json.Unmarshal(body, &tok) != nil {
+		t.Fatalf("admin login: %d %s", status, body)
+	}
+	req, _ := http.NewRequest(http.MethodDelete, gateway+"/users/"+u.ID, nil)
+	req.Header.Set("Authorization", "Bearer "+tok.AccessToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("DELETE /users/%s: %v %v", u.ID, resp, err)
+	}
+	resp.Body.Close()
+
+	type record struct {
+		Body    struct{ StringValue string }
+		TraceID string
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		b, err := os.ReadFile(logs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var listening, revoked bool
+		for _, line := range bytes.Split(b, []byte("\n")) {
+			var req struct {
+				ResourceLogs []struct {
+					ScopeLogs []struct{ LogRecords []record }
+				}
+			}
+			if json.Unmarshal(line, &req) != nil {
+				continue
+			}
+			for _, rl := range req.ResourceLogs {
+				for _, sl := range rl.ScopeLogs {
+					for _, r := range sl.LogRecords {
+						listening = listening || r.Body.StringValue == "listening"
+						revoked = revoked || r.Body.StringValue == "sessions revoked" && len(r.TraceID) == 32
+					}
+				}
+			}
+		}
+		if listening && revoked {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the collector's logs: the apps' start lines %v, auth's \"sessions revoked\" with a trace id %v", listening, revoked)
+		}
+		time.Sleep(time.Second)
 	}
 }
