@@ -35,6 +35,7 @@ import (
 	"github.com/goplt/goplt/internal/eventsig"
 	"github.com/goplt/goplt/internal/httpx"
 	"github.com/goplt/goplt/internal/invoke"
+	"github.com/goplt/goplt/internal/kernel"
 	"github.com/goplt/goplt/internal/telemetry"
 )
 
@@ -114,6 +115,8 @@ func run(log *slog.Logger) error {
 		defer cancel()
 		_ = tel.Shutdown(sctx)
 	}()
+	// From here on, log lines carry request and trace ids and also go over OTLP.
+	log = kernel.NewLogger(os.Stdout, env("APP_ID", "gateway"), slog.LevelInfo, tel)
 	var tracer trace.Tracer
 	var meter metric.Meter
 	if tel.Enabled() {

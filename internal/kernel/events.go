@@ -188,28 +188,8 @@ func (k *Kernel) handle(ctx context.Context, s Subscription, events []Event) []e
 		return errs
 	}
 	if s.Bulk != nil {
-		// One span for the batch, linked to a span per event in that event's publisher's
-		// trace, so each publisher's trace shows its event handled.
-		spans := make([]trace.Span, len(genuine))
-		links := make([]trace.Link, 0, len(genuine))
-		for i, e := range genuine {
-			_, spans[i] = k.tracer.Start(telemetry.WithTraceParent(ctx, e.TraceParent), "handle "+s.Topic, trace.WithSpanKind(trace.SpanKindConsumer),
-				trace.WithAttributes(attribute.String("messaging.destination.name", s.Topic), attribute.String("messaging.message.id", e.ID)))
-			if sc := spans[i].SpanContext(); sc.IsValid() {
-				links = append(links, trace.Link{SpanContext: sc})
-			}
-		}
-		ctx, span := k.tracer.Start(ctx, "handle "+s.Topic+" batch", trace.WithSpanKind(trace.SpanKindConsumer), trace.WithLinks(links...),
-			trace.WithAttributes(attribute.String("messaging.destination.name", s.Topic), attribute.Int("messaging.batch.message_count", len(genuine))))
-		defer func() {
-			span.End()
-			for j, sp := range spans {
-				if err := errs[index[j]]; err != nil {
-					sp.SetStatus(codes.Error, err.Error())
-				}
-				sp.End()
-			}
-		}()
+		ctx, end := k.batchSpans(ctx, s.Topic, genuine)
+		defer func() { end(func(j int) error { return errs[index[j]] }) }()
 		got := s.Bulk(ctx, genuine)
 		if got != nil && len(got) != len(genuine) {
 			err := fmt.Errorf("bulk handler for %s returned %d results for %d events", s.Topic, len(got), len(genuine))
@@ -230,6 +210,32 @@ func (k *Kernel) handle(ctx context.Context, s Subscription, events []Event) []e
 		errs[index[j]] = k.handleOne(ctx, s, e)
 	}
 	return errs
+}
+
+// batchSpans starts a span per event in that event's publisher's trace, so each publisher's
+// trace shows its event handled, and a batch span linked to them, which ctx carries for the
+// handler. end closes them all, each event's with its result.
+func (k *Kernel) batchSpans(ctx context.Context, topic string, events []Event) (context.Context, func(result func(i int) error)) {
+	spans := make([]trace.Span, len(events))
+	links := make([]trace.Link, 0, len(events))
+	for i, e := range events {
+		_, spans[i] = k.tracer.Start(telemetry.WithTraceParent(ctx, e.TraceParent), "handle "+topic, trace.WithSpanKind(trace.SpanKindConsumer),
+			trace.WithAttributes(attribute.String("messaging.destination.name", topic), attribute.String("messaging.message.id", e.ID)))
+		if sc := spans[i].SpanContext(); sc.IsValid() {
+			links = append(links, trace.Link{SpanContext: sc})
+		}
+	}
+	ctx, batch := k.tracer.Start(ctx, "handle "+topic+" batch", trace.WithSpanKind(trace.SpanKindConsumer), trace.WithLinks(links...),
+		trace.WithAttributes(attribute.String("messaging.destination.name", topic), attribute.Int("messaging.batch.message_count", len(events))))
+	return ctx, func(result func(i int) error) {
+		batch.End()
+		for i, sp := range spans {
+			if err := result(i); err != nil {
+				sp.SetStatus(codes.Error, err.Error())
+			}
+			sp.End()
+		}
+	}
 }
 
 // handleOne runs the subscription's handler over one event in a span of the publisher's

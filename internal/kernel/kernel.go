@@ -255,11 +255,7 @@ func Run(ctx context.Context, m Module, args []string, getenv func(string) strin
 		defer cancel()
 		_ = tel.Shutdown(sctx) // what is still buffered goes out; a collector that is gone loses it
 	}()
-	log := newLogger(logOut, cfg)
-	if h := tel.LogHandler("goplt/"+cfg.AppID, cfg.LogLevel); h != nil {
-		log = newLogger(logOut, cfg, h) // the same lines, also over OTLP
-	}
-	k := newKernel(cfg, m, log, tel)
+	k := newKernel(cfg, m, NewLogger(logOut, cfg.AppID, cfg.LogLevel, tel), tel)
 	if err := k.run(ctx); err != nil {
 		k.log.Error("app stopped with an error", "err", err)
 		return err

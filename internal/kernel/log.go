@@ -7,6 +7,8 @@ import (
 
 	"github.com/goplt/goplt/internal/httpx"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/goplt/goplt/internal/telemetry"
 )
 
 // RequestID returns the request id carried by ctx ("" if none).
@@ -15,6 +17,17 @@ func RequestID(ctx context.Context) string { return httpx.RequestIDFrom(ctx) }
 // WithRequestID returns ctx carrying a request id, which log records made with it include.
 func WithRequestID(ctx context.Context, id string) context.Context {
 	return httpx.WithRequestID(ctx, id)
+}
+
+// NewLogger is the logger every app on the kernel gets, for an app that is not (the gateway):
+// JSON lines to out at level, each with the app id, the request id and the trace and span ids
+// of its context, and the same records over OTLP when tel exports.
+func NewLogger(out io.Writer, appID string, level slog.Level, tel *telemetry.Provider) *slog.Logger {
+	cfg := Config{AppID: appID, LogLevel: level}
+	if h := tel.LogHandler("goplt/"+appID, level); h != nil {
+		return newLogger(out, cfg, h)
+	}
+	return newLogger(out, cfg)
 }
 
 // newLogger writes JSON lines to out, and to also (an OTLP exporter) when given.

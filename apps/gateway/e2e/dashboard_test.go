@@ -135,6 +135,33 @@ func TestDashboardInABrowser(t *testing.T) {
 		t.Error("the waterfall draws no bars")
 	}
 
+	// The registration's trace crosses the bus: identity's publish and billing's and audit's
+	// handling of identity.user.created are in the trace the gateway started for POST /users.
+	for {
+		found, tried := false, 0
+		list := browse(t, dashURL+"/traces")
+		for _, row := range regexp.MustCompile(`(?s)<tr>.*?</tr>`).FindAllString(list, -1) {
+			if !strings.Contains(row, "POST /users") || tried == 5 { // the newest five
+				continue
+			}
+			tried++
+			link := regexp.MustCompile(`href="(/traces/[0-9a-f]+)"`).FindStringSubmatch(row)[1]
+			page := browse(t, dashURL+link)
+			if strings.Contains(page, "<b>identity</b> publish identity.user.created") &&
+				strings.Contains(page, "<b>billing</b> handle identity.user.created") && strings.Contains(page, "<b>audit</b> handle identity.user.created") {
+				found = true
+				break
+			}
+		}
+		if found {
+			break
+		}
+		if time.Now().After(deadline.Add(60 * time.Second)) {
+			t.Fatalf("no POST /users trace reaching billing's and audit's handling:\n%s", text(list))
+		}
+		time.Sleep(time.Second)
+	}
+
 	// Logs: the trace's page links to its log lines, which hold billing's access log line of
 	// the request (billing logs at debug here), linked back to the trace; the filters work.
 	traceID := strings.TrimPrefix(traceLink, "/traces/")
