@@ -41,7 +41,7 @@ import (
 
 func main() {
 	log := slog.New(slog.NewJSONHandler(os.Stdout, nil)).With("app", "gateway")
-	if err := run(log); err != nil {
+	if err := run(); err != nil {
 		log.Error("gateway stopped with an error", "err", err)
 		fmt.Fprintln(os.Stderr, "gateway:", err)
 		os.Exit(1)
@@ -55,7 +55,7 @@ func env(name, def string) string {
 	return def
 }
 
-func run(log *slog.Logger) error {
+func run() error {
 	var errs []string
 	port, err := strconv.Atoi(os.Getenv("APP_PORT"))
 	if err != nil || port < 1 || port > 65535 {
@@ -115,8 +115,8 @@ func run(log *slog.Logger) error {
 		defer cancel()
 		_ = tel.Shutdown(sctx)
 	}()
-	// From here on, log lines carry request and trace ids and also go over OTLP.
-	log = kernel.NewLogger(os.Stdout, env("APP_ID", "gateway"), slog.LevelInfo, tel)
+	// Log lines carry request and trace ids and also go over OTLP.
+	log := kernel.NewLogger(os.Stdout, env("APP_ID", "gateway"), slog.LevelInfo, tel)
 	var tracer trace.Tracer
 	var meter metric.Meter
 	if tel.Enabled() {
