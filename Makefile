@@ -70,7 +70,7 @@ test: deps deps-kubernetes deps-otelcol check-generated lint
 	$(GO) test -run '^$$' -fuzz FuzzLoad -fuzztime $(FUZZ_LOAD) ./internal/manifest/
 	$(GO) test -run '^$$' -fuzz FuzzDifferential -fuzztime $(FUZZ_DIFFERENTIAL) ./apps/authz/engine/
 
-# Every side-by-side benchmark, one after another (about 6 minutes), into docs/benchmarks.md
+# Every side-by-side benchmark, one after another (about 9 minutes), into docs/benchmarks.md
 # and docs/benchmarks.json; each job's whole output and CPU profiles of the gateway under load
 # are kept in .goplt/bench. The comparison with Dapr's stock daprd is included when that binary
 # is at hand (`bin/goplt deps --stock` builds it once, ~25 min cold). Not part of make test.
