@@ -57,7 +57,7 @@ secrets file. Elsewhere give --database-url and --public-key (base64 Ed25519).`,
 				dbURL = st.Endpoints.PostgresURL
 			}
 			if len(witnesses) == 0 && stErr == nil {
-				witnesses = []string{"file:" + filepath.Join(st.Endpoints.VolumesDir, "audit", auditWitnessVolume), "topic:" + chain.CheckpointTopic}
+				witnesses = []string{"file:" + chain.LocalWitnessDir(st.Endpoints.VolumesDir), "topic:" + chain.CheckpointTopic}
 			}
 			pub, err := checkpointPublicKey(pubKey, secretsFile, e.home)
 			if err != nil {
@@ -120,9 +120,6 @@ secrets file. Elsewhere give --database-url and --public-key (base64 Ed25519).`,
 	cmd.AddCommand(verify)
 	return cmd
 }
-
-// auditWitnessVolume is audit's volume holding its witness file (manifests/audit.yaml).
-const auditWitnessVolume = "witness"
 
 // readWitness reads what one witness holds. Only a malformed spec is an error; a witness that
 // cannot be read is returned as such, for verify to report.

@@ -13,7 +13,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -235,7 +234,7 @@ func (s *Server) pollAudit(ctx context.Context) {
 	if pub, err := checkpointKey(s.opts.Infra.SecretsFile); err == nil {
 		// The witness file on audit's volume (the one the local stack gives it), read first: it
 		// may then only lag the rows read after it, never run ahead of them.
-		file := chain.ReadWitnessDir(filepath.Join(s.opts.Infra.VolumesDir, "audit", "witness"))
+		file := chain.ReadWitnessDir(chain.LocalWitnessDir(s.opts.Infra.VolumesDir))
 		res, err := chain.Verify(ctx, conn, pub, file)
 		switch {
 		case err != nil:

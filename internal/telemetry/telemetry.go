@@ -14,7 +14,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"os"
 	"strconv"
 	"time"
 
@@ -192,13 +191,4 @@ func Inject(ctx context.Context, h http.Header) { Propagator.Inject(ctx, propaga
 // Extract returns ctx continuing the trace context of h.
 func Extract(ctx context.Context, h http.Header) context.Context {
 	return Propagator.Extract(ctx, propagation.HeaderCarrier(h))
-}
-
-// FromEnv is New with the platform's sampling rate from the environment.
-func FromEnv(ctx context.Context, service, rateEnv string) (*Provider, error) {
-	rate, err := Rate(os.Getenv(rateEnv))
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", rateEnv, err)
-	}
-	return New(ctx, service, rate, os.Getenv)
 }

@@ -100,7 +100,7 @@ func (m *Module) Start(ctx context.Context) error {
 		return err
 	}
 	m.kid = KeyID(m.key.Public().(ed25519.PublicKey))
-	dir, err := m.k.Volume(WitnessVolume)
+	dir, err := m.k.Volume(chain.WitnessVolume)
 	if err == nil {
 		err = chain.CreateWitness(dir)
 	}

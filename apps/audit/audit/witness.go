@@ -12,9 +12,6 @@ import (
 	"github.com/goplt/goplt/internal/kernel"
 )
 
-// WitnessVolume is the volume (spec.app.volumes) holding the file witness.
-const WitnessVolume = "witness"
-
 // rewitnessEvery re-sends the latest checkpoint when the head has not moved, so a witness
 // whose retention drops old records (a topic's) always holds it.
 const rewitnessEvery = 6 * time.Hour

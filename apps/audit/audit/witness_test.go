@@ -70,7 +70,7 @@ func (w *remoteWitness) held() chain.Witnessed {
 
 // witnessDir is audit's witness volume on the test stack.
 func witnessDir() string {
-	return filepath.Join(stack.Endpoints().VolumesDir, "audit", audit.WitnessVolume)
+	return chain.LocalWitnessDir(stack.Endpoints().VolumesDir)
 }
 
 // largest is the largest position among w's checkpoints.

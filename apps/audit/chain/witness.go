@@ -98,6 +98,16 @@ type WitnessReport struct {
 	Problem string `json:"problem,omitempty"`
 }
 
+// WitnessVolume is audit's volume (spec.app.volumes in manifests/audit.yaml) that holds its
+// witness file.
+const WitnessVolume = "witness"
+
+// LocalWitnessDir is where audit's witness volume is under volumesDir ($GOPLT_VOLUMES, the
+// local stack's <home>/data/volumes), as the kernel lays volumes out: <app id>/<volume>.
+func LocalWitnessDir(volumesDir string) string {
+	return filepath.Join(volumesDir, "audit", WitnessVolume)
+}
+
 // WitnessFile is the file a folder witness appends checkpoints to, one JSON line each.
 const WitnessFile = "checkpoints.jsonl"
 
