@@ -1,13 +1,13 @@
 // Command gateway is the API gateway: the single entry point for external traffic.
 //
-// Configuration (environment): APP_PORT, GOPLT_LISTEN_HOST (default 127.0.0.1), DAPR_HTTP_PORT,
-// DAPR_API_TOKEN, GOPLT_ROUTES (the compiled route table), GOPLT_PUBSUB (default pubsub),
-// GOPLT_GATEWAY_CORS_ORIGINS (comma-separated), GOPLT_GATEWAY_RATE_LIMITS
-// (class=rate:burst,...; default "default=100:200,subject=100:200,login=5:10,register=2:5"),
-// GOPLT_GATEWAY_BODY_LIMIT (bytes, default 1 MiB), GOPLT_GATEWAY_DECISION_TTL (default 5s),
-// GOPLT_GATEWAY_TIMEOUT (default 10s), GOPLT_TRACE_SAMPLING_RATE (share of new traces marked
-// sampled, 0..1, default 0: the platform's tracing rate, which goplt run and the generated
-// Deployments set), GOPLT_PPROF (address for Go's profiler; off when unset).
+// It is not a kernel module (docs/gateway.md says why) but takes the settings every app shares
+// as the kernel does (kernel.LoadConfig: APP_ID, APP_PORT, GOPLT_LISTEN_HOST, DAPR_HTTP_PORT,
+// DAPR_API_TOKEN, GOPLT_PUBSUB, GOPLT_SECRET_STORE, GOPLT_LOG_LEVEL, GOPLT_PPROF,
+// GOPLT_TRACE_SAMPLING_RATE, GOPLT_SHUTDOWN_TIMEOUT, and their flags). Its own: GOPLT_ROUTES
+// (the compiled route table), GOPLT_GATEWAY_CORS_ORIGINS (comma-separated),
+// GOPLT_GATEWAY_RATE_LIMITS (class=rate:burst,...; default
+// "default=100:200,subject=100:200,login=5:10,register=2:5"), GOPLT_GATEWAY_BODY_LIMIT (bytes,
+// default 1 MiB), GOPLT_GATEWAY_DECISION_TTL (default 5s), GOPLT_GATEWAY_TIMEOUT (default 10s).
 package main
 
 import (
@@ -56,18 +56,25 @@ func env(name, def string) string {
 }
 
 func run() error {
+	// The settings every app shares (ports, tokens, sampling, log level, profiler, shutdown)
+	// are parsed as the kernel parses them; the rest are the gateway's own.
+	cfg, err := kernel.LoadConfig(os.Args[1:], os.Getenv)
+	if err != nil {
+		return err
+	}
+	if cfg.AppID == "" {
+		cfg.AppID = "gateway"
+	}
 	var errs []string
-	port, err := strconv.Atoi(os.Getenv("APP_PORT"))
-	if err != nil || port < 1 || port > 65535 {
+	if cfg.Port < 1 || cfg.Port > 65535 {
 		errs = append(errs, "APP_PORT must be a port")
 	}
-	daprHTTP, err := strconv.Atoi(os.Getenv("DAPR_HTTP_PORT"))
-	if err != nil || daprHTTP < 1 || daprHTTP > 65535 {
+	if cfg.DaprHTTPPort < 1 || cfg.DaprHTTPPort > 65535 {
 		errs = append(errs, "DAPR_HTTP_PORT must be a port")
 	}
 	routesFile := os.Getenv(envvar.Routes)
 	if routesFile == "" {
-		errs = append(errs, "GOPLT_ROUTES must name the compiled route table (deploy/gateway/routes.json)")
+		errs = append(errs, envvar.Routes+" must name the compiled route table (deploy/gateway/routes.json)")
 	}
 	limits, err := gateway.ParseLimits(env(envvar.GatewayRateLimits, "default=100:200,subject=100:200,login=5:10,register=2:5"))
 	if err != nil {
@@ -75,12 +82,12 @@ func run() error {
 	}
 	bodyLimit, err := strconv.ParseInt(env(envvar.GatewayBodyLimit, strconv.Itoa(1<<20)), 10, 64)
 	if err != nil || bodyLimit < 1 {
-		errs = append(errs, "GOPLT_GATEWAY_BODY_LIMIT must be a positive number of bytes")
+		errs = append(errs, envvar.GatewayBodyLimit+" must be a positive number of bytes")
 	}
 	durations := map[string]*time.Duration{}
 	var ttl, timeout time.Duration
-	durations["GOPLT_GATEWAY_DECISION_TTL=5s"] = &ttl
-	durations["GOPLT_GATEWAY_TIMEOUT=10s"] = &timeout
+	durations[envvar.GatewayDecisionTTL+"=5s"] = &ttl
+	durations[envvar.GatewayTimeout+"=10s"] = &timeout
 	for spec, dst := range durations {
 		name, def, _ := strings.Cut(spec, "=")
 		d, err := time.ParseDuration(env(name, def))
@@ -88,10 +95,6 @@ func run() error {
 			errs = append(errs, name+" must be a duration such as "+def)
 		}
 		*dst = d
-	}
-	sampling, err := strconv.ParseFloat(env(envvar.TraceSamplingRate, "0"), 64)
-	if err != nil || sampling < 0 || sampling > 1 {
-		errs = append(errs, "GOPLT_TRACE_SAMPLING_RATE must be a number from 0 to 1")
 	}
 	if len(errs) > 0 {
 		return errors.New("invalid configuration:\n  " + strings.Join(errs, "\n  "))
@@ -106,7 +109,7 @@ func run() error {
 			origins = append(origins, o)
 		}
 	}
-	tel, err := telemetry.New(context.Background(), env("APP_ID", "gateway"), sampling, os.Getenv)
+	tel, err := telemetry.New(context.Background(), cfg.AppID, cfg.TraceSampling, os.Getenv)
 	if err != nil {
 		return err
 	}
@@ -116,7 +119,7 @@ func run() error {
 		_ = tel.Shutdown(sctx)
 	}()
 	// Log lines carry request and trace ids and also go over OTLP.
-	log := kernel.NewLogger(os.Stdout, env("APP_ID", "gateway"), slog.LevelInfo, tel)
+	log := kernel.NewLogger(os.Stdout, cfg.AppID, cfg.LogLevel, tel)
 	var tracer trace.Tracer
 	var meter metric.Meter
 	if tel.Enabled() {
@@ -125,9 +128,9 @@ func run() error {
 		tracer = tel.Tracer("github.com/goplt/goplt/apps/gateway")
 		meter = tel.Meters.Meter("goplt/gateway")
 	}
-	token := os.Getenv("DAPR_API_TOKEN")
-	inv := invoke.New(daprHTTP, token).Traced(tel)
-	sidecar := "http://127.0.0.1:" + strconv.Itoa(daprHTTP)
+	token := cfg.DaprAPIToken
+	inv := invoke.New(cfg.DaprHTTPPort, token).Traced(tel)
+	sidecar := "http://127.0.0.1:" + strconv.Itoa(cfg.DaprHTTPPort)
 	ready := func(ctx context.Context) error {
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, sidecar+"/v1.0/healthz", nil)
 		resp, err := http.DefaultClient.Do(req)
@@ -140,28 +143,27 @@ func run() error {
 		}
 		return nil
 	}
-	store := env(envvar.SecretStore, "secretstore")
-	signer := eventsig.NewSigner(env("APP_ID", "gateway"), func(ctx context.Context, name string) (map[string]string, error) {
-		return inv.Secret(ctx, store, name)
+	signer := eventsig.NewSigner(cfg.AppID, func(ctx context.Context, name string) (map[string]string, error) {
+		return inv.Secret(ctx, cfg.SecretStore, name)
 	})
 	check, err := contract.Events().Checker()
 	if err != nil {
 		return err
 	}
 	g := gateway.New(gateway.Config{
-		Sidecar: sidecar, DaprAPIToken: token, PubSub: env(envvar.PubSub, "pubsub"), Signer: signer, CheckEvent: check.Outgoing, RoutesFile: routesFile,
-		CORSOrigins: origins, Limits: limits, DefaultBodyLimit: bodyLimit, RequestTimeout: timeout, DecisionTTL: ttl, Ready: ready, TraceSampling: sampling, Tracer: tracer, Meter: meter,
+		Sidecar: sidecar, DaprAPIToken: token, PubSub: cfg.PubSub, Signer: signer, CheckEvent: check.Outgoing, RoutesFile: routesFile,
+		CORSOrigins: origins, Limits: limits, DefaultBodyLimit: bodyLimit, RequestTimeout: timeout, DecisionTTL: ttl, Ready: ready, TraceSampling: cfg.TraceSampling, Tracer: tracer, Meter: meter,
 	}, table, auth.New(inv).NewVerifier(auth.VerifierOptions{Strict: true}).Cached(100000), authz.New(inv, 2*time.Second), log)
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	runCtx, cancelRun := context.WithCancel(context.Background())
 	g.Run(runCtx)
-	if err := httpx.StartProfiler(runCtx, os.Getenv(envvar.PProf), log); err != nil {
+	if err := httpx.StartProfiler(runCtx, cfg.Profiler, log); err != nil {
 		cancelRun()
 		return err
 	}
-	ln, err := net.Listen("tcp", net.JoinHostPort(env(envvar.ListenHost, "127.0.0.1"), strconv.Itoa(port)))
+	ln, err := net.Listen("tcp", net.JoinHostPort(cfg.ListenHost, strconv.Itoa(cfg.Port)))
 	if err != nil {
 		cancelRun()
 		return err
@@ -179,7 +181,7 @@ func run() error {
 		cancelRun()
 		return err
 	}
-	sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
 	err = srv.Shutdown(sctx)
 	cancelRun()

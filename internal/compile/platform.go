@@ -10,6 +10,7 @@ import (
 	"strings"
 	"unicode"
 
+	"github.com/goplt/goplt/internal/policydoc"
 	"github.com/goplt/goplt/internal/routetable"
 )
 
@@ -42,38 +43,26 @@ func (g *gen) emitJSON(p string, v any) {
 	g.pending = nil
 }
 
-// Policy is an ory/ladon policy as the authz service loads it.
-type Policy struct {
-	ID          string   `json:"id"`
-	Description string   `json:"description"`
-	Subjects    []string `json:"subjects"`
-	Effect      string   `json:"effect"`
-	Resources   []string `json:"resources"`
-	Actions     []string `json:"actions"`
-	// Conditions are ladon conditions ({"owner": {"type": "EqualsSubjectCondition"}}).
-	Conditions map[string]any `json:"conditions,omitempty"`
-}
-
 // policies: one allow policy per role. The subject is "role:<role>", the actions are the
 // granted permission names, and the resource is any (ladon's <.*>): conditions that narrow
 // resources (for example owner-only edits) are added at run time by the authz service.
 func (g *gen) policies() {
-	var ps []Policy
+	var ps []policydoc.Policy
 	for _, m := range g.set.Modules {
 		for i, r := range m.Spec.Roles {
-			g.from("policy role:"+r.Name, m.PosOf(fmt.Sprintf("/spec/roles/%d", i)))
+			g.from("policy "+policydoc.Role(r.Name), m.PosOf(fmt.Sprintf("/spec/roles/%d", i)))
 			desc := r.Description
 			if desc == "" {
 				desc = "role " + r.Name + " of module " + m.Metadata.Name
 			}
-			ps = append(ps, Policy{ID: "role:" + r.Name, Description: desc, Subjects: []string{"role:" + r.Name},
+			ps = append(ps, policydoc.Policy{ID: policydoc.Role(r.Name), Description: desc, Subjects: []string{policydoc.Role(r.Name)},
 				Effect: "allow", Resources: []string{"<.*>"}, Actions: sorted(r.Permissions)})
 		}
 	}
 	for _, m := range g.set.Modules {
 		for i, p := range m.Spec.Policies {
 			g.from("policy "+p.ID, m.PosOf(fmt.Sprintf("/spec/policies/%d", i)))
-			ps = append(ps, Policy{ID: p.ID, Description: p.Description, Subjects: p.Subjects, Effect: p.Effect,
+			ps = append(ps, policydoc.Policy{ID: p.ID, Description: p.Description, Subjects: p.Subjects, Effect: p.Effect,
 				Resources: p.Resources, Actions: p.Actions, Conditions: p.Conditions})
 		}
 	}
@@ -89,16 +78,7 @@ func (g *gen) policies() {
 	if roles == nil {
 		roles = []string{}
 	}
-	g.emitJSON(PoliciesFile, PolicyDocument{Generated: jsonMarker, Permissions: sorted(perms), DefaultRoles: roles, Policies: ps})
-}
-
-// PolicyDocument is the compiled policy file: every declared permission and a policy per role.
-type PolicyDocument struct {
-	Generated   string   `json:"generated"`
-	Permissions []string `json:"permissions"`
-	// DefaultRoles are given to every newly registered user.
-	DefaultRoles []string `json:"defaultRoles"`
-	Policies     []Policy `json:"policies"`
+	g.emitJSON(PoliciesFile, policydoc.Document{Generated: jsonMarker, Permissions: sorted(perms), DefaultRoles: roles, Policies: ps})
 }
 
 func (g *gen) routes() {

@@ -27,6 +27,7 @@ import (
 	"github.com/goplt/goplt/internal/envvar"
 	"github.com/goplt/goplt/internal/kernel"
 	"github.com/goplt/goplt/internal/localsecrets"
+	"github.com/goplt/goplt/internal/policydoc"
 )
 
 //go:embed migrations/*.sql
@@ -234,11 +235,11 @@ func entryFor(e kernel.Event) (*chain.Entry, error) {
 	if en.Actor == "" {
 		switch {
 		case p.UserID != "":
-			en.Actor = "user:" + p.UserID
+			en.Actor = policydoc.User(p.UserID)
 		case p.Email != "":
 			en.Actor = "email:" + p.Email
 		default:
-			en.Actor = "app:" + e.Source
+			en.Actor = policydoc.App(e.Source)
 		}
 	}
 	if en.Action == "" {
@@ -251,7 +252,7 @@ func entryFor(e kernel.Event) (*chain.Entry, error) {
 		case p.SessionID != "":
 			en.Resource = "session:" + p.SessionID
 		case p.UserID != "":
-			en.Resource = "user:" + p.UserID
+			en.Resource = policydoc.User(p.UserID)
 		}
 	}
 	if en.Outcome == "" {

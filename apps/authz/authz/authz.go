@@ -10,7 +10,6 @@ import (
 	"context"
 	"embed"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"sync/atomic"
@@ -24,6 +23,7 @@ import (
 	"github.com/goplt/goplt/apps/authz/permissions"
 	"github.com/goplt/goplt/internal/envvar"
 	"github.com/goplt/goplt/internal/kernel"
+	"github.com/goplt/goplt/internal/policydoc"
 )
 
 //go:embed migrations/*.sql
@@ -94,19 +94,9 @@ func (m *Module) Start(ctx context.Context) error {
 
 // loadCompiled reads deploy/policies/ladon.json: the permission catalogue and a policy per role.
 func (m *Module) loadCompiled(path string) error {
-	if path == "" {
-		return errors.New("GOPLT_POLICIES is not set: authz needs the compiled policies (goplt run sets it)")
-	}
-	b, err := os.ReadFile(path)
+	doc, err := policydoc.Read(path)
 	if err != nil {
-		return fmt.Errorf("compiled policies: %w", err)
-	}
-	var doc struct {
-		Permissions []string               `json:"permissions"`
-		Policies    []*ladon.DefaultPolicy `json:"policies"`
-	}
-	if err := json.Unmarshal(b, &doc); err != nil {
-		return fmt.Errorf("compiled policies %s: %w", path, err)
+		return err
 	}
 	m.permissions = map[string]bool{}
 	for _, p := range doc.Permissions {
@@ -114,9 +104,27 @@ func (m *Module) loadCompiled(path string) error {
 	}
 	m.compiled = m.compiled[:0]
 	for _, p := range doc.Policies {
-		m.compiled = append(m.compiled, p)
+		lp, err := ladonPolicy(p)
+		if err != nil {
+			return fmt.Errorf("compiled policies %s: %w", path, err)
+		}
+		m.compiled = append(m.compiled, lp)
 	}
 	return nil
+}
+
+// ladonPolicy turns a compiled policy into ladon's type, whose conditions decode only from
+// ladon's JSON form.
+func ladonPolicy(p policydoc.Policy) (*ladon.DefaultPolicy, error) {
+	b, err := json.Marshal(p)
+	if err != nil {
+		return nil, err
+	}
+	var lp ladon.DefaultPolicy
+	if err := json.Unmarshal(b, &lp); err != nil {
+		return nil, fmt.Errorf("policy %s: %w", p.ID, err)
+	}
+	return &lp, nil
 }
 
 // reload builds a new engine from the compiled policies and the stored runtime ones.

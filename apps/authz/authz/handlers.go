@@ -15,6 +15,7 @@ import (
 	"github.com/goplt/goplt/apps/authz/client"
 	"github.com/goplt/goplt/apps/authz/engine"
 	"github.com/goplt/goplt/internal/kernel"
+	"github.com/goplt/goplt/internal/policydoc"
 )
 
 const (
@@ -27,13 +28,13 @@ const (
 func subjects(s client.Subject) []string {
 	var out []string
 	if s.User != "" {
-		out = append(out, "user:"+s.User)
+		out = append(out, policydoc.User(s.User))
 	}
 	for _, r := range s.Roles {
-		out = append(out, "role:"+r)
+		out = append(out, policydoc.Role(r))
 	}
 	if s.App != "" {
-		out = append(out, "app:"+s.App)
+		out = append(out, policydoc.App(s.App))
 	}
 	return out
 }
@@ -147,7 +148,7 @@ func (m *Module) getPolicy(w http.ResponseWriter, r *http.Request) {
 }
 
 // actor names who changed a policy: the calling app (as its sidecar proved it).
-func actor(r *http.Request) string { return "app:" + r.Header.Get("dapr-caller-app-id") }
+func actor(r *http.Request) string { return policydoc.App(r.Header.Get("dapr-caller-app-id")) }
 
 // putPolicy creates or replaces a runtime policy. The body is a ladon policy; its id, if
 // given, must equal the path's.
@@ -160,14 +161,8 @@ func (m *Module) putPolicy(w http.ResponseWriter, r *http.Request) {
 	}
 	// Strict shape first (unknown fields are refused), then ladon's own decoding (conditions).
 	var shape struct {
-		ID          string          `json:"id"`
-		Description string          `json:"description"`
-		Subjects    []string        `json:"subjects"`
-		Effect      string          `json:"effect"`
-		Resources   []string        `json:"resources"`
-		Actions     []string        `json:"actions"`
-		Conditions  json.RawMessage `json:"conditions"`
-		Meta        json.RawMessage `json:"meta"`
+		policydoc.Policy
+		Meta json.RawMessage `json:"meta"`
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()

@@ -7,6 +7,7 @@ import (
 	"regexp/syntax"
 	"strings"
 
+	"github.com/goplt/goplt/internal/policydoc"
 	"github.com/ory/ladon"
 	"github.com/ory/ladon/compiler"
 )
@@ -28,8 +29,8 @@ func validatePolicy(p *ladon.DefaultPolicy) error {
 	if !policyIDRE.MatchString(p.ID) {
 		errs = append(errs, fmt.Sprintf("id %q must match %s", p.ID, policyIDRE))
 	}
-	if strings.HasPrefix(p.ID, "role:") {
-		errs = append(errs, fmt.Sprintf("id %q: ids starting with role: belong to the compiled role policies", p.ID))
+	if _, ok := policydoc.RoleOf(p.ID); ok {
+		errs = append(errs, fmt.Sprintf("id %q: ids starting with %s belong to the compiled role policies", p.ID, policydoc.RolePrefix))
 	}
 	if p.Effect != ladon.AllowAccess && p.Effect != ladon.DenyAccess {
 		errs = append(errs, fmt.Sprintf("effect %q must be allow or deny", p.Effect))

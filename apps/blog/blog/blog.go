@@ -23,6 +23,7 @@ import (
 	"github.com/goplt/goplt/apps/blog/permissions"
 	identity "github.com/goplt/goplt/apps/identity/client"
 	"github.com/goplt/goplt/internal/kernel"
+	"github.com/goplt/goplt/internal/policydoc"
 	"github.com/goplt/goplt/internal/token"
 )
 
@@ -233,7 +234,7 @@ func (m *Module) owned(w http.ResponseWriter, r *http.Request, tx pgx.Tx, action
 	}
 	owner := ""
 	if p.AuthorID != nil {
-		owner = "user:" + *p.AuthorID
+		owner = policydoc.User(*p.AuthorID)
 	}
 	d := m.authz.Check(r.Context(), authz.Check{Subject: authz.Subject{User: c.Subject}, Action: action,
 		Resource: "blog:post:" + p.ID, Context: map[string]any{"owner": owner}})

@@ -39,6 +39,7 @@ import (
 	authz "github.com/goplt/goplt/apps/authz/client"
 	"github.com/goplt/goplt/internal/eventsig"
 	"github.com/goplt/goplt/internal/httpx"
+	"github.com/goplt/goplt/internal/policydoc"
 	"github.com/goplt/goplt/internal/telemetry"
 	"github.com/goplt/goplt/internal/token"
 )
@@ -452,7 +453,7 @@ func (g *Gateway) authenticate(w http.ResponseWriter, r *http.Request, ev *Reque
 		writeError(w, r, http.StatusUnauthorized, code, msg)
 		return nil, false
 	}
-	ev.Actor = "user:" + claims.Subject
+	ev.Actor = policydoc.User(claims.Subject)
 	return claims, true
 }
 

@@ -7,7 +7,6 @@ package identity
 import (
 	"context"
 	"embed"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -24,6 +23,7 @@ import (
 	"github.com/goplt/goplt/internal/kernel"
 	"github.com/goplt/goplt/internal/localsecrets"
 	"github.com/goplt/goplt/internal/password"
+	"github.com/goplt/goplt/internal/policydoc"
 )
 
 //go:embed migrations/*.sql
@@ -89,32 +89,14 @@ func (m *Module) Start(ctx context.Context) error {
 	return m.bootstrap(bctx)
 }
 
-// loadRoles reads the role names from the compiled policies (deploy/policies/ladon.json):
-// one policy per role, with id "role:<name>"; and the roles new users get.
+// loadRoles reads the role names from the compiled policies (deploy/policies/ladon.json) and
+// the roles new users get.
 func loadRoles(path string) (map[string]bool, []string, error) {
-	if path == "" {
-		return nil, nil, errors.New("GOPLT_POLICIES is not set: identity needs the compiled policies to know the roles (goplt run sets it)")
-	}
-	b, err := os.ReadFile(path)
+	doc, err := policydoc.Read(path)
 	if err != nil {
-		return nil, nil, fmt.Errorf("read role catalogue: %w", err)
+		return nil, nil, fmt.Errorf("role catalogue: %w", err)
 	}
-	var doc struct {
-		DefaultRoles []string `json:"defaultRoles"`
-		Policies     []struct {
-			ID string `json:"id"`
-		} `json:"policies"`
-	}
-	if err := json.Unmarshal(b, &doc); err != nil {
-		return nil, nil, fmt.Errorf("role catalogue %s: %w", path, err)
-	}
-	roles := map[string]bool{}
-	for _, p := range doc.Policies {
-		if r, ok := strings.CutPrefix(p.ID, "role:"); ok {
-			roles[r] = true
-		}
-	}
-	return roles, doc.DefaultRoles, nil
+	return doc.Roles(), doc.DefaultRoles, nil
 }
 
 // bootstrap creates the administrator named in the identity-bootstrap-admin secret, once.
