@@ -12,7 +12,7 @@ FUZZ_LOAD ?= 100000x
 FUZZ_DIFFERENTIAL ?= 15000x
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: all build images deps deps-kubernetes deps-otelcol system-deps run test test-short lint generate check-generated infra-up infra-down infra-status clean bench chaos
+.PHONY: all build images deps deps-kubernetes deps-otelcol deps-redocly system-deps run test test-short lint generate check-generated infra-up infra-down infra-status clean bench chaos
 
 all: build
 
@@ -48,6 +48,15 @@ deps-kubernetes: build
 deps-otelcol: build
 	$(BIN) deps --otelcol
 
+# Redocly's OpenAPI linter for TestOpenAPIPassesRedocly (npm; a few seconds, cached by version).
+REDOCLY_VERSION ?= 2.77.0
+REDOCLY_DIR ?= $(HOME)/.cache/goplt/redocly-$(REDOCLY_VERSION)
+deps-redocly:
+	@if [ ! -x "$(REDOCLY_DIR)/node_modules/.bin/redocly" ]; then \
+		echo "installing @redocly/cli $(REDOCLY_VERSION) with npm into $(REDOCLY_DIR)"; \
+		mkdir -p "$(REDOCLY_DIR)" && npm install --prefix "$(REDOCLY_DIR)" --no-audit --no-fund --loglevel=error "@redocly/cli@$(REDOCLY_VERSION)"; \
+	fi
+
 # OCI images of every app and of goplt's daprd, without Docker, into .goplt/images/layout;
 # PUSH=<registry> also pushes them and writes .goplt/images/kustomization.yaml (by digest).
 images: deps
@@ -60,13 +69,13 @@ run: deps
 # from the shared copy of its source when there is one (the module proxy does not serve it).
 DAPR_CLI_BUILD ?= ../shared/tools/dapr-cli/build.sh
 
-test: deps deps-kubernetes deps-otelcol check-generated lint
+test: deps deps-kubernetes deps-otelcol deps-redocly check-generated lint
 	@cli="$${GOPLT_DAPR_CLI:-}"; \
 	if [ -z "$$cli" ] && ! command -v dapr >/dev/null 2>&1 && [ -x "$(DAPR_CLI_BUILD)" ]; then \
 		echo "building the Dapr CLI 1.16.5 with $(DAPR_CLI_BUILD) (about 3 minutes the first time)"; \
 		cli=$$($(DAPR_CLI_BUILD)) || exit 1; \
 	fi; \
-	GOPLT_DAPR_CLI="$$cli" $(GO) test $(TESTFLAGS) ./...
+	GOPLT_DAPR_CLI="$$cli" GOPLT_REDOCLY="$(REDOCLY_DIR)/node_modules/.bin/redocly" $(GO) test $(TESTFLAGS) ./...
 	$(GO) test -run '^$$' -fuzz FuzzLoad -fuzztime $(FUZZ_LOAD) ./internal/manifest/
 	$(GO) test -run '^$$' -fuzz FuzzDifferential -fuzztime $(FUZZ_DIFFERENTIAL) ./apps/authz/engine/
 

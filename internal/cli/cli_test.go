@@ -137,14 +137,15 @@ func TestRunRefusesBrokenOrStaleManifests(t *testing.T) {
 }
 
 // contracts diff against a folder (an older checkout): the same tree has no breaking change;
-// a tree whose identity.user schema had one more field reports its removal, exit 1.
+// a tree whose identity.user schema had one more field reports its removal, exit 1; so do a
+// route that is gone, a permission changed and a request field newly required.
 func TestContractsDiff(t *testing.T) {
 	root, err := repo.RootFromWd()
 	if err != nil {
 		t.Fatal(err)
 	}
 	old := t.TempDir()
-	for _, d := range []string{"manifests", "schemas/events"} {
+	for _, d := range []string{"manifests", "schemas/events", "schemas/http"} {
 		if err := os.MkdirAll(filepath.Join(old, d), 0o755); err != nil {
 			t.Fatal(err)
 		}
@@ -167,5 +168,30 @@ func TestContractsDiff(t *testing.T) {
 	code, out, _ := run("contracts", "diff", old)
 	if code != 1 || !strings.Contains(out, "BREAKING identity.user.created [version-reused]") {
 		t.Fatalf("a field gone under the same version: exit %d\n%s", code, out)
+	}
+
+	// The HTTP API: the old tree had a route more, another permission on one, and an optional
+	// field of blog's request body that is required now.
+	edit := func(file, from, to string) {
+		t.Helper()
+		p := filepath.Join(old, file)
+		b, _ := os.ReadFile(p)
+		if !strings.Contains(string(b), from) {
+			t.Fatalf("%s has no %q", file, from)
+		}
+		_ = os.WriteFile(p, []byte(strings.Replace(string(b), from, to, 1)), 0o644)
+	}
+	edit("manifests/notes.yaml", "    - {method: POST, path: /notes,", "    - {method: GET, path: /notes, permission: notes.note.read}\n    - {method: POST, path: /notes,")
+	edit("manifests/billing.yaml", "path: /billing/subscription, permission: billing.subscription.read", "path: /billing/subscription, public: true")
+	edit("schemas/http/blog.post.input.v1.json", `"required": ["title"]`, `"required": []`)
+	code, out, _ = run("contracts", "diff", old)
+	for _, want := range []string{
+		"BREAKING GET /notes [route-removed]",
+		"BREAKING GET /billing/subscription [permission-changed] permission-changed at /: public before, now requires billing.subscription.read (manifests/billing.yaml)",
+		"BREAKING POST /blog/posts [newly-required] newly-required at /request/title",
+	} {
+		if code != 1 || !strings.Contains(out, want) {
+			t.Errorf("exit %d, want 1 and %q in:\n%s", code, want, out)
+		}
 	}
 }

@@ -12,16 +12,22 @@ import (
 )
 
 func newContractsCmd(e *env) *cobra.Command {
-	cmd := &cobra.Command{Use: "contracts", Short: "Check the platform's event contracts"}
+	cmd := &cobra.Command{Use: "contracts", Short: "Check the platform's event and HTTP API contracts"}
 	diff := &cobra.Command{
 		Use:   "diff <old git ref or folder>",
-		Short: "Report breaking changes to published events since an older revision",
-		Long: `diff compares the events the manifests publish now (topic, payload version, JSON Schema) with
-those of an older revision: a git ref of this repository (main, a tag, HEAD~3) or a folder
-holding a checkout. A breaking change is a published topic removed, a version number reused
+		Short: "Report breaking changes to published events and the HTTP API since an older revision",
+		Long: `diff compares the contracts the manifests declare now with those of an older revision: a git
+ref of this repository (main, a tag, HEAD~3) or a folder holding a checkout.
+
+Events (topic, payload version, JSON Schema): a published topic removed, a version number reused
 with a different schema, or a schema changed so that readers of either version break: a field
-removed, a field newly required, a type or format changed, an enum narrowed. Each is printed
-with the rule it breaks; the exit status is 1 if there is any.`,
+removed, a field newly required, a type or format changed, an enum narrowed.
+
+HTTP API (every route the gateway exposes): a route removed, a public route that now needs a
+token or another permission, the successful answer's status changed, or a request or response
+schema changed by the same rules as events (pointers start with /request or /response).
+
+Each is printed with the rule it breaks; the exit status is 1 if there is any.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if e.root == "" {
@@ -40,18 +46,32 @@ with the rule it breaks; the exit status is 1 if there is any.`,
 			if err != nil {
 				return err
 			}
-			changes := contracts.Compare(old, now)
-			for _, c := range changes {
-				file := where[c.Topic]
+			oldAPI, _, err := contracts.API(oldRoot)
+			if err != nil {
+				return fmt.Errorf("%s: %w", args[0], err)
+			}
+			nowAPI, whereAPI, err := contracts.API(e.root)
+			if err != nil {
+				return err
+			}
+			n := 0
+			report := func(name, rule, change, file string) {
 				if file == "" {
 					file = "(removed)"
 				}
-				fmt.Fprintf(e.stdout, "BREAKING %s [%s] %s (%s)\n", c.Topic, c.Rule, c.Change.String(), file)
+				fmt.Fprintf(e.stdout, "BREAKING %s [%s] %s (%s)\n", name, rule, change, file)
+				n++
 			}
-			if len(changes) > 0 {
-				return &exitError{code: ExitFailure, msg: fmt.Sprintf("%d breaking change(s) to event contracts since %s", len(changes), args[0])}
+			for _, c := range contracts.Compare(old, now) {
+				report(c.Topic, c.Rule, c.Change.String(), where[c.Topic])
 			}
-			fmt.Fprintf(e.stdout, "no breaking changes since %s (%d published events compared)\n", args[0], len(old))
+			for _, c := range contracts.CompareAPI(oldAPI, nowAPI) {
+				report(c.Route, c.Rule, c.Change.String(), whereAPI[c.Route])
+			}
+			if n > 0 {
+				return &exitError{code: ExitFailure, msg: fmt.Sprintf("%d breaking change(s) to contracts since %s", n, args[0])}
+			}
+			fmt.Fprintf(e.stdout, "no breaking changes since %s (%d published events and %d routes compared)\n", args[0], len(old), len(oldAPI))
 			return nil
 		},
 	}

@@ -65,7 +65,9 @@ func Generate(set *manifest.Set) ([]Artifact, error) {
 	g.daprRunFile()
 	g.migrationPlan()
 	g.policies()
-	g.routes()
+	if err := g.routes(); err != nil {
+		return nil, err
+	}
 	if err := g.permissionConstants(); err != nil {
 		return nil, err
 	}

@@ -157,11 +157,11 @@ func (g *gen) writeEvents(b *bytes.Buffer, m *manifest.Module) ([]Source, error)
 func (g *gen) compactSchema(p string) (string, error) {
 	raw, err := os.ReadFile(filepath.Join(g.set.Root, p))
 	if err != nil {
-		return "", fmt.Errorf("event schema: %w", err)
+		return "", fmt.Errorf("schema: %w", err)
 	}
 	var b bytes.Buffer
 	if err := json.Compact(&b, raw); err != nil {
-		return "", fmt.Errorf("event schema %s: %w", p, err)
+		return "", fmt.Errorf("schema %s: %w", p, err)
 	}
 	return b.String(), nil
 }

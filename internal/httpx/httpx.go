@@ -20,6 +20,8 @@ type Error struct {
 	Message string `json:"message"` // for humans
 	// RequestID lets a user quote the failing request.
 	RequestID string `json:"requestId,omitempty"`
+	// Pointer is the JSON pointer (RFC 6901) to the part of the request body at fault.
+	Pointer *string `json:"pointer,omitempty"`
 }
 
 // WriteJSON writes v as JSON with the status.
@@ -32,6 +34,11 @@ func WriteJSON(w http.ResponseWriter, status int, v any) {
 // WriteError writes the standard error body, with the request's id.
 func WriteError(w http.ResponseWriter, r *http.Request, status int, code, msg string) {
 	WriteJSON(w, status, map[string]Error{"error": {Code: code, Message: msg, RequestID: RequestIDFrom(r.Context())}})
+}
+
+// WriteErrorAt writes the standard error body for a request body at fault at pointer.
+func WriteErrorAt(w http.ResponseWriter, r *http.Request, status int, code, msg, pointer string) {
+	WriteJSON(w, status, map[string]Error{"error": {Code: code, Message: msg, RequestID: RequestIDFrom(r.Context()), Pointer: &pointer}})
 }
 
 type ctxKey struct{}

@@ -122,6 +122,27 @@ type Route struct {
 	Audit     bool     `yaml:"audit"`
 	BodyLimit int      `yaml:"bodyLimit"`
 	RateLimit string   `yaml:"rateLimit"`
+	// Summary is the route's one-line description in the API document.
+	Summary string `yaml:"summary"`
+	// Request is the JSON Schema file of the request body (<name>.v<n>.json); the gateway
+	// refuses a body that breaks it before the module sees it.
+	Request string `yaml:"request"`
+	// Response is the successful answer: its status and the JSON Schema file of its body.
+	Response *Response `yaml:"response"`
+}
+
+// Response is a route's successful answer.
+type Response struct {
+	Status int    `yaml:"status"` // default 200
+	Schema string `yaml:"schema"`
+}
+
+// SuccessStatus is the status of the route's successful answer: 200 unless declared.
+func (r *Response) SuccessStatus() int {
+	if r == nil || r.Status == 0 {
+		return 200
+	}
+	return r.Status
 }
 
 // Events are the topics a module publishes and subscribes to.

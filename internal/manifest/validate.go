@@ -31,6 +31,7 @@ func validateSet(set *Set) Problems {
 	ck.permissions()
 	ck.policies()
 	ck.routes()
+	ck.apiContracts()
 	ck.events()
 	if set.Platform != nil {
 		ck.ps = append(ck.ps, validatePlatform(set, ck.appIDs)...)

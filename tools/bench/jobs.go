@@ -40,11 +40,14 @@ func Jobs(stockDaprd, profiles string) []Job {
 			Rows: []Row{
 				{"200 modules vs 20 (ms)", "ValidateGenerate200 ns/op", "ValidateGenerate20 ns/op", Lower},
 			}},
-		{Name: "hop", Title: "What the gateway adds, fake sidecar, one request at a time",
-			Pkg: "github.com/goplt/goplt/apps/gateway/gateway", Bench: "Hop", Benchtime: "2s",
+		{Name: "hop", Title: "What the gateway adds, fake sidecar, one request at a time; checking request bodies against their schemas",
+			Pkg: "github.com/goplt/goplt/apps/gateway/gateway", Bench: "Hop|CheckBody", Benchtime: "2s",
 			Rows: []Row{
 				{"gateway, authenticated vs direct (µs)", "Hop/gateway-authenticated ns/op", "Hop/direct ns/op", Lower},
 				{"gateway, public vs direct (µs)", "Hop/gateway-public ns/op", "Hop/direct ns/op", Lower},
+				{"POST /blog/posts through the gateway, body checked vs not (µs)", "Hop/post-checked ns/op", "Hop/post-unchecked ns/op", Lower},
+				{"reading a blog post body, checked vs not (µs)", "CheckBody/blog-post ns/op", "CheckBody/blog-post-unchecked ns/op", Lower},
+				{"reading a registration body, checked vs not (µs)", "CheckBody/registration ns/op", "CheckBody/registration-unchecked ns/op", Lower},
 			}},
 		{Name: "guard", Title: "The kernel's deletion guard: a signed-in user's write (a transaction inserting a row) in a module that cleans up after deleted users",
 			Pkg: "github.com/goplt/goplt/internal/kernel", Bench: "DeletionGuard", Benchtime: "3s", Stack: true,

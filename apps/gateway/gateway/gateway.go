@@ -319,7 +319,7 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	case "/openapi.json":
 		if r.Method == http.MethodGet {
-			httpx.WriteJSON(w, http.StatusOK, OpenAPI(g.table.Load()))
+			httpx.WriteJSON(w, http.StatusOK, OpenAPI(g.table.Load(), serverURL(r)))
 			return
 		}
 	}
@@ -402,7 +402,13 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request) {
 		writeError(sw, r, http.StatusRequestEntityTooLarge, "body_too_large", fmt.Sprintf("request body exceeds %d bytes", limit))
 		return
 	}
-	r.Body = http.MaxBytesReader(sw, r.Body, limit)
+	if rt.request != nil {
+		if !checkBody(sw, r, rt.request, limit) {
+			return
+		}
+	} else {
+		r.Body = http.MaxBytesReader(sw, r.Body, limit)
+	}
 	stripInternal(r.Header)
 	ctx, cancel := context.WithTimeout(r.Context(), g.cfg.RequestTimeout)
 	defer cancel()

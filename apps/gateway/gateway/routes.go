@@ -9,6 +9,8 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/santhosh-tekuri/jsonschema/v6"
+
 	"github.com/goplt/goplt/internal/routetable"
 )
 
@@ -16,11 +18,15 @@ import (
 type Route struct {
 	routetable.Route
 	pattern routetable.Pattern
+	request *jsonschema.Schema // the request body's schema, if the route names one
 }
 
 // Table is a loaded route table. It is immutable: reloads build a new one.
 type Table struct {
 	Routes []*Route
+	// Schemas are the request and response schemas the routes name, as the file holds them
+	// (the API document carries them).
+	Schemas map[string]json.RawMessage
 }
 
 // LoadTable reads and checks a route table file.
@@ -33,11 +39,28 @@ func LoadTable(path string) (*Table, error) {
 	if err := json.Unmarshal(b, &doc); err != nil {
 		return nil, fmt.Errorf("route table %s: %w", path, err)
 	}
+	compiled, err := compileSchemas(doc.Schemas)
+	if err != nil {
+		return nil, fmt.Errorf("route table %s: %w", path, err)
+	}
 	routes := make([]*Route, len(doc.Routes))
 	for i, r := range doc.Routes {
 		routes[i] = &Route{Route: r}
+		for _, name := range []string{r.Request, r.ResponseSchema()} {
+			if _, ok := doc.Schemas[name]; name != "" && !ok {
+				return nil, fmt.Errorf("route table %s: route %s %s names schema %s, which the file does not hold", path, r.Method, r.Path, name)
+			}
+		}
+		if r.Request != "" {
+			routes[i].request = compiled[r.Request]
+		}
 	}
-	return NewTable(routes)
+	t, err := NewTable(routes)
+	if err != nil {
+		return nil, err
+	}
+	t.Schemas = doc.Schemas
+	return t, nil
 }
 
 // NewTable checks routes and prepares them for matching.
