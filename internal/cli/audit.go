@@ -19,6 +19,7 @@ import (
 	"github.com/goplt/goplt/apps/audit/chain"
 	"github.com/goplt/goplt/internal/infra"
 	"github.com/goplt/goplt/internal/localsecrets"
+	"github.com/goplt/goplt/internal/platformsecrets"
 )
 
 func newAuditCmd(e *env) *cobra.Command {
@@ -198,7 +199,7 @@ func checkpointPublicKey(b64, secretsFile, home string) (ed25519.PublicKey, erro
 	if err != nil {
 		return nil, err
 	}
-	key, err := localsecrets.CheckpointKey(f[localsecrets.AuditCheckpointKey][localsecrets.AuditCheckpointSeed])
+	key, err := platformsecrets.CheckpointKey(f[platformsecrets.AuditCheckpointKey][platformsecrets.AuditCheckpointSeed])
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", secretsFile, err)
 	}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/goplt/goplt/internal/eventsig"
 	"github.com/goplt/goplt/internal/localsecrets"
+	"github.com/goplt/goplt/internal/platformsecrets"
 )
 
 // Kubectl runs kubectl with stdin and returns its standard output.
@@ -63,7 +64,7 @@ func Ensure(ctx context.Context, kubectl Kubectl, p Plan, now time.Time) (Report
 	if err := f.AddApps(now, p.EventApps, nil); err != nil {
 		return r, err
 	}
-	delete(f, localsecrets.BrokerAdmin) // the local broker's; Strimzi has its own
+	delete(f, platformsecrets.BrokerAdmin) // the local broker's; Strimzi has its own
 	for _, app := range p.Apps {
 		for _, name := range tokenSecrets(app) {
 			if f[name]["token"] != "" {
@@ -88,7 +89,7 @@ func Ensure(ctx context.Context, kubectl Kubectl, p Plan, now time.Time) (Report
 		}
 	}
 
-	wanted := []string{localsecrets.BootstrapAdmin, localsecrets.SigningKeys, localsecrets.AuditCheckpointKey, eventsig.PublicKeysSecret}
+	wanted := []string{platformsecrets.BootstrapAdmin, platformsecrets.SigningKeys, platformsecrets.AuditCheckpointKey, eventsig.PublicKeysSecret}
 	for _, app := range p.EventApps {
 		wanted = append(wanted, eventsig.SigningSecret(app))
 	}

@@ -29,6 +29,7 @@ import (
 	"github.com/goplt/goplt/internal/infra"
 	"github.com/goplt/goplt/internal/localsecrets"
 	"github.com/goplt/goplt/internal/manifest"
+	"github.com/goplt/goplt/internal/platformsecrets"
 	"github.com/goplt/goplt/internal/runner"
 )
 
@@ -264,7 +265,7 @@ func checkpointKey(secretsFile string) (ed25519.PublicKey, error) {
 	if err != nil {
 		return nil, err
 	}
-	k, err := localsecrets.CheckpointKey(f[localsecrets.AuditCheckpointKey][localsecrets.AuditCheckpointSeed])
+	k, err := platformsecrets.CheckpointKey(f[platformsecrets.AuditCheckpointKey][platformsecrets.AuditCheckpointSeed])
 	if err != nil {
 		return nil, err
 	}

@@ -22,6 +22,7 @@ import (
 
 	"github.com/goplt/goplt/internal/kafkabroker"
 	"github.com/goplt/goplt/internal/localsecrets"
+	"github.com/goplt/goplt/internal/platformsecrets"
 	"github.com/goplt/goplt/internal/proc"
 )
 
@@ -75,10 +76,10 @@ func BrokerAdmin(secretsFile string) (kafkabroker.Credentials, error) {
 	if err != nil {
 		return kafkabroker.Credentials{}, err
 	}
-	s := f[localsecrets.BrokerAdmin]
-	c := kafkabroker.Credentials{User: s[localsecrets.BrokerAdminUser], Password: s[localsecrets.BrokerAdminPassword]}
+	s := f[platformsecrets.BrokerAdmin]
+	c := kafkabroker.Credentials{User: s[platformsecrets.BrokerAdminUser], Password: s[platformsecrets.BrokerAdminPassword]}
 	if c.User == "" || c.Password == "" {
-		return c, fmt.Errorf("%s has no %s secret (goplt infra up creates it)", secretsFile, localsecrets.BrokerAdmin)
+		return c, fmt.Errorf("%s has no %s secret (goplt infra up creates it)", secretsFile, platformsecrets.BrokerAdmin)
 	}
 	return c, nil
 }

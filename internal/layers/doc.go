@@ -2,8 +2,9 @@
 // go/build/deps_test.go keeps the standard library's. The layers, bottom up:
 //
 //   - contracts between files and processes: naming, manifest, runplan, brokeracl, sidecar,
-//     routetable, localsecrets (secret names), policydoc (the compiled policy file), eventsig,
-//     token, contracts, envvar, telemetry (OpenTelemetry tracer provider and trace context);
+//     routetable, platformsecrets (the secrets services read, in every profile), localsecrets
+//     (the local profile's secrets file), policydoc (the compiled policy file), eventsig, token,
+//     contracts, envvar, telemetry (OpenTelemetry tracer provider and trace context);
 //   - the app SDK, linked into every app: kernel, invoke, outbox, httpx, password, emailaddr,
 //     failpoint, and the above;
 //   - the compiler: compile (manifests to files; no processes, no network);

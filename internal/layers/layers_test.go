@@ -13,7 +13,7 @@ const module = "github.com/goplt/goplt/"
 // Layers of internal/: a package may import its own layer and those listed below it.
 var layer = map[string]int{
 	"naming": 0, "manifest": 0, "runplan": 0, "brokeracl": 0, "sidecar": 0, "routetable": 0, "localsecrets": 0,
-	"eventsig": 0, "token": 0, "contracts": 0, "envvar": 0, "telemetry": 0, "policydoc": 0,
+	"eventsig": 0, "token": 0, "contracts": 0, "envvar": 0, "telemetry": 0, "policydoc": 0, "platformsecrets": 0,
 	"kernel": 1, "invoke": 1, "outbox": 1, "httpx": 1, "password": 1, "emailaddr": 1, "failpoint": 1,
 	"compile":  2,
 	"binaries": 3, "proc": 3, "ports": 3, "infra": 3, "kafkabroker": 3, "runner": 3, "stacktest": 3, "kubetest": 3,

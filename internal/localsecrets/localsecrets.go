@@ -5,7 +5,6 @@
 package localsecrets
 
 import (
-	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
@@ -20,26 +19,8 @@ import (
 
 	"github.com/goplt/goplt/internal/brokeracl"
 	"github.com/goplt/goplt/internal/eventsig"
+	"github.com/goplt/goplt/internal/platformsecrets"
 	"github.com/goplt/goplt/internal/token"
-)
-
-// Secret names and fields, shared with the services that read them through their sidecars.
-const (
-	BootstrapAdmin         = "identity-bootstrap-admin"
-	BootstrapAdminEmail    = "email"
-	BootstrapAdminPassword = "password"
-	SigningKeys            = "auth-signing-keys"
-	SigningKeysField       = "keyset"
-	AuditCheckpointKey     = "audit-checkpoint-key"
-	AuditCheckpointSeed    = "seed" // base64 of a 32-byte Ed25519 seed
-	// BrokerAdmin is the local broker's superuser (fields user and password): goplt itself,
-	// which creates topics, users and ACLs; apps never see it.
-	BrokerAdmin         = "kafka-admin"
-	BrokerAdminUser     = "user"
-	BrokerAdminPassword = "password"
-
-	// DefaultAdminEmail is the bootstrap administrator's login.
-	DefaultAdminEmail = "admin@goplt.local"
 )
 
 // File is a secrets file: secret name -> field -> value.
@@ -115,39 +96,39 @@ func Ensure(path string, now time.Time) (Created, error) {
 func (f File) AddCore(now time.Time) (Created, bool, error) {
 	var c Created
 	changed := false
-	if f[BootstrapAdmin][BootstrapAdminPassword] == "" {
+	if f[platformsecrets.BootstrapAdmin][platformsecrets.BootstrapAdminPassword] == "" {
 		pw, err := randomPassword()
 		if err != nil {
 			return c, false, err
 		}
-		f[BootstrapAdmin] = map[string]string{BootstrapAdminEmail: DefaultAdminEmail, BootstrapAdminPassword: pw}
-		c.AdminEmail, c.AdminPassword = DefaultAdminEmail, pw
+		f[platformsecrets.BootstrapAdmin] = map[string]string{platformsecrets.BootstrapAdminEmail: platformsecrets.DefaultAdminEmail, platformsecrets.BootstrapAdminPassword: pw}
+		c.AdminEmail, c.AdminPassword = platformsecrets.DefaultAdminEmail, pw
 		changed = true
 	}
-	if f[SigningKeys][SigningKeysField] == "" {
+	if f[platformsecrets.SigningKeys][platformsecrets.SigningKeysField] == "" {
 		ks, err := token.NewKeySet(now)
 		if err != nil {
 			return c, false, err
 		}
 		b, _ := json.Marshal(ks)
-		f[SigningKeys] = map[string]string{SigningKeysField: string(b)}
+		f[platformsecrets.SigningKeys] = map[string]string{platformsecrets.SigningKeysField: string(b)}
 		c.SigningKey = ks.Keys[0].ID
 		changed = true
 	}
-	if f[AuditCheckpointKey][AuditCheckpointSeed] == "" {
+	if f[platformsecrets.AuditCheckpointKey][platformsecrets.AuditCheckpointSeed] == "" {
 		seed := make([]byte, 32)
 		if _, err := rand.Read(seed); err != nil {
 			return c, false, err
 		}
-		f[AuditCheckpointKey] = map[string]string{AuditCheckpointSeed: base64.StdEncoding.EncodeToString(seed)}
+		f[platformsecrets.AuditCheckpointKey] = map[string]string{platformsecrets.AuditCheckpointSeed: base64.StdEncoding.EncodeToString(seed)}
 		changed = true
 	}
-	if f[BrokerAdmin][BrokerAdminPassword] == "" {
+	if f[platformsecrets.BrokerAdmin][platformsecrets.BrokerAdminPassword] == "" {
 		pw, err := randomPassword()
 		if err != nil {
 			return c, false, err
 		}
-		f[BrokerAdmin] = map[string]string{BrokerAdminUser: "goplt-admin", BrokerAdminPassword: pw}
+		f[platformsecrets.BrokerAdmin] = map[string]string{platformsecrets.BrokerAdminUser: "goplt-admin", platformsecrets.BrokerAdminPassword: pw}
 		changed = true
 	}
 	return c, changed, nil
@@ -231,18 +212,9 @@ func RotateEventKey(path, app string, now time.Time, retain time.Duration) (adde
 	return rotate(path, eventsig.SigningSecret(app), eventsig.KeySetField, now, retain)
 }
 
-// CheckpointKey decodes the audit checkpoint key's seed.
-func CheckpointKey(seed string) (ed25519.PrivateKey, error) {
-	b, err := base64.StdEncoding.DecodeString(seed)
-	if err != nil || len(b) != ed25519.SeedSize {
-		return nil, fmt.Errorf("%s: %s must be base64 of %d bytes", AuditCheckpointKey, AuditCheckpointSeed, ed25519.SeedSize)
-	}
-	return ed25519.NewKeyFromSeed(b), nil
-}
-
 // RotateSigningKey rotates the access-token key set in path (see token.KeySet.Rotate).
 func RotateSigningKey(path string, now time.Time, retain time.Duration) (added string, dropped []string, err error) {
-	return rotate(path, SigningKeys, SigningKeysField, now, retain)
+	return rotate(path, platformsecrets.SigningKeys, platformsecrets.SigningKeysField, now, retain)
 }
 
 // rotate rotates the key set kept in secret's field, keeping the public event keys in step.

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/goplt/goplt/internal/platformsecrets"
 	"github.com/goplt/goplt/internal/token"
 )
 
@@ -27,14 +28,14 @@ func TestEnsureAndRotate(t *testing.T) {
 		t.Fatal(err, dropped)
 	}
 	f, _ := Read(path)
-	ks, err := token.ParseKeySet([]byte(f[SigningKeys][SigningKeysField]))
+	ks, err := token.ParseKeySet([]byte(f[platformsecrets.SigningKeys][platformsecrets.SigningKeysField]))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if k, _ := ks.Signing(); k.ID != added {
 		t.Fatalf("signing %s, want %s", k.ID, added)
 	}
-	if f[BootstrapAdmin][BootstrapAdminPassword] != c.AdminPassword {
+	if f[platformsecrets.BootstrapAdmin][platformsecrets.BootstrapAdminPassword] != c.AdminPassword {
 		t.Fatal("rotation lost the bootstrap secret")
 	}
 }

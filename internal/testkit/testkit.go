@@ -34,6 +34,7 @@ import (
 	"github.com/goplt/goplt/internal/bustool"
 	"github.com/goplt/goplt/internal/localsecrets"
 	"github.com/goplt/goplt/internal/manifest"
+	"github.com/goplt/goplt/internal/platformsecrets"
 	"github.com/goplt/goplt/internal/runner"
 	"github.com/goplt/goplt/internal/runplan"
 	"github.com/goplt/goplt/internal/stacktest"
@@ -267,7 +268,7 @@ func (p *Platform) Admin(t testing.TB) *User {
 		if err != nil {
 			t.Fatal(err)
 		}
-		sec := f[localsecrets.BootstrapAdmin]
+		sec := f[platformsecrets.BootstrapAdmin]
 		p.admin = &User{Email: sec["email"], Password: sec["password"], p: p}
 	}
 	if time.Since(p.adminAt) > adminLogin {

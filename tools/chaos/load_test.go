@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/goplt/goplt/internal/localsecrets"
+	"github.com/goplt/goplt/internal/platformsecrets"
 )
 
 // call sends a JSON request through the gateway.
@@ -72,7 +73,7 @@ func newReader(t *testing.T) *reader {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sec := f[localsecrets.BootstrapAdmin]
+	sec := f[platformsecrets.BootstrapAdmin]
 	admin := login(t, sec["email"], sec["password"])
 	r := &reader{t: t, email: fmt.Sprintf("chaos-reader-%d@example.com", time.Now().UnixNano()), password: readerPassword}
 	id, ok := createUser(r.email)

@@ -18,6 +18,7 @@ import (
 
 	"github.com/goplt/goplt/internal/infra"
 	"github.com/goplt/goplt/internal/localsecrets"
+	"github.com/goplt/goplt/internal/platformsecrets"
 	"github.com/goplt/goplt/internal/repo"
 )
 
@@ -139,7 +140,7 @@ func TestDaprCLIRunsThePlatform(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	adm := secrets[localsecrets.BootstrapAdmin]
+	adm := secrets[platformsecrets.BootstrapAdmin]
 	email := fmt.Sprintf("cli%d@example.com", time.Now().UnixNano())
 	var created struct{ ID string }
 	call(t, "POST", "/users", "", map[string]string{"email": email, "password": "correct horse battery staple", "displayName": "CLI"}, http.StatusCreated, &created)

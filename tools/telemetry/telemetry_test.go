@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/goplt/goplt/internal/localsecrets"
+	"github.com/goplt/goplt/internal/platformsecrets"
 	"github.com/goplt/goplt/internal/runner"
 	"github.com/goplt/goplt/internal/stacktest"
 )
@@ -311,8 +312,8 @@ func TestLogsReachTheCollector(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	adm := secrets[localsecrets.BootstrapAdmin]
-	status, body = post(t, "/login", map[string]string{"email": adm[localsecrets.BootstrapAdminEmail], "password": adm[localsecrets.BootstrapAdminPassword]}, "")
+	adm := secrets[platformsecrets.BootstrapAdmin]
+	status, body = post(t, "/login", map[string]string{"email": adm[platformsecrets.BootstrapAdminEmail], "password": adm[platformsecrets.BootstrapAdminPassword]}, "")
 	var tok struct{ AccessToken string }
 	if status != http.StatusOK || json.Unmarshal(body, &tok) != nil {
 		t.Fatalf("admin login: %d %s", status, body)

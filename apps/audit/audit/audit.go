@@ -26,7 +26,7 @@ import (
 	"github.com/goplt/goplt/apps/audit/permissions"
 	"github.com/goplt/goplt/internal/envvar"
 	"github.com/goplt/goplt/internal/kernel"
-	"github.com/goplt/goplt/internal/localsecrets"
+	"github.com/goplt/goplt/internal/platformsecrets"
 	"github.com/goplt/goplt/internal/policydoc"
 )
 
@@ -93,11 +93,11 @@ func (m *Module) Init(k *kernel.Kernel) error {
 func (m *Module) Start(ctx context.Context) error {
 	lctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
-	sec, err := m.k.Secret(lctx, localsecrets.AuditCheckpointKey)
+	sec, err := m.k.Secret(lctx, platformsecrets.AuditCheckpointKey)
 	if err != nil {
 		return err
 	}
-	if m.key, err = localsecrets.CheckpointKey(sec[localsecrets.AuditCheckpointSeed]); err != nil {
+	if m.key, err = platformsecrets.CheckpointKey(sec[platformsecrets.AuditCheckpointSeed]); err != nil {
 		return err
 	}
 	m.kid = KeyID(m.key.Public().(ed25519.PublicKey))

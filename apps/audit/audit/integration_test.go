@@ -27,6 +27,7 @@ import (
 	"github.com/goplt/goplt/internal/envvar"
 	"github.com/goplt/goplt/internal/invoke"
 	"github.com/goplt/goplt/internal/localsecrets"
+	"github.com/goplt/goplt/internal/platformsecrets"
 	"github.com/goplt/goplt/internal/runner"
 	"github.com/goplt/goplt/internal/stacktest"
 )
@@ -326,7 +327,7 @@ func checkpointKey(t testing.TB) ed25519.PublicKey {
 	if err != nil {
 		t.Fatal(err)
 	}
-	k, err := localsecrets.CheckpointKey(f[localsecrets.AuditCheckpointKey][localsecrets.AuditCheckpointSeed])
+	k, err := platformsecrets.CheckpointKey(f[platformsecrets.AuditCheckpointKey][platformsecrets.AuditCheckpointSeed])
 	if err != nil {
 		t.Fatal(err)
 	}

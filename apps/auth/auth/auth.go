@@ -18,7 +18,7 @@ import (
 	identity "github.com/goplt/goplt/apps/identity/client"
 	"github.com/goplt/goplt/internal/envvar"
 	"github.com/goplt/goplt/internal/kernel"
-	"github.com/goplt/goplt/internal/localsecrets"
+	"github.com/goplt/goplt/internal/platformsecrets"
 	"github.com/goplt/goplt/internal/token"
 )
 
@@ -113,13 +113,13 @@ func (m *Module) Start(ctx context.Context) error {
 
 // loadKeys reads the key set from the secret store through the sidecar.
 func (m *Module) loadKeys(ctx context.Context) error {
-	sec, err := m.k.Secret(ctx, localsecrets.SigningKeys)
+	sec, err := m.k.Secret(ctx, platformsecrets.SigningKeys)
 	if err != nil {
 		return err
 	}
-	ks, err := token.ParseKeySet([]byte(sec[localsecrets.SigningKeysField]))
+	ks, err := token.ParseKeySet([]byte(sec[platformsecrets.SigningKeysField]))
 	if err != nil {
-		return fmt.Errorf("secret %s: %w", localsecrets.SigningKeys, err)
+		return fmt.Errorf("secret %s: %w", platformsecrets.SigningKeys, err)
 	}
 	old := m.keys.Swap(&ks)
 	signing, _ := ks.Signing()

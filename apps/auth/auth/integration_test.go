@@ -22,6 +22,7 @@ import (
 	"github.com/goplt/goplt/internal/invoke"
 	"github.com/goplt/goplt/internal/localsecrets"
 	"github.com/goplt/goplt/internal/manifest"
+	"github.com/goplt/goplt/internal/platformsecrets"
 	"github.com/goplt/goplt/internal/runner"
 	"github.com/goplt/goplt/internal/stacktest"
 	"github.com/goplt/goplt/internal/token"
@@ -135,7 +136,7 @@ func TestBootstrapAdministrator(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sec := f[localsecrets.BootstrapAdmin]
+	sec := f[platformsecrets.BootstrapAdmin]
 	_, a := clients()
 	tok, err := a.Login(context.Background(), sec["email"], sec["password"], "")
 	if err != nil {

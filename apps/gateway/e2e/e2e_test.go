@@ -24,6 +24,7 @@ import (
 	"github.com/goplt/goplt/internal/dashboard"
 	"github.com/goplt/goplt/internal/localsecrets"
 	"github.com/goplt/goplt/internal/manifest"
+	"github.com/goplt/goplt/internal/platformsecrets"
 	"github.com/goplt/goplt/internal/runner"
 	"github.com/goplt/goplt/internal/stacktest"
 )
@@ -238,7 +239,7 @@ func admin(t testing.TB) *user {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sec := f[localsecrets.BootstrapAdmin]
+	sec := f[platformsecrets.BootstrapAdmin]
 	a := &user{Email: sec["email"], Password: sec["password"]}
 	a.login(t)
 	return a

@@ -21,8 +21,8 @@ import (
 	"github.com/goplt/goplt/internal/emailaddr"
 	"github.com/goplt/goplt/internal/envvar"
 	"github.com/goplt/goplt/internal/kernel"
-	"github.com/goplt/goplt/internal/localsecrets"
 	"github.com/goplt/goplt/internal/password"
+	"github.com/goplt/goplt/internal/platformsecrets"
 	"github.com/goplt/goplt/internal/policydoc"
 )
 
@@ -101,17 +101,17 @@ func loadRoles(path string) (map[string]bool, []string, error) {
 
 // bootstrap creates the administrator named in the identity-bootstrap-admin secret, once.
 func (m *Module) bootstrap(ctx context.Context) error {
-	sec, err := m.k.Secret(ctx, localsecrets.BootstrapAdmin)
+	sec, err := m.k.Secret(ctx, platformsecrets.BootstrapAdmin)
 	if err != nil {
 		return fmt.Errorf("bootstrap administrator: %w", err)
 	}
-	email, err := emailaddr.Normalize(sec[localsecrets.BootstrapAdminEmail])
+	email, err := emailaddr.Normalize(sec[platformsecrets.BootstrapAdminEmail])
 	if err != nil {
-		return fmt.Errorf("bootstrap administrator: secret %s: %w", localsecrets.BootstrapAdmin, err)
+		return fmt.Errorf("bootstrap administrator: secret %s: %w", platformsecrets.BootstrapAdmin, err)
 	}
-	pw := sec[localsecrets.BootstrapAdminPassword]
+	pw := sec[platformsecrets.BootstrapAdminPassword]
 	if err := password.Check(pw); err != nil {
-		return fmt.Errorf("bootstrap administrator: secret %s: %w", localsecrets.BootstrapAdmin, err)
+		return fmt.Errorf("bootstrap administrator: secret %s: %w", platformsecrets.BootstrapAdmin, err)
 	}
 	roles := []string{}
 	for r := range m.roles {
