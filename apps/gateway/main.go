@@ -7,7 +7,9 @@
 // (the compiled route table), GOPLT_GATEWAY_CORS_ORIGINS (comma-separated),
 // GOPLT_GATEWAY_RATE_LIMITS (class=rate:burst,...; default
 // "default=100:200,subject=100:200,login=5:10,register=2:5"), GOPLT_GATEWAY_BODY_LIMIT (bytes,
-// default 1 MiB), GOPLT_GATEWAY_DECISION_TTL (default 5s), GOPLT_GATEWAY_TIMEOUT (default 10s).
+// default 1 MiB), GOPLT_GATEWAY_DECISION_TTL (default 5s), GOPLT_GATEWAY_TIMEOUT (default 10s),
+// GOPLT_GATEWAY_IDEMPOTENCY_TTL (default 24h; Idempotency-Key records live in GOPLT_STATE_STORE,
+// the state store its manifest declares).
 package main
 
 import (
@@ -88,6 +90,8 @@ func run() error {
 	var ttl, timeout time.Duration
 	durations[envvar.GatewayDecisionTTL+"=5s"] = &ttl
 	durations[envvar.GatewayTimeout+"=10s"] = &timeout
+	var idemTTL time.Duration
+	durations[envvar.GatewayIdempotentTTL+"=24h"] = &idemTTL
 	for spec, dst := range durations {
 		name, def, _ := strings.Cut(spec, "=")
 		d, err := time.ParseDuration(env(name, def))
@@ -95,6 +99,9 @@ func run() error {
 			errs = append(errs, name+" must be a duration such as "+def)
 		}
 		*dst = d
+	}
+	if idemTTL < time.Second {
+		errs = append(errs, envvar.GatewayIdempotentTTL+" must be at least 1s")
 	}
 	if len(errs) > 0 {
 		return errors.New("invalid configuration:\n  " + strings.Join(errs, "\n  "))
@@ -152,7 +159,8 @@ func run() error {
 	}
 	g := gateway.New(gateway.Config{
 		Sidecar: sidecar, DaprAPIToken: token, PubSub: cfg.PubSub, Signer: signer, CheckEvent: check.Outgoing, RoutesFile: routesFile,
-		CORSOrigins: origins, Limits: limits, DefaultBodyLimit: bodyLimit, RequestTimeout: timeout, DecisionTTL: ttl, Ready: ready, TraceSampling: cfg.TraceSampling, Tracer: tracer, Meter: meter,
+		CORSOrigins: origins, Limits: limits, DefaultBodyLimit: bodyLimit, RequestTimeout: timeout, DecisionTTL: ttl, Ready: ready,
+		IdempotencyStore: cfg.StateStore, IdempotencyTTL: idemTTL, TraceSampling: cfg.TraceSampling, Tracer: tracer, Meter: meter,
 	}, table, auth.New(inv).NewVerifier(auth.VerifierOptions{Strict: true}).Cached(100000), authz.New(inv, 2*time.Second), log)
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)

@@ -181,12 +181,12 @@ func TestContractsDiff(t *testing.T) {
 		}
 		_ = os.WriteFile(p, []byte(strings.Replace(string(b), from, to, 1)), 0o644)
 	}
-	edit("manifests/notes.yaml", "    - {method: POST, path: /notes,", "    - {method: GET, path: /notes, permission: notes.note.read}\n    - {method: POST, path: /notes,")
+	edit("manifests/notes.yaml", "    - {method: POST, path: /notes,", "    - {method: GET, path: /notes/archive, permission: notes.note.read}\n    - {method: POST, path: /notes,")
 	edit("manifests/billing.yaml", "path: /billing/subscription, permission: billing.subscription.read", "path: /billing/subscription, public: true")
 	edit("schemas/http/blog.post.input.v1.json", `"required": ["title"]`, `"required": []`)
 	code, out, _ = run("contracts", "diff", old)
 	for _, want := range []string{
-		"BREAKING GET /notes [route-removed]",
+		"BREAKING GET /notes/archive [route-removed]",
 		"BREAKING GET /billing/subscription [permission-changed] permission-changed at /: public before, now requires billing.subscription.read (manifests/billing.yaml)",
 		"BREAKING POST /blog/posts [newly-required] newly-required at /request/title",
 	} {

@@ -4,6 +4,7 @@ package compile
 
 import (
 	"fmt"
+	"maps"
 	"path"
 	"slices"
 	"strings"
@@ -107,6 +108,15 @@ func (g *gen) components() {
 	if g.prof.State != nil {
 		for _, name := range sortedKeys(stateUsers) {
 			c := *g.prof.State
+			// Each app's keys carry its app id (Dapr's keyPrefix "appid", stated here rather
+			// than left to the default), so apps sharing a store never see each other's keys.
+			c.Metadata = maps.Clone(c.Metadata)
+			if c.Metadata == nil {
+				c.Metadata = map[string]any{}
+			}
+			if _, ok := c.Metadata["keyPrefix"]; !ok {
+				c.Metadata["keyPrefix"] = "appid"
+			}
 			g.fromPlatform("spec: component type and metadata", "/state")
 			g.pending = append(g.pending, stateSrc[name]...)
 			g.emit(path.Join(g.compDir, "state-"+name+".yaml"), component(g.meta(name), c, sorted(stateUsers[name])))

@@ -276,6 +276,12 @@ func (g *gen) workloads(shared []Artifact) {
 		if g.prof.TracingSamplingRate != "" {
 			env = append(env, envVar{Name: envvar.TraceSamplingRate, Value: g.prof.TracingSamplingRate})
 		}
+		if len(m.Spec.State) > 0 {
+			env = append(env, envVar{Name: envvar.StateStore, Value: m.Spec.State[0]})
+		}
+		if v := g.withProfileEnv(m, nil)[envvar.GatewayIdempotentTTL]; v != "" {
+			env = append(env, envVar{Name: envvar.GatewayIdempotentTTL, Value: v})
+		}
 		if g.prof.OTLPEndpoint != "" {
 			env = append(env, envVar{Name: envvar.OTLPEndpoint, Value: "http://" + g.prof.OTLPEndpoint})
 		}

@@ -26,7 +26,7 @@ func (g *gen) runPlan() error {
 			a.DependsOn = append(a.DependsOn, g.set.Module(d.Name).Spec.App.ID)
 		}
 		sort.Strings(a.DependsOn)
-		a.Env = AppEnv(m)
+		a.Env = g.withProfileEnv(m, AppEnv(m))
 		plan.Apps = append(plan.Apps, a)
 		all = append(all, a.ID)
 		g.from("apps: "+a.ID, m.PosOf("/spec/app"))
@@ -82,7 +82,7 @@ func (g *gen) daprRunFile() {
 		} else {
 			a.Command = m.Spec.App.Command
 		}
-		a.Env = AppEnv(m)
+		a.Env = g.withProfileEnv(m, AppEnv(m))
 		if a.Env == nil {
 			a.Env = map[string]string{}
 		}
@@ -110,6 +110,19 @@ func (g *gen) daprRunFile() {
 	g.emitNote(DaprRunFile, daprRunNote, doc)
 }
 
+// withProfileEnv adds to env what m's app gets from the profile: the gateway's idempotency
+// TTL.
+func (g *gen) withProfileEnv(m *manifest.Module, env map[string]string) map[string]string {
+	if m.Spec.App.ID == g.set.Platform.Spec.Gateway && g.prof.IdempotencyTTL != "" {
+		if env == nil {
+			env = map[string]string{}
+		}
+		env[envvar.GatewayIdempotentTTL] = g.prof.IdempotencyTTL
+		g.fromPlatform("env "+envvar.GatewayIdempotentTTL, "/idempotencyTTL")
+	}
+	return env
+}
+
 // AppEnv is the environment m's app gets from the manifests (nil if none).
 func AppEnv(m *manifest.Module) map[string]string {
 	env := map[string]string{}
@@ -118,6 +131,9 @@ func AppEnv(m *manifest.Module) map[string]string {
 	}
 	if hasEvents(m) {
 		env[envvar.PubSub] = PubSubName(m.Spec.App.ID)
+	}
+	if len(m.Spec.State) > 0 {
+		env[envvar.StateStore] = m.Spec.State[0]
 	}
 	if len(env) == 0 {
 		return nil

@@ -18,6 +18,7 @@ const (
 	TraceSamplingRate = "GOPLT_TRACE_SAMPLING_RATE" // the platform's tracing rate, 0 to 1
 	Failpoint         = "GOPLT_FAILPOINT"           // crash points for the chaos suite
 	Volumes           = "GOPLT_VOLUMES"             // holds <app id>/<volume> for declared volumes
+	StateStore        = "GOPLT_STATE_STORE"         // the app's (first) declared state store component
 	// OTLPEndpoint and OTLPTracesEndpoint are the OpenTelemetry SDK's own: where an app's
 	// exporter sends spans (OTLP/HTTP); tracing is off without either.
 	OTLPEndpoint        = "OTEL_EXPORTER_OTLP_ENDPOINT"
@@ -34,6 +35,7 @@ const (
 	GatewayBodyLimit     = "GOPLT_GATEWAY_BODY_LIMIT"
 	GatewayTimeout       = "GOPLT_GATEWAY_TIMEOUT"
 	GatewayDecisionTTL   = "GOPLT_GATEWAY_DECISION_TTL"
+	GatewayIdempotentTTL = "GOPLT_GATEWAY_IDEMPOTENCY_TTL" // how long an Idempotency-Key is remembered
 	AuthAccessTTL        = "GOPLT_AUTH_ACCESS_TTL"
 	AuthRefreshTTL       = "GOPLT_AUTH_REFRESH_TTL"
 	AuthSessionTTL       = "GOPLT_AUTH_SESSION_TTL"

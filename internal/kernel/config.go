@@ -30,7 +30,10 @@ type Config struct {
 	DBSchema     string // GOPLT_DB_SCHEMA, default the module's name
 	PubSub       string // GOPLT_PUBSUB: the pub/sub component name, default "pubsub"
 	SecretStore  string // GOPLT_SECRET_STORE: the secret store component name, default "secretstore"
-	LogLevel     slog.Level
+	// StateStore is the state store component the app's manifest declares (GOPLT_STATE_STORE;
+	// its first, if several); empty if none.
+	StateStore string
+	LogLevel   slog.Level
 	// Profiler is where Go's profiler listens (GOPLT_PPROF, e.g. 127.0.0.1:6060); empty: off.
 	Profiler string
 	// TraceSampling is the share of new traces sampled (GOPLT_TRACE_SAMPLING_RATE, 0..1); spans
@@ -71,6 +74,7 @@ func LoadConfig(args []string, getenv func(string) string) (Config, error) {
 	fs.StringVar(&c.DatabaseURL, "database-url", env(envvar.DatabaseURL, ""), "PostgreSQL URL (env GOPLT_DATABASE_URL)")
 	fs.StringVar(&c.DBSchema, "db-schema", env(envvar.DBSchema, ""), "database schema, default the module name (env GOPLT_DB_SCHEMA)")
 	fs.StringVar(&c.PubSub, "pubsub", env(envvar.PubSub, "pubsub"), "pub/sub component name (env GOPLT_PUBSUB)")
+	fs.StringVar(&c.StateStore, "state-store", env(envvar.StateStore, ""), "state store component name (env GOPLT_STATE_STORE)")
 	fs.StringVar(&c.SecretStore, "secret-store", env(envvar.SecretStore, "secretstore"), "secret store component name (env GOPLT_SECRET_STORE)")
 	fs.StringVar(&c.Profiler, "pprof", env(envvar.PProf, ""), "address for Go's profiler, off when empty (env GOPLT_PPROF)")
 	fs.StringVar(&c.Volumes, "volumes", env(envvar.Volumes, ""), "folder of the declared volumes, <app id>/<volume> (env GOPLT_VOLUMES)")

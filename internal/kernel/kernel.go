@@ -65,6 +65,7 @@ type Kernel struct {
 	metrics   metrics
 	verifier  TokenVerifier
 	useOutbox bool
+	useState  bool
 	relay     *outbox.Relay
 
 	db     *pgxpool.Pool
@@ -152,6 +153,14 @@ func (k *Kernel) Volume(name string) (string, error) {
 		return "", fmt.Errorf("volume %s: %w", name, err)
 	}
 	return dir, nil
+}
+
+// UseStateStore declares that the module keeps data in the Dapr state store its manifest
+// declares (spec.state; the first, if several) and returns that component's name, for the
+// sidecar client's state calls (Dapr). The app refuses to start when none is configured.
+func (k *Kernel) UseStateStore() string {
+	k.useState = true
+	return k.cfg.StateStore
 }
 
 // Log returns the app's logger. Log with the request's context (InfoContext and so on) to
@@ -293,6 +302,9 @@ func (k *Kernel) run(ctx context.Context) error {
 	}
 	if err := k.validate(); err != nil {
 		return err
+	}
+	if k.useState && k.cfg.StateStore == "" {
+		return &ConfigError{Err: fmt.Errorf("%s keeps data in a state store, but none is configured: declare one in its manifest (spec.state) and run it through goplt, or set %s", k.module.Name(), envvar.StateStore)}
 	}
 	if k.cfg.DatabaseURL != "" {
 		configure := func(c *pgxpool.Config) {

@@ -249,6 +249,8 @@ type Profile struct {
 	Secrets             *Component      `yaml:"secrets"`
 	NameResolution      *NameResolution `yaml:"nameResolution"`
 	TracingSamplingRate string          `yaml:"tracingSamplingRate"`
+	// IdempotencyTTL is how long the gateway remembers an Idempotency-Key (a Go duration).
+	IdempotencyTTL string `yaml:"idempotencyTTL"`
 	// OTLPEndpoint is host:port of an OTLP/HTTP receiver (an OpenTelemetry Collector) that
 	// every sidecar and app exports its spans to.
 	OTLPEndpoint string       `yaml:"otlpEndpoint"`

@@ -98,7 +98,9 @@ func TestAnswersKeepTheirContracts(t *testing.T) {
 	check(r, http.StatusCreated, "POST /notes")
 	var n struct{ ID string }
 	r.decode(t, &n)
-	check(do(t, "GET", "/notes/"+n.ID, u.tok.AccessToken, nil), http.StatusOK, "GET /notes/{id}")
+	r = do(t, "GET", "/notes/"+n.ID, u.tok.AccessToken, nil)
+	check(r, http.StatusOK, "GET /notes/{id}")
+	check(do(t, "PUT", "/notes/"+n.ID, u.tok.AccessToken, map[string]string{"text": "changed"}, "If-Match", r.header.Get("ETag")), http.StatusOK, "PUT /notes/{id}")
 	for route := range schemas {
 		if !checked[route] {
 			t.Errorf("%s declares a response schema this test does not check", route)

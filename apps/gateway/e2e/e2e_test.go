@@ -33,6 +33,7 @@ var (
 	stack   *stacktest.Stack
 	group   *runner.Group
 	base    string // the gateway's URL
+	base2   string // its second instance's ("" when benchmarking: one instance)
 	dashURL string // the developer dashboard's ("" when benchmarking: tracing off)
 	// profilers are the Go profilers' addresses by app, when GOPLT_BENCH_PROFILES names a
 	// folder for the CPU profiles BenchmarkPaths takes.
@@ -68,9 +69,16 @@ func TestMain(m *testing.M) {
 		if err != nil {
 			return nil, err
 		}
+		benchmarking := false
+		if f := flag.Lookup("test.bench"); f != nil && f.Value.String() != "" {
+			benchmarking = true
+		}
 		for i := range plan.Apps {
 			if plan.Apps[i].ID == "gateway" {
 				plan.Apps[i].AppPort = 0 // a free port, not 8080
+				if !benchmarking {
+					plan.Apps[i].Replicas = 2 // idempotency keys are shared by every instance
+				}
 			}
 		}
 		// The developer dashboard receives every sidecar's and app's spans, except when
@@ -79,7 +87,7 @@ func TestMain(m *testing.M) {
 		var dash *dashboard.Server
 		var otlp, rate string
 		stopDash := func() {}
-		if f := flag.Lookup("test.bench"); f == nil || f.Value.String() == "" {
+		if !benchmarking {
 			var err error
 			if dash, otlp, stopDash, err = startDashboard(s); err != nil {
 				return nil, err
@@ -107,6 +115,9 @@ func TestMain(m *testing.M) {
 		}
 		stack, group = s, g
 		base = "http://127.0.0.1:" + strconv.Itoa(g.App("gateway").AppPort)
+		if gws := g.Instances("gateway"); len(gws) > 1 {
+			base2 = "http://127.0.0.1:" + strconv.Itoa(gws[1].AppPort)
+		}
 		return func() { g.Stop(); stopDash() }, nil
 	})
 }
@@ -157,6 +168,12 @@ var client = &http.Client{Timeout: 30 * time.Second}
 
 func do(t testing.TB, method, path, bearer string, body any, hdr ...string) response {
 	t.Helper()
+	return doAt(t, base, method, path, bearer, body, hdr...)
+}
+
+// doAt is do through the gateway at baseURL.
+func doAt(t testing.TB, baseURL, method, path, bearer string, body any, hdr ...string) response {
+	t.Helper()
 	var rd io.Reader
 	switch b := body.(type) {
 	case nil:
@@ -166,7 +183,7 @@ func do(t testing.TB, method, path, bearer string, body any, hdr ...string) resp
 		j, _ := json.Marshal(b)
 		rd = strings.NewReader(string(j))
 	}
-	req, err := http.NewRequest(method, base+path, rd)
+	req, err := http.NewRequest(method, baseURL+path, rd)
 	if err != nil {
 		t.Fatal(err)
 	}

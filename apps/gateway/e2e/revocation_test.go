@@ -93,6 +93,9 @@ func refusedWithin(t *testing.T, w *writes, what string) {
 	}
 }
 
+// notesOfQuery counts a user's notes in the state store's table.
+const notesOfQuery = `SELECT count(*) FROM state WHERE key LIKE 'notes||note-%' AND convert_from(value, 'UTF8')::jsonb->>'owner' = $1`
+
 // count polls a query on the platform's database until it gives want, or fails after 30 s.
 func count(t *testing.T, want int, what, query string, args ...any) {
 	t.Helper()
@@ -147,10 +150,10 @@ func TestDeletedUserLosesAccessAtOnce(t *testing.T) {
 	// Every write, the ones racing the deletion included, is cleaned up: blog anonymises the
 	// posts, notes deletes them. A write landing after the clean-up would stay for good.
 	count(t, 0, "blog posts still naming the deleted user", `SELECT count(*) FROM blog.posts WHERE author_id = $1`, u.ID)
-	count(t, 0, "notes of the deleted user", `SELECT count(*) FROM notes.notes WHERE owner_id = $1`, u.ID)
+	count(t, 0, "notes of the deleted user", notesOfQuery, u.ID)
 	time.Sleep(3 * time.Second) // a late write would show by now
 	count(t, 0, "blog posts naming the deleted user, 3 s on", `SELECT count(*) FROM blog.posts WHERE author_id = $1`, u.ID)
-	count(t, 0, "notes of the deleted user, 3 s on", `SELECT count(*) FROM notes.notes WHERE owner_id = $1`, u.ID)
+	count(t, 0, "notes of the deleted user, 3 s on", notesOfQuery, u.ID)
 
 	r := do(t, "POST", "/token/refresh", "", map[string]string{"refreshToken": u.tok.RefreshToken})
 	expect(t, r, http.StatusUnauthorized, "refresh after deletion")

@@ -76,6 +76,10 @@ type Config struct {
 	Meter metric.Meter
 	// Ready reports whether the gateway can serve (its sidecar up); nil means always.
 	Ready func(ctx context.Context) error
+	// IdempotencyStore is the Dapr state store that keeps Idempotency-Key records ("": the
+	// header is not honoured); IdempotencyTTL is how long a key is remembered.
+	IdempotencyStore string
+	IdempotencyTTL   time.Duration
 }
 
 // Authorizer is what the gateway needs from authz (the typed client fits).
@@ -102,6 +106,7 @@ type Gateway struct {
 	audit    *auditQueue
 	handler  http.Handler
 	duration metric.Float64Histogram // nil without Config.Meter
+	idem     *idempotencyStore       // nil: Idempotency-Key is not honoured
 }
 
 // New builds a gateway over an initial route table.
@@ -109,6 +114,10 @@ func New(cfg Config, t *Table, v Verifier, a Authorizer, log *slog.Logger) *Gate
 	g := &Gateway{cfg: cfg, log: log, verifier: v, authz: a}
 	g.table.Store(t)
 	g.cache.ttl = cfg.DecisionTTL
+	if cfg.IdempotencyStore != "" {
+		g.idem = &idempotencyStore{sidecar: cfg.Sidecar, token: cfg.DaprAPIToken, store: cfg.IdempotencyStore,
+			client: &http.Client{Timeout: 5 * time.Second}, ttl: cfg.IdempotencyTTL, abandonAfter: 2*cfg.RequestTimeout + 5*time.Second}
+	}
 	if cfg.Meter != nil {
 		// The instrument and attributes otelhttp gives every app on the kernel, so one query
 		// covers the gateway and the modules.
@@ -382,6 +391,7 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request) {
 	if !g.rateOK(sw, r, "ip:"+ip, "default") || (rt.RateLimit != "" && !g.rateOK(sw, r, "ip:"+ip, rt.RateLimit)) {
 		return
 	}
+	var subject string
 	if !rt.Public {
 		claims, ok := g.authenticate(sw, r, &ev)
 		if !ok {
@@ -393,6 +403,7 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request) {
 		if !g.authorize(sw, r, rt, path, claims, &ev) {
 			return
 		}
+		subject = claims.Subject
 	}
 	limit := rt.BodyLimit
 	if limit <= 0 {
@@ -402,18 +413,34 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request) {
 		writeError(sw, r, http.StatusRequestEntityTooLarge, "body_too_large", fmt.Sprintf("request body exceeds %d bytes", limit))
 		return
 	}
-	if rt.request != nil {
-		if !checkBody(sw, r, rt.request, limit) {
-			return
-		}
-	} else {
+	key := r.Header.Get(IdempotencyKeyHeader)
+	idempotent := key != "" && g.idem != nil && subject != "" && r.Method != http.MethodGet && r.Method != http.MethodHead
+	if rt.request == nil && !idempotent {
 		r.Body = http.MaxBytesReader(sw, r.Body, limit)
+		g.forward(sw, r, rt, path, ip)
+		return
 	}
+	body, ok := readBody(sw, r, limit)
+	if !ok || (rt.request != nil && !checkJSON(sw, r, rt.request, body)) {
+		return
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	r.ContentLength = int64(len(body))
+	r.Header.Set("Content-Length", strconv.Itoa(len(body)))
+	if idempotent {
+		g.idempotent(sw, r, rt, path, ip, subject, key, body)
+		return
+	}
+	g.forward(sw, r, rt, path, ip)
+}
+
+// forward sends a routed request to its module's sidecar and passes the answer back.
+func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, rt *Route, path, ip string) {
 	stripInternal(r.Header)
 	ctx, cancel := context.WithTimeout(r.Context(), g.cfg.RequestTimeout)
 	defer cancel()
 	ctx = context.WithValue(ctx, ctxKey{}, &routed{route: rt, path: path, clientIP: ip})
-	g.proxy.ServeHTTP(sw, r.WithContext(ctx))
+	g.proxy.ServeHTTP(w, r.WithContext(ctx))
 }
 
 func (g *Gateway) rateOK(w http.ResponseWriter, r *http.Request, key, class string) bool {
@@ -554,43 +581,4 @@ func (g *Gateway) proxyError(w http.ResponseWriter, r *http.Request, err error) 
 		w.Header().Set("Retry-After", "2")
 		writeError(w, r, http.StatusServiceUnavailable, "module_unavailable", "the module could not be reached; retry later")
 	}
-}
-
-// decisionCache reuses authz answers for a short time (bounded; cleared when full).
-type decisionCache struct {
-	ttl time.Duration
-	mu  sync.RWMutex
-	m   map[string]cachedDecision
-}
-
-type cachedDecision struct {
-	d   authz.Decision
-	exp time.Time
-}
-
-const maxCachedDecisions = 100000
-
-func (c *decisionCache) get(k string) (authz.Decision, bool) {
-	if c.ttl <= 0 {
-		return authz.Decision{}, false
-	}
-	c.mu.RLock()
-	e, ok := c.m[k]
-	c.mu.RUnlock()
-	if !ok || time.Now().After(e.exp) {
-		return authz.Decision{}, false
-	}
-	return e.d, true
-}
-
-func (c *decisionCache) put(k string, d authz.Decision) {
-	if c.ttl <= 0 {
-		return
-	}
-	c.mu.Lock()
-	if c.m == nil || len(c.m) >= maxCachedDecisions {
-		c.m = map[string]cachedDecision{}
-	}
-	c.m[k] = cachedDecision{d: d, exp: time.Now().Add(c.ttl)}
-	c.mu.Unlock()
 }

@@ -31,6 +31,10 @@ func (fakeVerifier) Verify(_ context.Context, raw string) (*token.Claims, error)
 		c := &token.Claims{Roles: []string{"blog.editor"}}
 		c.Subject = "u-editor"
 		return c, nil
+	case "editor2":
+		c := &token.Claims{Roles: []string{"blog.editor"}}
+		c.Subject = "u-editor2"
+		return c, nil
 	case "reader":
 		c := &token.Claims{Roles: []string{"blog.reader"}}
 		c.Subject = "u-reader"

@@ -47,6 +47,18 @@ var printer = message.NewPrinter(language.English)
 // body_too_large, 400 invalid_json (not one JSON value), or 400 invalid_body with the JSON
 // pointer of the first part at fault.
 func checkBody(w http.ResponseWriter, r *http.Request, sch *jsonschema.Schema, limit int64) bool {
+	b, ok := readBody(w, r, limit)
+	if !ok || !checkJSON(w, r, sch, b) {
+		return false
+	}
+	r.Body = io.NopCloser(bytes.NewReader(b))
+	r.ContentLength = int64(len(b))
+	r.Header.Set("Content-Length", strconv.Itoa(len(b)))
+	return true
+}
+
+// readBody reads a request body of at most limit bytes; on failure it has answered.
+func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, bool) {
 	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 	if err != nil {
 		var tooBig *http.MaxBytesError
@@ -55,8 +67,13 @@ func checkBody(w http.ResponseWriter, r *http.Request, sch *jsonschema.Schema, l
 		} else {
 			writeError(w, r, http.StatusBadRequest, "invalid_json", "request body: "+err.Error())
 		}
-		return false
+		return nil, false
 	}
+	return b, true
+}
+
+// checkJSON checks a body against a schema; on failure it has answered.
+func checkJSON(w http.ResponseWriter, r *http.Request, sch *jsonschema.Schema, b []byte) bool {
 	v, err := jsonschema.UnmarshalJSON(bytes.NewReader(b))
 	if err != nil {
 		writeError(w, r, http.StatusBadRequest, "invalid_json", "request body is not one JSON value: "+err.Error())
@@ -73,9 +90,6 @@ func checkBody(w http.ResponseWriter, r *http.Request, sch *jsonschema.Schema, l
 		httpx.WriteErrorAt(w, r, http.StatusBadRequest, "invalid_body", msg, pointer)
 		return false
 	}
-	r.Body = io.NopCloser(bytes.NewReader(b))
-	r.ContentLength = int64(len(b))
-	r.Header.Set("Content-Length", strconv.Itoa(len(b)))
 	return true
 }
 

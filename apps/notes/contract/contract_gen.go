@@ -15,7 +15,9 @@ import (
 func Routes() []kernel.DeclaredRoute {
 	return []kernel.DeclaredRoute{
 		{Pattern: "POST /notes", Access: kernel.Access{Permission: "notes.note.create"}},
+		{Pattern: "GET /notes", Access: kernel.Access{Permission: "notes.note.read"}},
 		{Pattern: "GET /notes/{id}", Access: kernel.Access{Permission: "notes.note.read"}},
+		{Pattern: "PUT /notes/{id}", Access: kernel.Access{Permission: "notes.note.create"}},
 	}
 }
 

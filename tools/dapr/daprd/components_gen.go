@@ -8,9 +8,12 @@ import (
 	kafka "github.com/dapr/components-contrib/pubsub/kafka"
 	sskubernetes "github.com/dapr/components-contrib/secretstores/kubernetes"
 	"github.com/dapr/components-contrib/secretstores/local/file"
+	pgv2 "github.com/dapr/components-contrib/state/postgresql/v2"
+	"github.com/dapr/dapr/pkg/components"
 	nrLoader "github.com/dapr/dapr/pkg/components/nameresolution"
 	pubsubLoader "github.com/dapr/dapr/pkg/components/pubsub"
 	secretstoresLoader "github.com/dapr/dapr/pkg/components/secretstores"
+	stateLoader "github.com/dapr/dapr/pkg/components/state"
 )
 
 // registerComponents adds the component types the compiled manifests reference, and
@@ -26,4 +29,9 @@ func registerComponents() {
 	secretstoresLoader.DefaultRegistry.RegisterComponent(sskubernetes.NewKubernetesSecretStore, "kubernetes")
 	// secretstores.local.file: secrets.
 	secretstoresLoader.DefaultRegistry.RegisterComponent(file.NewLocalSecretStore, "local.file")
+	// state.postgresql: state stores.
+	stateLoader.DefaultRegistry.RegisterComponentWithVersions("postgresql", components.Versioning{
+		Preferred: components.VersionConstructor{Version: "v2", Constructor: pgv2.NewPostgreSQLStateStore},
+		Default:   "v2",
+	})
 }
