@@ -79,12 +79,16 @@ func TestMain(m *testing.M) {
 	})
 }
 
+// writeRate is the idempotent note writes per second of faults with writes.
+const writeRate = 10
+
 // fault is one entry of the suite.
 type fault struct {
 	name   string
 	short  bool          // also in make test
 	window time.Duration // steady load before, during and after the fault
 	users  bool          // also register users (identity's outbox, billing, audit)
+	writes bool          // also write notes with idempotency keys (the state store)
 	// inject starts the fault 3 s into the window and returns when it is lifted (for kills:
 	// at once; the runner restarts what died).
 	inject func(t *testing.T, ctx context.Context)
@@ -97,6 +101,8 @@ type result struct {
 	fault                       string
 	sent, received, lost, dups  int
 	users, usersLost, usersDups int
+	writes                      writeBooks
+	writesLost, writesDups      int
 	chainOK                     bool
 	reqs, firstTryErrs, errs    int
 	recover                     time.Duration
@@ -148,7 +154,7 @@ func faults() []fault {
 			kill(t, n.Name(), n.Process())
 			kill(t, n.Name()+" sidecar", n.Sidecar())
 		}},
-		{name: "4. PostgreSQL stopped 10 s", window: 25 * time.Second, check: restarted("postgres"), inject: func(t *testing.T, ctx context.Context) {
+		{name: "4. PostgreSQL (databases and state store) stopped 10 s", short: true, window: 25 * time.Second, writes: true, check: restarted("postgres"), inject: func(t *testing.T, ctx context.Context) {
 			if err := stack.Infra.Restart(ctx, "postgres", 10*time.Second); err != nil {
 				t.Fatal(err)
 			}
@@ -184,6 +190,7 @@ func TestFaults(t *testing.T) {
 	}
 	defer db.Close()
 	reader := newReader(t)
+	writers := newWriters(t, 4)
 	run := time.Now().Unix()
 	var results []result
 	for i, f := range faults() {
@@ -195,18 +202,18 @@ func TestFaults(t *testing.T) {
 			break
 		}
 		t.Logf("fault: %s", f.name)
-		r := runFault(t, db, reader, f, fmt.Sprintf("chaos%d-f%d", run, i), eventRate, reqRate)
+		r := runFault(t, db, reader, writers, f, fmt.Sprintf("chaos%d-f%d", run, i), eventRate, reqRate)
 		results = append(results, r)
 		// Client-visible errors are reported, not failed on: a read needs its database.
-		if r.lost != 0 || r.dups != 0 || r.usersLost != 0 || r.usersDups != 0 || !r.chainOK {
-			t.Errorf("%s: %d lost, %d duplicated events; %d users lost, %d duplicated; chain ok %v",
-				f.name, r.lost, r.dups, r.usersLost, r.usersDups, r.chainOK)
+		if r.lost != 0 || r.dups != 0 || r.usersLost != 0 || r.usersDups != 0 || !r.chainOK || r.writesLost != 0 || r.writesDups != 0 || r.writes.unacked != 0 {
+			t.Errorf("%s: %d lost, %d duplicated events; %d users lost, %d duplicated; chain ok %v; notes: %d acknowledged and lost, %d duplicated, %d never acknowledged",
+				f.name, r.lost, r.dups, r.usersLost, r.usersDups, r.chainOK, r.writesLost, r.writesDups, r.writes.unacked)
 		}
 	}
 	printTable(t, results, eventRate, reqRate)
 }
 
-func runFault(t *testing.T, db *pgxpool.Pool, rd *reader, f fault, prefix string, eventRate, reqRate int) result {
+func runFault(t *testing.T, db *pgxpool.Pool, rd *reader, wr *writers, f fault, prefix string, eventRate, reqRate int) result {
 	ctx, cancel := context.WithTimeout(context.Background(), f.window)
 	defer cancel()
 	res := result{fault: f.name}
@@ -217,6 +224,14 @@ func runFault(t *testing.T, db *pgxpool.Pool, rd *reader, f fault, prefix string
 	var reqs, firstErrs, errs atomic.Int64
 	wg.Add(1)
 	go func() { defer wg.Done(); rd.load(ctx, reqRate, &reqs, &firstErrs, &errs) }()
+	var acked map[string]string
+	if f.writes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			acked, res.writes = wr.load(ctx, writeRate, prefix+"-n", time.Now().Add(f.window+2*time.Minute))
+		}()
+	}
 	var users []string
 	var usersMu sync.Mutex
 	if f.users {
@@ -276,6 +291,9 @@ func runFault(t *testing.T, db *pgxpool.Pool, rd *reader, f fault, prefix string
 	res.recover = <-recovered
 	if res.recover < 0 {
 		t.Errorf("%s: the probe event never reached the log", f.name)
+	}
+	if f.writes {
+		res.writesLost, res.writesDups = noteBooks(db, prefix+"-n", acked)
 	}
 	if f.users {
 		res.users = len(users)

@@ -19,6 +19,11 @@ import (
 
 // call sends a JSON request through the gateway.
 func call(method, path, bearer string, body any) (int, []byte, error) {
+	return callHeaders(method, path, bearer, body, nil)
+}
+
+// callHeaders is call with extra headers (name, value, ...).
+func callHeaders(method, path, bearer string, body any, hdr []string) (int, []byte, error) {
 	var rd io.Reader
 	if body != nil {
 		b, _ := json.Marshal(body)
@@ -32,6 +37,9 @@ func call(method, path, bearer string, body any) (int, []byte, error) {
 		req.Header.Set("Authorization", "Bearer "+bearer)
 	}
 	req.Header.Set("Content-Type", "application/json")
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
 	resp, err := client.Do(req)
 	if err != nil {
 		return 0, nil, err
@@ -68,6 +76,16 @@ type reader struct {
 
 const readerPassword = "correct horse battery staple"
 
+// adminToken is the bootstrap administrator's, set by newReader.
+var adminToken string
+
+// grantWriter gives a user notes.writer.
+func grantWriter(t *testing.T, id string) {
+	if status, b, err := call("PUT", "/users/"+id+"/roles", adminToken, map[string][]string{"roles": {"notes.writer"}}); err != nil || status != http.StatusOK {
+		t.Fatalf("grant notes.writer: %d %v %s", status, err, b)
+	}
+}
+
 func newReader(t *testing.T) *reader {
 	f, err := localsecrets.Read(stack.Endpoints().SecretsFile)
 	if err != nil {
@@ -75,14 +93,13 @@ func newReader(t *testing.T) *reader {
 	}
 	sec := f[platformsecrets.BootstrapAdmin]
 	admin := login(t, sec["email"], sec["password"])
+	adminToken = admin
 	r := &reader{t: t, email: fmt.Sprintf("chaos-reader-%d@example.com", time.Now().UnixNano()), password: readerPassword}
 	id, ok := createUser(r.email)
 	if !ok {
 		t.Fatal("cannot register the reader")
 	}
-	if status, b, err := call("PUT", "/users/"+id+"/roles", admin, map[string][]string{"roles": {"notes.writer"}}); err != nil || status != http.StatusOK {
-		t.Fatalf("grant notes.writer: %d %v %s", status, err, b)
-	}
+	grantWriter(t, id)
 	tok := login(t, r.email, r.password)
 	status, b, err := call("POST", "/notes", tok, map[string]string{"text": "read under fire"})
 	var n struct{ ID string }
@@ -144,8 +161,8 @@ func createUser(email string) (string, bool) {
 func printTable(t *testing.T, rs []result, eventRate, reqRate int) {
 	var b strings.Builder
 	fmt.Fprintf(&b, "\nChaos suite: steady load %d events/s into audit, %d req/s through the gateway (retry budget %d)\n\n", eventRate, reqRate, retryBudget)
-	fmt.Fprintf(&b, "| fault | events sent | received | lost | duplicates | users | users lost | user duplicates | chain | requests | failed first try | failed after retries | recovery |\n")
-	fmt.Fprintf(&b, "|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+	fmt.Fprintf(&b, "| fault | events sent | received | lost | duplicates | users | users lost | user duplicates | chain | requests | failed first try | failed after retries | notes written (key retried until 201) | notes lost | notes duplicated | recovery |\n")
+	fmt.Fprintf(&b, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, r := range rs {
 		chain := "verifies"
 		if !r.chainOK {
@@ -155,8 +172,13 @@ func printTable(t *testing.T, rs []result, eventRate, reqRate int) {
 		if r.users > 0 || r.usersLost > 0 {
 			users, ul, ud = fmt.Sprint(r.users), fmt.Sprint(r.usersLost), fmt.Sprint(r.usersDups)
 		}
-		fmt.Fprintf(&b, "| %s | %d | %d | %d | %d | %s | %s | %s | %s | %d | %d | %d | %.1f s |\n",
-			r.fault, r.sent, r.received, r.lost, r.dups, users, ul, ud, chain, r.reqs, r.firstTryErrs, r.errs, r.recover.Seconds())
+		writes, wl, wd := "-", "-", "-"
+		if r.writes.keys > 0 {
+			writes = fmt.Sprintf("%d of %d", r.writes.acked, r.writes.keys)
+			wl, wd = fmt.Sprint(r.writesLost), fmt.Sprint(r.writesDups)
+		}
+		fmt.Fprintf(&b, "| %s | %d | %d | %d | %d | %s | %s | %s | %s | %d | %d | %d | %s | %s | %s | %.1f s |\n",
+			r.fault, r.sent, r.received, r.lost, r.dups, users, ul, ud, chain, r.reqs, r.firstTryErrs, r.errs, writes, wl, wd, r.recover.Seconds())
 	}
 	fmt.Print(b.String()) // shown with -v (make chaos), and with a failure
 }
