@@ -54,11 +54,13 @@ func Jobs(stockDaprd, profiles string) []Job {
 			Rows: []Row{
 				{"a write, guarded vs unguarded (µs)", "DeletionGuard/guarded ns/op", "DeletionGuard/unguarded ns/op", Lower},
 			}},
-		{Name: "state", Title: "State through the sidecar: a write through the gateway with an Idempotency-Key vs without, at 200 req/s; one row through Dapr's state API vs the same SQL straight to PostgreSQL",
+		{Name: "state", Title: "State through the sidecar: a write through the gateway with an Idempotency-Key vs without, at 200 and 50 req/s; one row through Dapr's state API vs the same SQL straight to PostgreSQL",
 			Pkg: "github.com/goplt/goplt/apps/gateway/e2e", Bench: "Idempotency|StateVsSQL", Benchtime: "1x", Stack: true,
 			Rows: []Row{
 				{"PUT /billing/subscription p50, with a key vs without (ms)", "Idempotency keyed-p50-ms", "Idempotency plain-p50-ms", Lower},
 				{"the same, p99 (ms)", "Idempotency keyed-p99-ms", "Idempotency plain-p99-ms", Lower},
+				{"the same, CPU per request, whole machine (µs)", "Idempotency keyed-cpu-us", "Idempotency plain-cpu-us", Lower},
+				{"the same at 50 req/s, p50 (ms)", "Idempotency keyed-p50-ms-at50", "Idempotency plain-p50-ms-at50", Lower},
 				{"write one row: state API through the sidecar vs SQL (µs)", "StateVsSQL state-write-ns/op", "StateVsSQL sql-write-ns/op", Lower},
 				{"read one row: state API through the sidecar vs SQL (µs)", "StateVsSQL state-read-ns/op", "StateVsSQL sql-read-ns/op", Lower},
 			}},

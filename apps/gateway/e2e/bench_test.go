@@ -36,7 +36,7 @@ func hit(t target) (time.Duration, error) {
 	}
 	_, _ = io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
+	if resp.StatusCode/100 != 2 {
 		return 0, fmt.Errorf("%s: status %d", t.name, resp.StatusCode)
 	}
 	return time.Since(start), nil

@@ -13,11 +13,14 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/goplt/goplt/internal/stacktest"
 )
 
 // BenchmarkIdempotency: the same authenticated write (PUT /billing/subscription) through the
-// gateway at 200 req/s, with a fresh Idempotency-Key on every request and without, in turns
-// over three rounds; p50 and p99 of each.
+// gateway at 200 req/s and at 50 req/s, with a fresh Idempotency-Key on every request and
+// without, in turns over three rounds; p50 and p99 of each, and the whole machine's CPU per
+// request at 200 req/s.
 func BenchmarkIdempotency(b *testing.B) {
 	needStack(b)
 	var tokens []string
@@ -40,22 +43,45 @@ func BenchmarkIdempotency(b *testing.B) {
 		}
 	}
 	targets := []target{{name: "keyed", req: put(true)}, {name: "plain", req: put(false)}}
+	meter := stack.CPUMeter(group, "gateway", "billing")
 	for range b.N {
-		got := map[string]*run{"keyed": {}, "plain": {}}
+		got := map[string]*run{"keyed": {}, "plain": {}, "keyed@50": {}, "plain@50": {}}
+		cpu := map[string]stacktest.CPUReading{}
 		for range 3 {
 			for _, t := range targets {
+				before, err := meter.Read()
+				if err != nil {
+					b.Fatal(err)
+				}
 				r, err := fixedRate(t, 200, 5*time.Second)
 				if err != nil {
 					b.Fatal(err)
 				}
+				after, err := meter.Read()
+				if err != nil {
+					b.Fatal(err)
+				}
 				got[t.name].add(r)
+				if cpu[t.name] == nil {
+					cpu[t.name] = stacktest.CPUReading{}
+				}
+				cpu[t.name] = cpu[t.name].Plus(after.Minus(before))
+				// The same at a quarter of the rate, where the machine is not near saturation.
+				if r, err = fixedRate(t, 50, 4*time.Second); err != nil {
+					b.Fatal(err)
+				}
+				got[t.name+"@50"].add(r)
 			}
 		}
 		for _, name := range []string{"keyed", "plain"} {
-			r := got[name]
+			r, q := got[name], got[name+"@50"]
 			b.ReportMetric(float64(r.percentile(50))/1e6, name+"-p50-ms")
 			b.ReportMetric(float64(r.percentile(99))/1e6, name+"-p99-ms")
-			b.Logf("%s at 200 req/s: p50 %s p99 %s (%d requests)", name, r.percentile(50).Round(time.Microsecond), r.percentile(99).Round(time.Microsecond), r.n)
+			b.ReportMetric(float64(q.percentile(50))/1e6, name+"-p50-ms-at50")
+			b.ReportMetric(cpu[name].Per("machine", float64(r.n)), name+"-cpu-us")
+			b.Logf("%s at 200 req/s: p50 %s p99 %s (%d requests); at 50 req/s: p50 %s p99 %s; CPU per request at 200 req/s (µs):\n%s",
+				name, r.percentile(50).Round(time.Microsecond), r.percentile(99).Round(time.Microsecond), r.n,
+				q.percentile(50).Round(time.Microsecond), q.percentile(99).Round(time.Microsecond), cpu[name].Table(float64(r.n)))
 		}
 	}
 }

@@ -114,20 +114,15 @@ func New(cfg Config, t *Table, v Verifier, a Authorizer, log *slog.Logger) *Gate
 	g := &Gateway{cfg: cfg, log: log, verifier: v, authz: a}
 	g.table.Store(t)
 	g.cache.ttl = cfg.DecisionTTL
-	if cfg.IdempotencyStore != "" {
-		g.idem = &idempotencyStore{sidecar: cfg.Sidecar, token: cfg.DaprAPIToken, store: cfg.IdempotencyStore,
-			client: &http.Client{Timeout: 5 * time.Second}, ttl: cfg.IdempotencyTTL, abandonAfter: 2*cfg.RequestTimeout + 5*time.Second}
-	}
-	if cfg.Meter != nil {
-		// The instrument and attributes otelhttp gives every app on the kernel, so one query
-		// covers the gateway and the modules.
-		g.duration, _ = cfg.Meter.Float64Histogram("http.server.request.duration", metric.WithUnit("s"),
-			metric.WithDescription("Duration of HTTP server requests."),
-			metric.WithExplicitBucketBoundaries(0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10))
-	}
 	transport := &http.Transport{
 		Proxy: nil, MaxIdleConns: 1024, MaxIdleConnsPerHost: 1024, IdleConnTimeout: 90 * time.Second,
 		DialContext: (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+	}
+	if cfg.IdempotencyStore != "" {
+		// The proxy's pool of sidecar connections: a client of its own kept two idle ones,
+		// and under load every state call dialled anew.
+		g.idem = &idempotencyStore{sidecar: cfg.Sidecar, token: cfg.DaprAPIToken, store: cfg.IdempotencyStore,
+			client: &http.Client{Timeout: 5 * time.Second, Transport: transport}, ttl: cfg.IdempotencyTTL, abandonAfter: 2*cfg.RequestTimeout + 5*time.Second}
 	}
 	sidecar, _ := url.Parse(cfg.Sidecar)
 	g.proxy = &httputil.ReverseProxy{

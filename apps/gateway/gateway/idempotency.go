@@ -220,6 +220,10 @@ func (g *Gateway) idempotent(w *httpx.StatusRecorder, r *http.Request, rt *Route
 	}
 	tee := &teeWriter{ResponseWriter: w}
 	g.forward(tee, r, rt, path, ip)
+	// The client has its answer before it is recorded (one state write off its path). A
+	// repeat in that moment gets 409, and a gateway that dies in it leaves a claim that is
+	// taken over when abandoned: the same window as dying while the module works.
+	tee.Flush()
 	// The module decided (2xx, 4xx): keep its answer. A 5xx means it did not finish: free the
 	// key for a retry, except after a timeout, when the module may still be applying the
 	// request: that claim stays until it is abandoned.
