@@ -114,6 +114,13 @@ func New(cfg Config, t *Table, v Verifier, a Authorizer, log *slog.Logger) *Gate
 	g := &Gateway{cfg: cfg, log: log, verifier: v, authz: a}
 	g.table.Store(t)
 	g.cache.ttl = cfg.DecisionTTL
+	if cfg.Meter != nil {
+		// The instrument and attributes otelhttp gives every app on the kernel, so one query
+		// covers the gateway and the modules.
+		g.duration, _ = cfg.Meter.Float64Histogram("http.server.request.duration", metric.WithUnit("s"),
+			metric.WithDescription("Duration of HTTP server requests."),
+			metric.WithExplicitBucketBoundaries(0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10))
+	}
 	transport := &http.Transport{
 		Proxy: nil, MaxIdleConns: 1024, MaxIdleConnsPerHost: 1024, IdleConnTimeout: 90 * time.Second,
 		DialContext: (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,

@@ -30,6 +30,9 @@ import (
 //go:embed migrations/*.sql
 var migrations embed.FS
 
+// idempotentNotes is the UUID namespace of note ids derived from a user and an idempotency key.
+var idempotentNotes = uuid.MustParse("6f1c9e52-3b7a-4d8e-9f21-5a0c4e7b2d18")
+
 // Topic is the event published for every new note.
 const Topic = "notes.note.created"
 
@@ -117,6 +120,12 @@ func (m *Module) create(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	now := time.Now().UTC()
 	n := &stored{ID: uuid.NewString(), Text: in.Text, Owner: owner, CreatedAt: now, UpdatedAt: now}
+	if key := r.Header.Get("Idempotency-Key"); key != "" && owner != "" {
+		// The gateway frees a key when the module answers 5xx, and a 5xx here may follow a
+		// write that did land (the store failed after committing, or the note could not be
+		// removed again): the retry must find the same note, not make a second one.
+		n.ID = uuid.NewSHA1(idempotentNotes, []byte(owner+"\x00"+key)).String()
+	}
 	if in.TTLSeconds > 0 {
 		exp := now.Add(time.Duration(in.TTLSeconds) * time.Second)
 		n.ExpiresAt = &exp
@@ -131,6 +140,8 @@ func (m *Module) create(w http.ResponseWriter, r *http.Request) {
 			switch {
 			case ix.Deleted:
 				return nil, nil, errGone
+			case slices.Contains(ix.Notes, n.ID):
+				return ix, nil, nil // a retry of a write that landed: keep that note
 			case len(ix.Notes) >= maxNotesPerUser:
 				return nil, nil, errTooMany
 			}
