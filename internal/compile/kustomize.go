@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+
+	"github.com/dapr/dapr/pkg/injector/annotations"
 )
 
 // kustomization is the subset of kustomize's Kustomization goplt writes.
@@ -15,7 +17,25 @@ type kustomization struct {
 	Resources  []string        `yaml:"resources"`
 	Replicas   []replicaCount  `yaml:"replicas,omitempty"`
 	Labels     []kustomizLabel `yaml:"labels,omitempty"`
+	// Configurations are transformer configurations: kustomize merges a base's into every
+	// kustomization built on it.
+	Configurations []string `yaml:"configurations,omitempty"`
 }
+
+// transformerConfig is a kustomize transformer configuration naming more image fields.
+type transformerConfig struct {
+	Images []fieldSpec `yaml:"images"`
+}
+
+type fieldSpec struct {
+	Path string `yaml:"path"`
+	Kind string `yaml:"kind"`
+}
+
+// kustomizeConfig is the base's transformer configuration: an overlay's images: then also
+// rewrites Dapr's dapr.io/sidecar-image annotation (the injector's image for the sidecar), so
+// naming a registry once moves the sidecar too. ("\/" escapes the slash in the key.)
+const kustomizeConfig = "kustomizeconfig.yaml"
 
 type replicaCount struct {
 	Name  string `yaml:"name"`
@@ -57,7 +77,12 @@ func (g *gen) kustomizations() {
 	g.emit(path.Join(g.compDir, "kustomization.yaml"), k(comps...))
 	rel := relPath(KubernetesDeploy, g.compDir)
 	g.fromPlatform("namespace and the Kubernetes profile", "")
-	g.emit(path.Join(KubernetesDeploy, "kustomization.yaml"), k(append([]string{rel}, base...)...))
+	baseK := k(append([]string{rel}, base...)...)
+	baseK.Configurations = []string{kustomizeConfig}
+	g.emit(path.Join(KubernetesDeploy, "kustomization.yaml"), baseK)
+	g.fromPlatform("image fields of the Kubernetes profile", "")
+	g.emitNote(path.Join(KubernetesDeploy, kustomizeConfig), "# Kustomize transformer configuration: images: also rewrites the sidecar image annotation.\n",
+		transformerConfig{Images: []fieldSpec{{Path: `spec/template/metadata/annotations/` + strings.ReplaceAll(annotations.KeySidecarImage, "/", `\/`), Kind: "Deployment"}}})
 
 	up := relPath(OverlayDev, KubernetesDeploy)
 	dev := k(up)
