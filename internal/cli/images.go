@@ -22,7 +22,7 @@ import (
 const sourceURL = "https://github.com/goplt/goplt"
 
 func newImagesCmd(e *env) *cobra.Command {
-	var dir, out, push string
+	var dir, out, push, overlay string
 	cmd := &cobra.Command{
 		Use:   "images",
 		Short: "Build the OCI images of every app and of goplt's daprd, without Docker",
@@ -33,8 +33,8 @@ Builds are reproducible: one commit gives the same digests. It writes an OCI ima
 <out>/layout.
 
 --push <registry> pushes them to <registry>/<name>:<tag> and writes <out>/kustomization.yaml, an
-overlay of deploy/overlays/production that names every image by digest in that registry:
-kubectl apply -k <out>.`,
+overlay of deploy/overlays/production (or --overlay's) that names every image by digest in that
+registry: kubectl apply -k <out>.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			set, err := e.loadManifests(dir)
@@ -44,6 +44,10 @@ kubectl apply -k <out>.`,
 			prefix := set.Platform.Spec.Profiles["kubernetes"].ImagePrefix
 			if out == "" {
 				out = filepath.Join(e.home, "images")
+			}
+			// The kustomization names its base relative to out.
+			if out, err = filepath.Abs(out); err != nil {
+				return err
 			}
 			ctx := cmd.Context()
 			labels := map[string]string{"org.opencontainers.image.source": sourceURL, "org.opencontainers.image.revision": gitRevision(ctx, e.root)}
@@ -90,12 +94,16 @@ kubectl apply -k <out>.`,
 			if push == "" {
 				return nil
 			}
-			return pushAll(ctx, e, out, prefix, push, specs, built)
+			if overlay == "" {
+				overlay = filepath.Join(e.root, compile.OverlayProduction)
+			}
+			return pushAll(ctx, e, out, prefix, push, overlay, specs, built)
 		},
 	}
 	manifestsFlag(cmd, &dir)
 	cmd.Flags().StringVar(&out, "out", "", "folder for the OCI layout and the kustomization (default <home>/images)")
 	cmd.Flags().StringVar(&push, "push", "", "registry (host[:port][/path]) to push the images to")
+	cmd.Flags().StringVar(&overlay, "overlay", "", "kustomization the pushed images' overlay builds on (default deploy/overlays/production)")
 	return cmd
 }
 
@@ -107,8 +115,8 @@ func withLabels(base map[string]string, title, version string) map[string]string
 	return l
 }
 
-// pushAll pushes every image to registry and writes the overlay naming them by digest.
-func pushAll(ctx context.Context, e *env, out, prefix, registry string, specs []images.Spec, built map[string]v1.Image) error {
+// pushAll pushes every image to registry and writes an overlay of overlay naming them by digest.
+func pushAll(ctx context.Context, e *env, out, prefix, registry, overlay string, specs []images.Spec, built map[string]v1.Image) error {
 	type image struct {
 		Name    string `yaml:"name"`
 		NewName string `yaml:"newName"`
@@ -127,7 +135,14 @@ func pushAll(ctx context.Context, e *env, out, prefix, registry string, specs []
 		name, _, _ := strings.Cut(s.Ref, ":")
 		list = append(list, image{Name: name, NewName: repo, Digest: digest})
 	}
-	base, err := filepath.Rel(out, filepath.Join(e.root, compile.OverlayProduction))
+	abs, err := filepath.Abs(overlay)
+	if err != nil {
+		return err
+	}
+	if _, err := os.Stat(filepath.Join(abs, "kustomization.yaml")); err != nil {
+		return fmt.Errorf("--overlay %s: no kustomization.yaml there", overlay)
+	}
+	base, err := filepath.Rel(out, abs)
 	if err != nil {
 		return err
 	}
@@ -139,7 +154,7 @@ func pushAll(ctx context.Context, e *env, out, prefix, registry string, specs []
 		return err
 	}
 	k := filepath.Join(out, "kustomization.yaml")
-	if err := os.WriteFile(k, append([]byte("# Written by goplt images --push: the production overlay with every image by digest.\n"), b...), 0o644); err != nil {
+	if err := os.WriteFile(k, append([]byte("# Written by goplt images --push: "+filepath.ToSlash(base)+" with every image by digest.\n"), b...), 0o644); err != nil {
 		return err
 	}
 	fmt.Fprintf(e.stdout, "kustomization: %s (kubectl apply --server-side -k %s)\n", k, out)
