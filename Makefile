@@ -19,14 +19,19 @@ all: build
 build:
 	$(GO) build -o $(BIN) ./tools/goplt
 
-# PostgreSQL server binaries (the local stack), Chromium (the dashboard's browser test) and the
-# CNCF distribution registry (the image tests push to it): installed from Debian's archive when
-# missing (needs root).
+# PostgreSQL server binaries (the local stack), Chromium (the dashboard's browser test), the
+# CNCF distribution registry (the image tests push to it) and containerd, runc, the CNI plugins
+# and iptables (the Kubernetes test's real node): installed from Debian's archive when missing
+# (needs root).
 system-deps:
 	@need=""; \
 	command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need="$$need postgresql"; \
 	command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || need="$$need chromium"; \
 	command -v docker-registry >/dev/null 2>&1 || need="$$need docker-registry"; \
+	command -v containerd >/dev/null 2>&1 || need="$$need containerd"; \
+	command -v runc >/dev/null 2>&1 || need="$$need runc"; \
+	test -x /usr/lib/cni/bridge || need="$$need containernetworking-plugins"; \
+	command -v iptables >/dev/null 2>&1 || need="$$need iptables"; \
 	if [ -z "$$need" ]; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 		echo "installing from Debian's archive:$$need (apt-get install)"; \

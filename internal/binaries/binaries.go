@@ -156,9 +156,10 @@ func kubeTool(name string, cold time.Duration) Tool {
 }
 
 // Kubernetes returns the tools of the tests' Kubernetes control plane: etcd, kube-apiserver,
-// kube-controller-manager, kube-scheduler, kwok (fake nodes) and kubectl (the client users
-// apply goplt's kustomizations with). `goplt deps --kubernetes` builds them; cold, about 6
-// minutes of both cores (the apiserver alone 4).
+// kube-controller-manager, kube-scheduler, kwok (fake nodes), kubectl (the client users
+// apply goplt's kustomizations with) and the kubelet (a real node on containerd). `goplt
+// deps --kubernetes` builds them; cold, about 10 minutes of both cores (the apiserver and the
+// kubelet about 4 each).
 func Kubernetes() []Tool {
 	return []Tool{
 		{Name: "etcd", Version: EtcdVersion, Module: "tools/etcd", Package: "go.etcd.io/etcd/server/v3", ColdBuild: time.Minute},
@@ -166,6 +167,7 @@ func Kubernetes() []Tool {
 		kubeTool("kube-controller-manager", time.Minute),
 		kubeTool("kube-scheduler", 15*time.Second),
 		kubeTool("kubectl", time.Minute),
+		kubeTool("kubelet", 4*time.Minute), // the real node's agent (kubetest.Options.Kubelet)
 		{Name: "kwok", Version: KwokVersion, Module: "tools/kwok", Package: "sigs.k8s.io/kwok/cmd/kwok", ColdBuild: 90 * time.Second},
 	}
 }

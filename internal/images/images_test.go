@@ -6,7 +6,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -25,6 +24,7 @@ import (
 	"github.com/goplt/goplt/internal/binaries"
 	"github.com/goplt/goplt/internal/cli"
 	"github.com/goplt/goplt/internal/images"
+	"github.com/goplt/goplt/internal/kubetest"
 )
 
 // goplt images, as a user runs it: every app's image and goplt's daprd, built twice with the
@@ -37,7 +37,7 @@ func TestImagesBuildPushPullRun(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	registry := startRegistry(t)
+	registry := kubetest.StartRegistry(t)
 
 	first, out1 := imagesCmd(t, ctx, "--out", t.TempDir(), "--push", registry+"/goplt")
 	second, _ := imagesCmd(t, ctx, "--out", t.TempDir())
@@ -201,42 +201,5 @@ func untar(r io.ReadCloser, dir string) error {
 		if os.Geteuid() == 0 {
 			_ = os.Lchown(p, h.Uid, h.Gid)
 		}
-	}
-}
-
-// startRegistry runs Debian's docker-registry on a loopback port until the test ends.
-func startRegistry(t *testing.T) string {
-	t.Helper()
-	bin, err := exec.LookPath("docker-registry")
-	if err != nil {
-		t.Fatal("no docker-registry on PATH: `make system-deps` installs Debian's (apt-get install docker-registry)")
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	dir := t.TempDir()
-	cfg := fmt.Sprintf("version: 0.1\nlog: {level: warn, accesslog: {disabled: true}}\nstorage: {filesystem: {rootdirectory: %s}}\nhttp: {addr: %q, secret: goplt-test}\n", dir, addr)
-	if err := os.WriteFile(filepath.Join(dir, "config.yml"), []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, "serve", filepath.Join(dir, "config.yml"))
-	var logs bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	for deadline := time.Now().Add(10 * time.Second); ; {
-		if c, err := net.Dial("tcp", addr); err == nil {
-			c.Close()
-			return addr
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("registry not listening on %s: %s", addr, logs.String())
-		}
-		time.Sleep(50 * time.Millisecond)
 	}
 }

@@ -19,6 +19,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/goplt/goplt/internal/cli"
+	"github.com/goplt/goplt/internal/images"
 	"github.com/goplt/goplt/internal/repo"
 )
 
@@ -129,29 +130,8 @@ spec:
 		}
 	}
 
-	// A volume's claim waits for storage: a real cluster's default StorageClass provisions it;
-	// this one has no provisioner, so the test plays it with a PersistentVolume per claim.
-	claims, err := cp.Kubectl(ctx, nil, "get", "pvc", "-n", "goplt", "-o", `jsonpath={range .items[*]}{.metadata.name} {.spec.resources.requests.storage}{"\n"}{end}`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, line := range strings.Split(strings.TrimSpace(string(claims)), "\n") {
-		name, size, _ := strings.Cut(line, " ")
-		pv := fmt.Sprintf(`apiVersion: v1
-kind: PersistentVolume
-metadata: {name: goplt-%s}
-spec:
-  capacity: {storage: %s}
-  accessModes: [ReadWriteOnce]
-  hostPath: {path: /var/lib/kwok-volumes/%s}
-  claimRef: {namespace: goplt, name: %s}
-`, name, size, name, name)
-		if _, err := cp.Kubectl(ctx, []byte(pv), "apply", "-f", "-"); err != nil {
-			t.Fatalf("a volume for claim %s: %v", name, err)
-		}
-	}
-	if !strings.Contains(string(claims), "audit-witness 1Gi") {
-		t.Errorf("no claim audit-witness of 1Gi (audit's witness volume) among:\n%s", claims)
+	if claims := bindVolumes(ctx, t, cp); claims["audit-witness"] != "1Gi" {
+		t.Errorf("no claim audit-witness of 1Gi (audit's witness volume) among %v", claims)
 	}
 
 	// Every Deployment's Pods are admitted (restricted) and become Available on the fake node.
@@ -381,4 +361,46 @@ func podReferences(ctx context.Context, t *testing.T, cp *ControlPlane) []string
 		t.Fatalf("only %d references found: the walk is broken", len(refs))
 	}
 	return slices.Sorted(maps.Keys(refs))
+}
+
+// bindVolumes gives each claim a hostPath volume of its size and returns the claims' sizes.
+// A real cluster's default StorageClass provisions them; this one has no provisioner. On a
+// real node the folder is made, owned by the pods' user.
+func bindVolumes(ctx context.Context, t *testing.T, cp *ControlPlane) map[string]string {
+	t.Helper()
+	raw, err := cp.Kubectl(ctx, nil, "get", "pvc", "-n", "goplt", "-o", `jsonpath={range .items[*]}{.metadata.name} {.spec.resources.requests.storage}{"\n"}{end}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	claims := map[string]string{}
+	for _, line := range strings.Split(strings.TrimSpace(string(raw)), "\n") {
+		name, size, _ := strings.Cut(line, " ")
+		if name == "" {
+			continue
+		}
+		claims[name] = size
+		dir := "/var/lib/kwok-volumes/" + name
+		if cp.node != nil {
+			dir = filepath.Join(cp.node.dir, "volumes", name)
+			if err := os.MkdirAll(dir, 0o750); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chown(dir, images.User, images.User); err != nil {
+				t.Fatal(err)
+			}
+		}
+		pv := fmt.Sprintf(`apiVersion: v1
+kind: PersistentVolume
+metadata: {name: goplt-%s}
+spec:
+  capacity: {storage: %s}
+  accessModes: [ReadWriteOnce]
+  hostPath: {path: %s}
+  claimRef: {namespace: goplt, name: %s}
+`, name, size, dir, name)
+		if _, err := cp.Kubectl(ctx, []byte(pv), "apply", "-f", "-"); err != nil {
+			t.Fatalf("a volume for claim %s: %v", name, err)
+		}
+	}
+	return claims
 }

@@ -1,8 +1,9 @@
 // Package kubetest runs a real Kubernetes control plane on loopback for tests: etcd,
-// kube-apiserver, kube-controller-manager, kube-scheduler and kwok (fake nodes that run
-// pods without containers), at the versions internal/binaries pins, with kubectl as the
-// client. Certificates, keys and the kubeconfig are made in a temporary folder; nothing
-// outside it is touched.
+// kube-apiserver, kube-controller-manager, kube-scheduler and either kwok (a fake node that
+// runs pods without containers) or a real node (the kubelet on containerd and runc, pods on a
+// CNI bridge; node.go), at the versions internal/binaries pins, with kubectl as the client.
+// Certificates, keys, the kubeconfig and the node's state are made in a temporary folder;
+// outside it, only the real node's bridge (deleted on Stop) and its cgroups are touched.
 package kubetest
 
 import (
@@ -40,6 +41,11 @@ type Options struct {
 	// Nodes starts kube-controller-manager, kube-scheduler and kwok with one fake node, so
 	// Deployments get Pods that are scheduled and report Running.
 	Nodes bool
+	// Kubelet runs a real node instead of kwok's fake one (with Nodes): the pinned kubelet on
+	// containerd and runc, pods on a CNI bridge with NodeIP as its gateway. Needs root.
+	Kubelet bool
+	// Registries are host:port registries served over plain HTTP that the real node pulls from.
+	Registries []string
 	// Output receives the processes' logs (nil discards).
 	Output io.Writer
 }
@@ -51,6 +57,7 @@ type ControlPlane struct {
 	Server     string // https://127.0.0.1:<port>
 
 	kubectl string
+	node    *node // the real node, when Options.Kubelet
 	ports   *ports.Allocator
 	procs   []*proc.Process // in start order
 }
@@ -80,17 +87,18 @@ func Start(ctx context.Context, repoRoot string, o Options) (_ *ControlPlane, er
 	if c.ports, err = ports.Default(); err != nil {
 		return nil, err
 	}
-	ps, err := c.ports.Take(6)
+	ps, err := c.ports.Take(8)
 	if err != nil {
 		return nil, err
 	}
 	etcdClient, etcdPeer, apiPort, kcmPort, schedPort, kwokPort := ps[0], ps[1], ps[2], ps[3], ps[4], ps[5]
+	kubeletPort, kubeletHealth := ps[6], ps[7]
 	if err := writeCredentials(dir); err != nil {
 		return nil, err
 	}
 	c.Server = "https://127.0.0.1:" + strconv.Itoa(apiPort)
 	c.Kubeconfig = filepath.Join(dir, "kubeconfig")
-	if err := writeKubeconfig(c.Kubeconfig, c.Server, filepath.Join(dir, "ca.crt")); err != nil {
+	if err := writeKubeconfigToken(c.Kubeconfig, c.Server, filepath.Join(dir, "ca.crt"), adminToken); err != nil {
 		return nil, err
 	}
 	f := func(name string) string { return filepath.Join(dir, name) }
@@ -110,7 +118,9 @@ func Start(ctx context.Context, repoRoot string, o Options) (_ *ControlPlane, er
 		"--client-ca-file=" + f("ca.crt"), "--token-auth-file=" + f("tokens.csv"), "--authorization-mode=Node,RBAC",
 		"--service-account-issuer=https://kubernetes.default.svc.cluster.local", "--service-account-key-file=" + f("sa.pub"),
 		"--service-account-signing-key-file=" + f("sa.key"), "--service-cluster-ip-range=10.0.0.0/24",
-		"--endpoint-reconciler-type=none", "--cert-dir=" + f("apiserver-certs"), "--profiling=false"}
+		"--endpoint-reconciler-type=none", "--cert-dir=" + f("apiserver-certs"), "--profiling=false",
+		"--kubelet-client-certificate=" + f("kubelet-client.crt"), "--kubelet-client-key=" + f("kubelet-client.key"),
+		"--kubelet-preferred-address-types=InternalIP"}
 	if err := c.start(o, "kube-apiserver", bins["kube-apiserver"], api...); err != nil {
 		return nil, err
 	}
@@ -129,6 +139,15 @@ func Start(ctx context.Context, repoRoot string, o Options) (_ *ControlPlane, er
 	if err := c.start(o, "kube-scheduler", bins["kube-scheduler"], "--kubeconfig="+c.Kubeconfig, "--leader-elect=false",
 		"--bind-address=127.0.0.1", "--secure-port="+strconv.Itoa(schedPort)); err != nil {
 		return nil, err
+	}
+	if o.Kubelet {
+		if err := c.startNode(ctx, o, repoRoot, bins["kubelet"], kubeletPort, kubeletHealth); err != nil {
+			return nil, err
+		}
+		if err := c.waitNodeReady(ctx, 2*time.Minute); err != nil {
+			return nil, err
+		}
+		return c, nil
 	}
 	stages := f("kwok-stages.yaml")
 	if err := writeKwokStages(ctx, repoRoot, stages); err != nil {
@@ -194,10 +213,17 @@ func (c *ControlPlane) start(o Options, name, path string, args ...string) error
 	return nil
 }
 
-// Stop stops every process, the API server before etcd, and removes the folder.
+// Stop stops every process, the API server before etcd, and removes the folder. A real
+// node's pods are deleted through its kubelet first, so their networks are torn down.
 func (c *ControlPlane) Stop() {
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	c.stopPods(ctx)
 	for i := len(c.procs) - 1; i >= 0; i-- {
 		c.procs[i].Stop(5 * time.Second)
+	}
+	if c.node != nil {
+		c.node.clean()
 	}
 	if c.ports != nil {
 		c.ports.Close()
@@ -305,6 +331,18 @@ func writeCredentials(dir string) error {
 	if err != nil {
 		return err
 	}
+	// The API server's client certificate for kubelets (logs, exec, port-forward).
+	clientKey, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		return err
+	}
+	clientTmpl := &x509.Certificate{SerialNumber: big.NewInt(3), Subject: pkix.Name{CommonName: "kube-apiserver-kubelet-client", Organization: []string{"system:masters"}},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour), KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
+	clientDER, err := x509.CreateCertificate(rand.Reader, clientTmpl, ca, &clientKey.PublicKey, caKey)
+	if err != nil {
+		return err
+	}
 	saKey, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
 		return err
@@ -314,12 +352,15 @@ func writeCredentials(dir string) error {
 		return err
 	}
 	files := map[string][]byte{
-		"ca.crt":        pemBlock("CERTIFICATE", caDER),
-		"apiserver.crt": pemBlock("CERTIFICATE", srvDER),
-		"apiserver.key": pemBlock("RSA PRIVATE KEY", x509.MarshalPKCS1PrivateKey(srvKey)),
-		"sa.key":        pemBlock("RSA PRIVATE KEY", x509.MarshalPKCS1PrivateKey(saKey)),
-		"sa.pub":        pemBlock("PUBLIC KEY", saPub),
-		"tokens.csv":    []byte(adminToken + `,admin,admin-uid,"system:masters"` + "\n"),
+		"ca.crt":             pemBlock("CERTIFICATE", caDER),
+		"apiserver.crt":      pemBlock("CERTIFICATE", srvDER),
+		"apiserver.key":      pemBlock("RSA PRIVATE KEY", x509.MarshalPKCS1PrivateKey(srvKey)),
+		"kubelet-client.crt": pemBlock("CERTIFICATE", clientDER),
+		"kubelet-client.key": pemBlock("RSA PRIVATE KEY", x509.MarshalPKCS1PrivateKey(clientKey)),
+		"sa.key":             pemBlock("RSA PRIVATE KEY", x509.MarshalPKCS1PrivateKey(saKey)),
+		"sa.pub":             pemBlock("PUBLIC KEY", saPub),
+		"tokens.csv": []byte(adminToken + `,admin,admin-uid,"system:masters"` + "\n" +
+			nodeToken + ",system:node:" + NodeName + `,node-uid,"system:nodes"` + "\n"),
 	}
 	for name, b := range files {
 		if err := os.WriteFile(filepath.Join(dir, name), b, 0o600); err != nil {
@@ -333,7 +374,7 @@ func pemBlock(typ string, der []byte) []byte {
 	return pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der})
 }
 
-func writeKubeconfig(path, server, caFile string) error {
+func writeKubeconfigToken(path, server, caFile, token string) error {
 	ca, err := os.ReadFile(caFile)
 	if err != nil {
 		return err
@@ -350,7 +391,7 @@ contexts:
   - name: kubetest
     context: {cluster: kubetest, user: admin}
 current-context: kubetest
-`, server, base64.StdEncoding.EncodeToString(ca), adminToken)
+`, server, base64.StdEncoding.EncodeToString(ca), token)
 	return os.WriteFile(path, []byte(cfg), 0o600)
 }
 

@@ -1,7 +1,7 @@
 //go:build tools
 
 // Package tools pins the Kubernetes control plane goplt's tests run: kube-apiserver,
-// kube-controller-manager and kube-scheduler.
+// kube-controller-manager, kube-scheduler, kubectl, and the kubelet of their real node.
 package tools
 
 import (
@@ -9,4 +9,5 @@ import (
 	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
 	_ "k8s.io/kubernetes/cmd/kube-scheduler"
 	_ "k8s.io/kubernetes/cmd/kubectl"
+	_ "k8s.io/kubernetes/cmd/kubelet"
 )
