@@ -18,9 +18,9 @@ import (
 // Apply makes the broker what set says, as admin: every listed topic exists with at least its
 // partitions, every user has its password (passwords: user -> password), and each user's ACLs
 // are exactly the listed ones (others are deleted). It is idempotent, so `goplt run` applies
-// it at every start, to a new broker or a running one.
-func Apply(ctx context.Context, brokers []string, admin Credentials, set *brokeracl.Set, passwords map[string]string) error {
-	cl, err := kgo.NewClient(append(admin.ClientOpts(), kgo.SeedBrokers(brokers...))...)
+// it at every start, to a new broker or a running one. extra adds client options (TLS).
+func Apply(ctx context.Context, brokers []string, admin Credentials, set *brokeracl.Set, passwords map[string]string, extra ...kgo.Opt) error {
+	cl, err := kgo.NewClient(append(append(admin.ClientOpts(), kgo.SeedBrokers(brokers...)), extra...)...)
 	if err != nil {
 		return fmt.Errorf("broker admin client: %w", err)
 	}

@@ -8,8 +8,10 @@ package kafkabroker
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 
 	"github.com/twmb/franz-go/pkg/kfake"
@@ -27,9 +29,23 @@ func (c Credentials) ClientOpts() []kgo.Opt {
 	return []kgo.Opt{kgo.SASL(scram.Auth{User: c.User, Pass: c.Password}.AsSha512Mechanism())}
 }
 
-// Run serves the cluster until ctx ends, then flushes its data and stops. admin is the
-// superuser; topics are created by it (Apply), never automatically.
+// Listener says where brokers listen, and how, beyond the loopback defaults.
+type Listener struct {
+	// Host is the address brokers listen on and advertise; empty means loopback.
+	Host string
+	// TLS, when set, makes every broker's listener TLS (SASL inside it, as Strimzi's tls
+	// listener with SCRAM-SHA-512).
+	TLS *tls.Config
+}
+
+// Run serves the cluster on loopback until ctx ends, then flushes its data and stops. admin is
+// the superuser; topics are created by it (Apply), never automatically.
 func Run(ctx context.Context, dataDir string, ports []int, admin Credentials, log *slog.Logger) error {
+	return RunOn(ctx, Listener{}, dataDir, ports, admin, log)
+}
+
+// RunOn is Run with the listener l.
+func RunOn(ctx context.Context, l Listener, dataDir string, ports []int, admin Credentials, log *slog.Logger) error {
 	if len(ports) == 0 {
 		return fmt.Errorf("kafka broker: no ports given")
 	}
@@ -39,7 +55,20 @@ func Run(ctx context.Context, dataDir string, ports []int, admin Credentials, lo
 	if err := os.MkdirAll(dataDir, 0o755); err != nil {
 		return fmt.Errorf("kafka broker: data folder: %w", err)
 	}
-	c, err := kfake.NewCluster(
+	opts := []kfake.Opt{}
+	if l.Host != "" {
+		opts = append(opts, kfake.ListenFn(func(network, address string) (net.Listener, error) {
+			_, port, err := net.SplitHostPort(address)
+			if err != nil {
+				return nil, err
+			}
+			return net.Listen(network, net.JoinHostPort(l.Host, port))
+		}))
+	}
+	if l.TLS != nil {
+		opts = append(opts, kfake.TLS(l.TLS))
+	}
+	c, err := kfake.NewCluster(append(opts,
 		kfake.NumBrokers(len(ports)),
 		kfake.Ports(ports...),
 		kfake.DefaultNumPartitions(1),
@@ -47,7 +76,7 @@ func Run(ctx context.Context, dataDir string, ports []int, admin Credentials, lo
 		kfake.EnableSASL(),
 		kfake.Superuser("SCRAM-SHA-512", admin.User, admin.Password),
 		kfake.EnableACLs(),
-	)
+	)...)
 	if err != nil {
 		return fmt.Errorf("kafka broker: start on ports %v with data in %s: %w", ports, dataDir, err)
 	}
