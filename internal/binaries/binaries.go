@@ -142,6 +142,7 @@ const (
 	KubernetesVersion = "1.35.4"
 	EtcdVersion       = "3.6.16"
 	KwokVersion       = "0.8.0"
+	CoreDNSVersion    = "1.15.0"
 )
 
 // kubeTool is a command of k8s.io/kubernetes at KubernetesVersion, built by tools/kubernetes
@@ -155,11 +156,11 @@ func kubeTool(name string, cold time.Duration) Tool {
 	}
 }
 
-// Kubernetes returns the tools of the tests' Kubernetes control plane: etcd, kube-apiserver,
+// Kubernetes returns the tools of the tests' Kubernetes cluster: etcd, kube-apiserver,
 // kube-controller-manager, kube-scheduler, kwok (fake nodes), kubectl (the client users
-// apply goplt's kustomizations with) and the kubelet (a real node on containerd). `goplt
-// deps --kubernetes` builds them; cold, about 10 minutes of both cores (the apiserver and the
-// kubelet about 4 each).
+// apply goplt's kustomizations with), and the kubelet, kube-proxy and CoreDNS of its real node
+// (on containerd). `goplt deps --kubernetes` builds them; cold, about 16 minutes of both cores
+// (the apiserver, the kubelet and CoreDNS about 4.5 each).
 func Kubernetes() []Tool {
 	return []Tool{
 		{Name: "etcd", Version: EtcdVersion, Module: "tools/etcd", Package: "go.etcd.io/etcd/server/v3", ColdBuild: time.Minute},
@@ -167,7 +168,9 @@ func Kubernetes() []Tool {
 		kubeTool("kube-controller-manager", time.Minute),
 		kubeTool("kube-scheduler", 15*time.Second),
 		kubeTool("kubectl", time.Minute),
-		kubeTool("kubelet", 4*time.Minute), // the real node's agent (kubetest.Options.Kubelet)
+		kubeTool("kubelet", 4*time.Minute),  // the real node's agent (kubetest.Options.Kubelet)
+		kubeTool("kube-proxy", time.Minute), // the real node's Service addresses
+		{Name: "coredns", Version: CoreDNSVersion, Module: "tools/coredns", Package: "github.com/coredns/coredns", ColdBuild: 4 * time.Minute},
 		{Name: "kwok", Version: KwokVersion, Module: "tools/kwok", Package: "sigs.k8s.io/kwok/cmd/kwok", ColdBuild: 90 * time.Second},
 	}
 }

@@ -51,7 +51,7 @@ func TestGeneratedOutputDeploys(t *testing.T) {
 	defer cp.Stop()
 	t.Logf("control plane up in %v", time.Since(started).Round(time.Millisecond))
 
-	installCRDs(ctx, t, cp, root)
+	installCRDs(ctx, t, cp, root, false)
 	if err := cp.StartInjector(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -231,9 +231,9 @@ spec:
 
 // installCRDs installs Dapr's CRDs from the pinned Dapr module and Strimzi's from testdata,
 // and waits until they are established. Dapr's Subscription CRD asks for a conversion webhook
-// that Dapr's operator patches in at install; without the operator, no conversion is needed
-// (goplt writes the storage version, v2alpha1).
-func installCRDs(ctx context.Context, t *testing.T, cp *ControlPlane, root string) {
+// that Dapr's operator patches in at its start (and refuses to start without); with no
+// operator (withOperator false), the test drops it: goplt writes the storage version, v2alpha1.
+func installCRDs(ctx context.Context, t *testing.T, cp *ControlPlane, root string, withOperator bool) {
 	t.Helper()
 	cmd := exec.CommandContext(ctx, "go", "list", "-m", "-f", "{{.Dir}}", "github.com/dapr/dapr")
 	cmd.Dir = root
@@ -249,7 +249,9 @@ func installCRDs(ctx context.Context, t *testing.T, cp *ControlPlane, root strin
 		if err != nil {
 			t.Fatal(err)
 		}
-		b = conversion.ReplaceAll(b, []byte("\n  conversion:\n    strategy: None\n  names:"))
+		if !withOperator {
+			b = conversion.ReplaceAll(b, []byte("\n  conversion:\n    strategy: None\n  names:"))
+		}
 		if _, err := cp.Kubectl(ctx, b, "apply", "--server-side", "-f", "-"); err != nil {
 			t.Fatalf("install %s: %v", filepath.Base(f), err)
 		}

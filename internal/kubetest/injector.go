@@ -91,7 +91,11 @@ func (c *ControlPlane) inject(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	resp := &admissionv1.AdmissionResponse{UID: ar.Request.UID, Allowed: true}
-	patch, err := sidecarPatch(ar.Request)
+	anchors := []byte("-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n") // no Sentry: a placeholder
+	if a := c.trustAnchors.Load(); a != nil {
+		anchors = []byte(*a)
+	}
+	patch, err := sidecarPatch(ar.Request, anchors)
 	switch {
 	case err != nil:
 		resp.Allowed = false
@@ -107,8 +111,8 @@ func (c *ControlPlane) inject(w http.ResponseWriter, r *http.Request) {
 }
 
 // sidecarPatch is Dapr's injector's getPodPatchOperations with the cluster lookups replaced
-// by the chart's defaults.
-func sidecarPatch(req *admissionv1.AdmissionRequest) ([]byte, error) {
+// by the chart's defaults (with actors disabled), and Sentry's trust anchors.
+func sidecarPatch(req *admissionv1.AdmissionRequest, anchors []byte) ([]byte, error) {
 	var pod corev1.Pod
 	if err := json.Unmarshal(req.Object.Raw, &pod); err != nil {
 		return nil, err
@@ -127,8 +131,10 @@ func sidecarPatch(req *admissionv1.AdmissionRequest) ([]byte, error) {
 	s.ControlPlaneNamespace = daprNamespace
 	s.ControlPlaneTrustDomain = "cluster.local"
 	s.SentrySPIFFEID = "spiffe://cluster.local/ns/" + daprNamespace + "/dapr-sentry"
-	s.CurrentTrustAnchors = []byte("-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n")
-	s.PlacementAddress = patcher.ServicePlacement.Address(daprNamespace, domain)
+	s.CurrentTrustAnchors = anchors
+	// The chart with global.actors.enabled=false (docs/kubernetes.md): goplt uses no actors,
+	// and a sidecar given a placement address is not ready until it reaches placement.
+	s.PlacementAddress, s.ActorsService = "", ""
 	s.SidecarImage = "ghcr.io/dapr/daprd:1.16.5" // the chart's default, which dapr.io/sidecar-image overrides
 	s.SetFromPodAnnotations()
 	patch, err := s.GetPatch()

@@ -26,6 +26,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/goplt/goplt/internal/binaries"
@@ -58,8 +59,11 @@ type ControlPlane struct {
 
 	kubectl string
 	node    *node // the real node, when Options.Kubelet
-	ports   *ports.Allocator
-	procs   []*proc.Process // in start order
+	// trustAnchors are Sentry's root certificates, which the injector hands to sidecars, once
+	// InstallDapr has run.
+	trustAnchors atomic.Pointer[string]
+	ports        *ports.Allocator
+	procs        []*proc.Process // in start order
 }
 
 // Start builds or finds the pinned binaries (the cache `goplt deps --kubernetes` fills) and
@@ -87,12 +91,11 @@ func Start(ctx context.Context, repoRoot string, o Options) (_ *ControlPlane, er
 	if c.ports, err = ports.Default(); err != nil {
 		return nil, err
 	}
-	ps, err := c.ports.Take(8)
+	ps, err := c.ports.Take(10)
 	if err != nil {
 		return nil, err
 	}
 	etcdClient, etcdPeer, apiPort, kcmPort, schedPort, kwokPort := ps[0], ps[1], ps[2], ps[3], ps[4], ps[5]
-	kubeletPort, kubeletHealth := ps[6], ps[7]
 	if err := writeCredentials(dir); err != nil {
 		return nil, err
 	}
@@ -113,12 +116,21 @@ func Start(ctx context.Context, repoRoot string, o Options) (_ *ControlPlane, er
 	if err := waitHTTP(ctx, c.procs[0], &http.Client{Timeout: time.Second}, etcdURL+"/health", "", time.Minute); err != nil {
 		return nil, err
 	}
-	api := []string{"--etcd-servers=" + etcdURL, "--bind-address=127.0.0.1", "--secure-port=" + strconv.Itoa(apiPort),
-		"--advertise-address=127.0.0.1", "--tls-cert-file=" + f("apiserver.crt"), "--tls-private-key-file=" + f("apiserver.key"),
+	// With a real node the API server is also the kubernetes Service's endpoint for pods:
+	// it listens on the node's address too, and advertises it.
+	bind, advertise, reconciler := "127.0.0.1", "127.0.0.1", "none"
+	if o.Kubelet {
+		if err := ensureBridge(); err != nil {
+			return nil, err
+		}
+		bind, advertise, reconciler = "0.0.0.0", NodeIP, "lease"
+	}
+	api := []string{"--etcd-servers=" + etcdURL, "--bind-address=" + bind, "--secure-port=" + strconv.Itoa(apiPort),
+		"--advertise-address=" + advertise, "--tls-cert-file=" + f("apiserver.crt"), "--tls-private-key-file=" + f("apiserver.key"),
 		"--client-ca-file=" + f("ca.crt"), "--token-auth-file=" + f("tokens.csv"), "--authorization-mode=Node,RBAC",
 		"--service-account-issuer=https://kubernetes.default.svc.cluster.local", "--service-account-key-file=" + f("sa.pub"),
 		"--service-account-signing-key-file=" + f("sa.key"), "--service-cluster-ip-range=10.0.0.0/24",
-		"--endpoint-reconciler-type=none", "--cert-dir=" + f("apiserver-certs"), "--profiling=false",
+		"--endpoint-reconciler-type=" + reconciler, "--cert-dir=" + f("apiserver-certs"), "--profiling=false",
 		"--kubelet-client-certificate=" + f("kubelet-client.crt"), "--kubelet-client-key=" + f("kubelet-client.key"),
 		"--kubelet-preferred-address-types=InternalIP"}
 	if err := c.start(o, "kube-apiserver", bins["kube-apiserver"], api...); err != nil {
@@ -141,7 +153,7 @@ func Start(ctx context.Context, repoRoot string, o Options) (_ *ControlPlane, er
 		return nil, err
 	}
 	if o.Kubelet {
-		if err := c.startNode(ctx, o, repoRoot, bins["kubelet"], kubeletPort, kubeletHealth); err != nil {
+		if err := c.startNode(ctx, o, repoRoot, bins, ps[6:10]); err != nil {
 			return nil, err
 		}
 		if err := c.waitNodeReady(ctx, 2*time.Minute); err != nil {
@@ -325,8 +337,8 @@ func writeCredentials(dir string) error {
 	}
 	srvTmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "kube-apiserver"},
 		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour), KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, IPAddresses: []net.IP{net.ParseIP("127.0.0.1")},
-		DNSNames: []string{"localhost", "kubernetes", "kubernetes.default.svc"}}
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, IPAddresses: []net.IP{net.ParseIP("127.0.0.1"), net.ParseIP(NodeIP), net.ParseIP(kubernetesServiceIP)},
+		DNSNames: []string{"localhost", "kubernetes", "kubernetes.default.svc", "kubernetes.default.svc.cluster.local"}}
 	srvDER, err := x509.CreateCertificate(rand.Reader, srvTmpl, ca, &srvKey.PublicKey, caKey)
 	if err != nil {
 		return err

@@ -35,6 +35,8 @@ const (
 	PodCIDR = "10.217.0.0/24"
 
 	bridgeName = "goplt-kt0"
+	// kubernetesServiceIP is the kubernetes Service's address, the first of the Service range.
+	kubernetesServiceIP = "10.0.0.1"
 	// pauseImage is the sandbox image: built here (nothing can be pulled from a public
 	// registry) and imported into containerd, so it is never pulled.
 	pauseImage  = "goplt.local/kubetest/pause:1"
@@ -73,11 +75,13 @@ type node struct {
 	dir      string
 	socket   string // containerd's
 	registry []string
+	proxy    string // kube-proxy, which removes its rules on Stop
 }
 
 // startNode starts containerd, imports the pause image and starts the kubelet, which
 // registers NodeName; it does not wait for the node to be Ready.
-func (c *ControlPlane) startNode(ctx context.Context, o Options, repoRoot, kubelet string, kubeletPort, healthPort int) error {
+func (c *ControlPlane) startNode(ctx context.Context, o Options, repoRoot string, bins map[string]string, ps []int) error {
+	kubeletPort, healthPort := ps[0], ps[1]
 	if err := checkNodeHost(); err != nil {
 		return err
 	}
@@ -162,17 +166,21 @@ failCgroupV1: false
 failSwapOn: false
 containerRuntimeEndpoint: unix://%s
 clusterDomain: cluster.local
+clusterDNS: [%s]
 resolvConf: /etc/resolv.conf
 serializeImagePulls: false
 maxPods: 30
 imageGCHighThresholdPercent: 100
 imageGCLowThresholdPercent: 99
 evictionHard: {memory.available: 50Mi, nodefs.available: "1%%", nodefs.inodesFree: "1%%", imagefs.available: "1%%"}
-`, NodeIP, kubeletPort, healthPort, filepath.Join(c.Dir, "ca.crt"), n.socket)
+`, NodeIP, kubeletPort, healthPort, filepath.Join(c.Dir, "ca.crt"), n.socket, NodeIP)
 	if err := os.WriteFile(f("kubelet.yaml"), []byte(cfg), 0o644); err != nil {
 		return err
 	}
-	return c.start(o, "kubelet", kubelet, "--config="+f("kubelet.yaml"), "--kubeconfig="+kubeconfig,
+	if err := c.startNetwork(ctx, o, bins, ps[2], ps[3]); err != nil {
+		return err
+	}
+	return c.start(o, "kubelet", bins["kubelet"], "--config="+f("kubelet.yaml"), "--kubeconfig="+kubeconfig,
 		"--hostname-override="+NodeName, "--node-ip="+NodeIP, "--root-dir="+f("kubelet"),
 		"--cert-dir="+f("kubelet-pki"), "--node-labels=goplt.dev/node=real", "--v=1")
 }
@@ -272,6 +280,9 @@ func (c *ControlPlane) stopPods(ctx context.Context) {
 func (n *node) clean() {
 	killShims(n.socket)
 	unmountUnder(n.dir)
+	if n.proxy != "" {
+		_ = exec.Command(n.proxy, "--cleanup").Run()
+	}
 	_ = exec.Command("ip", "link", "del", bridgeName).Run()
 }
 
@@ -328,4 +339,22 @@ func waitSocket(ctx context.Context, path string, bound time.Duration) error {
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
+}
+
+// startNetwork starts what gives pods a cluster network beyond their bridge: kube-proxy, for
+// Service addresses (iptables rules on the host), and CoreDNS on the node's address, for
+// *.svc.cluster.local names (the kubelet's clusterDNS).
+func (c *ControlPlane) startNetwork(ctx context.Context, o Options, bins map[string]string, healthPort, metricsPort int) error {
+	corefile := filepath.Join(c.node.dir, "Corefile")
+	body := fmt.Sprintf(".:53 {\n  bind %s\n  errors\n  kubernetes cluster.local {\n    kubeconfig %s kubetest\n  }\n}\n", NodeIP, c.Kubeconfig)
+	if err := os.WriteFile(corefile, []byte(body), 0o644); err != nil {
+		return err
+	}
+	if err := c.start(o, "coredns", bins["coredns"], "-conf", corefile); err != nil {
+		return err
+	}
+	c.node.proxy = bins["kube-proxy"]
+	return c.start(o, "kube-proxy", bins["kube-proxy"], "--kubeconfig="+c.Kubeconfig, "--hostname-override="+NodeName,
+		"--cluster-cidr="+PodCIDR, "--proxy-mode=iptables", "--conntrack-max-per-core=0",
+		"--healthz-bind-address=127.0.0.1:"+strconv.Itoa(healthPort), "--metrics-bind-address=127.0.0.1:"+strconv.Itoa(metricsPort))
 }

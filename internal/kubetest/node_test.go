@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -25,14 +26,14 @@ import (
 	"github.com/goplt/goplt/internal/stacktest"
 )
 
-// The dev overlay on a real node: the kubelet on containerd and runc, images built by `goplt
-// images` and pulled by digest from a real registry, Dapr's injection, Pod Security
-// "restricted" applied by a real runtime, PostgreSQL reached over the pod network. Every app
-// container must pass its startup probe (the kernel has migrated its schema and serves
-// /healthz on the pod's address), run the pushed image, and every Pod's sidecar must be goplt's
-// daprd from the pushed image, and the runtime must run each app as Pod Security "restricted"
-// asks. The sidecars cannot connect: no Dapr control plane runs in this cluster
-// (docs/kubernetes.md, "Not done yet").
+// The dev overlay on a real node, as a user deploys it: the kubelet on containerd and runc
+// with kube-proxy and CoreDNS, images built by `goplt images` and pulled by digest from a real
+// registry, Dapr's Sentry and operator as pods, Dapr's injection, a broker where Strimzi's
+// would be, PostgreSQL over the pod network. Every app container must pass its startup probe
+// (the kernel migrated its schema), run the pushed image as Pod Security "restricted" asks,
+// every Deployment must become Available (sidecars connected), and requests must pass through
+// the gateway's Service: a public read, a user registering, being granted roles and creating a
+// post, and the gateway's audit event crossing the broker to audit.
 func TestPodsRunOnARealNode(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs a real node")
@@ -75,16 +76,27 @@ func TestPodsRunOnARealNode(t *testing.T) {
 	dbURL.Host = forward(t, NodeIP+":0", dbURL.Host)
 	t.Setenv("GOPLT_DATABASE_URL", dbURL.String())
 
-	installCRDs(ctx, t, cp, root)
+	installCRDs(ctx, t, cp, root, true)
 	if err := cp.StartInjector(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := cp.Kubectl(ctx, nil, "apply", "--server-side", "--field-manager=goplt", "--validate=strict", "-k", pushed.dir); err != nil {
-		t.Fatalf("the dev overlay with the pushed images was refused:\n%v", err)
+	dapr := time.Now()
+	if err := cp.InstallDapr(ctx, root, registry); err != nil {
+		t.Fatal(err)
 	}
+	t.Logf("Dapr's Sentry and operator Available on the node in %v", time.Since(dapr).Round(time.Millisecond))
+
+	// docs/kubernetes.md's order: the namespace, the broker (Strimzi's), the Secrets, the apps.
+	if _, err := cp.Kubectl(ctx, nil, "apply", "--server-side", "-f", filepath.Join(root, "deploy/kubernetes/namespace.yaml")); err != nil {
+		t.Fatal(err)
+	}
+	standInForStrimzi(ctx, t, cp, root)
 	var stdout, stderr bytes.Buffer
 	if code := cli.Main(ctx, []string{"secrets", "kubernetes", "--kubectl", cp.KubectlPath(), "--kubeconfig", cp.Kubeconfig}, &stdout, &stderr); code != 0 {
 		t.Fatalf("goplt secrets kubernetes: exit %d\n%s%s", code, stdout.String(), stderr.String())
+	}
+	if _, err := cp.Kubectl(ctx, nil, "apply", "--server-side", "--field-manager=goplt", "--validate=strict", "-k", pushed.dir); err != nil {
+		t.Fatalf("the dev overlay with the pushed images was refused:\n%v", err)
 	}
 	bindVolumes(ctx, t, cp)
 
@@ -113,15 +125,72 @@ func TestPodsRunOnARealNode(t *testing.T) {
 				checkRestricted(ctx, t, cp, pod.Name, cs.ContainerID)
 			}
 		}
-		// The sidecar ran goplt's daprd. It stops at its first step, getting an identity from
-		// Dapr's Sentry: no Dapr control plane runs in this cluster.
-		logs := daprdLogs(ctx, cp, pod.Name)
-		if !strings.Contains(logs, "Starting Dapr Runtime (goplt components) -- version 1.16.5") {
+		// The sidecar runs goplt's daprd.
+		if logs := daprdLogs(ctx, cp, pod.Name); !strings.Contains(logs, "Starting Dapr Runtime (goplt components) -- version 1.16.5") {
 			t.Errorf("%s: the daprd container did not run goplt's daprd:\n%s", pod.Name, logs)
-		} else if i := strings.Index(logs, "level=fatal"); i >= 0 && app == "gateway" {
-			t.Logf("gateway's sidecar: %s", strings.SplitN(logs[i:], "\n", 2)[0])
 		}
 	}
+
+	// With their sidecars connected (identity from Sentry, components from the operator, the
+	// broker over TLS), every Deployment becomes Available.
+	if _, err := cp.Kubectl(ctx, nil, "wait", "-n", "goplt", "--for=condition=Available", "deployment", "--all", "--timeout=300s"); err != nil {
+		var logs strings.Builder
+		for _, pod := range pods {
+			var kept []string
+			for _, l := range strings.Split(daprdLogs(ctx, cp, pod.Name), "\n") {
+				if !strings.Contains(l, "placement") && !strings.Contains(l, "level=info") {
+					kept = append(kept, l)
+				}
+			}
+			fmt.Fprintf(&logs, "--- %s daprd (no info, no placement):\n%s\n", pod.Name, tail(strings.Join(kept, "\n"), 15))
+		}
+		t.Fatalf("Deployments not Available on the real node: %v\n%s", err, logs.String())
+	}
+	t.Logf("every Deployment Available %v after the apply", time.Since(applied).Round(time.Millisecond))
+
+	// A request through the gateway's Service: gateway -> its sidecar -> billing's sidecar
+	// (Kubernetes name resolution, mTLS) -> billing -> PostgreSQL.
+	ip, err := cp.Kubectl(ctx, nil, "get", "service", "-n", "goplt", "gateway", "-o", "jsonpath={.spec.clusterIP}")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.Get("http://" + string(ip) + "/billing/plans")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "plans") {
+		t.Fatalf("GET /billing/plans through the gateway's Service: %s %s", resp.Status, body)
+	}
+	t.Logf("GET /billing/plans through the gateway's Service %s: %s", ip, resp.Status)
+
+	// docs/local-stack.md's walkthrough, in the cluster: a user registers, the bootstrap
+	// administrator grants roles, the user creates a post; the gateway's audit event crosses
+	// the broker (TLS, SCRAM, ACLs) to audit, which the administrator finds in the log.
+	base := "http://" + string(ip)
+	admin := secretData(ctx, t, cp)["identity-bootstrap-admin"]
+	email := fmt.Sprintf("node%d@example.com", time.Now().UnixNano())
+	var created struct{ ID string }
+	call(t, base, "POST", "/users", "", map[string]string{"email": email, "password": "correct horse battery staple", "displayName": "Node"}, http.StatusCreated, &created)
+	var admTok, userTok struct{ AccessToken string }
+	call(t, base, "POST", "/login", "", map[string]string{"email": admin["email"], "password": admin["password"]}, http.StatusOK, &admTok)
+	call(t, base, "PUT", "/users/"+created.ID+"/roles", admTok.AccessToken, map[string][]string{"roles": {"blog.editor", "blog.reader"}}, http.StatusOK, nil)
+	call(t, base, "POST", "/login", "", map[string]string{"email": email, "password": "correct horse battery staple"}, http.StatusOK, &userTok)
+	var post struct{ ID string }
+	reqID := call(t, base, "POST", "/blog/posts", userTok.AccessToken, map[string]string{"title": "On a real node", "body": "hello"}, http.StatusCreated, &post).Get("X-Request-ID")
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		var entries json.RawMessage
+		call(t, base, "GET", "/audit/entries?action=blog.post.create&actor=user:"+created.ID, admTok.AccessToken, nil, http.StatusOK, &entries)
+		if reqID != "" && strings.Contains(string(entries), reqID) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the post's creation (request %q) is not in the audit log within 30 s: %s", reqID, entries)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	t.Logf("registered, granted, logged in, created post %s and found it in the audit log, through the gateway", post.ID)
 
 	// The kernels migrated for real: each module's schema exists in the database.
 	conn, err := pgx.Connect(ctx, stack.Endpoints().PostgresURL)
@@ -298,4 +367,46 @@ func checkRestricted(ctx context.Context, t *testing.T, cp *ControlPlane, pod, c
 			t.Errorf("%s: the root filesystem is mounted %s, want read-only", pod, f[3])
 		}
 	}
+}
+
+// tail is the last n lines of s.
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// call makes one JSON request to the gateway at base and decodes the answer into out.
+func call(t *testing.T, base, method, path, token string, body any, want int, out any) http.Header {
+	t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequest(method, base+path, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != want {
+		t.Fatalf("%s %s: %s %s, want %d", method, path, resp.Status, b, want)
+	}
+	if out != nil {
+		if err := json.Unmarshal(b, out); err != nil {
+			t.Fatalf("%s %s: %v: %s", method, path, err, b)
+		}
+	}
+	return resp.Header
 }
