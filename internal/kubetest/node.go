@@ -22,9 +22,11 @@ import (
 )
 
 // A real node: the pinned kubelet on Debian's containerd and runc, pods on a CNI bridge
-// (Debian's containernetworking-plugins). It needs root: runc makes namespaces and cgroups,
-// the bridge plugin makes links. Everything lives in the control plane's folder but the
-// bridge, which Stop deletes, and the kubelet's cgroups, which a later run reuses.
+// (Debian's containernetworking-plugins), kube-proxy and CoreDNS. It needs root: runc makes
+// namespaces and cgroups, the bridge plugin makes links, kube-proxy writes iptables rules.
+// Everything lives in the control plane's folder but the bridge and kube-proxy's rules, which
+// Stop removes, and the kubelet's cgroups, which a later run reuses. One real node runs on a
+// machine at a time (the bridge and its address are fixed).
 const (
 	// NodeName is the real node's name.
 	NodeName = "goplt-node"
@@ -258,9 +260,8 @@ func (c *ControlPlane) waitNodeReady(ctx context.Context, bound time.Duration) e
 	}
 }
 
-// stopNode removes every pod through the kubelet, so each sandbox's network is torn down by
-// CNI, then stops the kubelet and containerd and undoes what outlives them: container shims,
-// mounts under the node's folder, the bridge.
+// stopPods removes every pod through the kubelet, so each sandbox's network is torn down by
+// CNI, and waits until containerd has no container left.
 func (c *ControlPlane) stopPods(ctx context.Context) {
 	if c.node == nil {
 		return
@@ -276,7 +277,8 @@ func (c *ControlPlane) stopPods(ctx context.Context) {
 	}
 }
 
-// cleanNode runs after the kubelet and containerd have stopped.
+// clean undoes what outlives the node's processes: container shims, mounts under the node's
+// folder, kube-proxy's rules, the bridge. It runs after they have stopped.
 func (n *node) clean() {
 	killShims(n.socket)
 	unmountUnder(n.dir)
