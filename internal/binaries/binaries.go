@@ -159,8 +159,11 @@ func kubeTool(name string, cold time.Duration) Tool {
 // Kubernetes returns the tools of the tests' Kubernetes cluster: etcd, kube-apiserver,
 // kube-controller-manager, kube-scheduler, kwok (fake nodes), kubectl (the client users
 // apply goplt's kustomizations with), and the kubelet, kube-proxy and CoreDNS of its real node
-// (on containerd). `goplt deps --kubernetes` builds them; cold, about 16 minutes of both cores
-// (the apiserver, the kubelet and CoreDNS about 4.5 each).
+// (on containerd). `goplt deps --kubernetes` builds them; the apiserver, the kubelet and
+// CoreDNS take about 4.5 minutes each built alone on 2 cores with a cold Go cache. All nine
+// built side by side with a cold cache compile their shared k8s.io packages once per build:
+// after 15 minutes only etcd had finished (2026-12-04), so bounding EnsureAll's parallelism is
+// worth measuring.
 func Kubernetes() []Tool {
 	return []Tool{
 		{Name: "etcd", Version: EtcdVersion, Module: "tools/etcd", Package: "go.etcd.io/etcd/server/v3", ColdBuild: time.Minute},

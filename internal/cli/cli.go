@@ -148,8 +148,9 @@ is used as is; anything missing is built once from the Go module proxy into the 
 Missing binaries build side by side, with a progress line per binary every 20 s. Cold on 2
 cores: daprd about 6 minutes, sentry 4, consul 15 (consul decides the total).
 --stock also builds Dapr's stock daprd (every component), for comparisons; --kubernetes the
-control plane the tests apply the Kubernetes output to (about 6 minutes cold); --otelcol the
-OpenTelemetry Collector the telemetry tests export to (about 90 s cold).`,
+cluster the tests apply the Kubernetes output to (a real node's kubelet, kube-proxy and
+CoreDNS included; each of the largest about 4.5 minutes cold when built alone); --otelcol
+the OpenTelemetry Collector the telemetry tests export to (about 90 s cold).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			r := e.resolver()
