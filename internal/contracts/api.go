@@ -2,7 +2,8 @@ package contracts
 
 import (
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 )
 
 // Rules an HTTP API change can break (besides the schema rules of Breaking).
@@ -71,12 +72,7 @@ type RouteChange struct {
 // the contract the handler already kept.
 func CompareAPI(old, new map[string]Route) []RouteChange {
 	var out []RouteChange
-	keys := make([]string, 0, len(old))
-	for k := range old {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
+	for _, k := range slices.Sorted(maps.Keys(old)) {
 		o := old[k]
 		n, ok := new[k]
 		if !ok {

@@ -8,6 +8,7 @@ package contracts
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"reflect"
 	"slices"
 	"sort"
@@ -210,12 +211,7 @@ type TopicChange struct {
 // breaks readers (the payload's own "version" property aside).
 func Compare(old, new map[string]Event) []TopicChange {
 	var out []TopicChange
-	topics := make([]string, 0, len(old))
-	for t := range old {
-		topics = append(topics, t)
-	}
-	sort.Strings(topics)
-	for _, t := range topics {
+	for _, t := range slices.Sorted(maps.Keys(old)) {
 		o := old[t]
 		n, ok := new[t]
 		if !ok {

@@ -74,10 +74,9 @@ func checkNodeHost() error {
 
 // node is the real node's processes and paths.
 type node struct {
-	dir      string
-	socket   string // containerd's
-	registry []string
-	proxy    string // kube-proxy, which removes its rules on Stop
+	dir    string
+	socket string // containerd's
+	proxy  string // kube-proxy, which removes its rules on Stop
 }
 
 // startNode starts containerd, imports the pause image and starts the kubelet, which
@@ -87,7 +86,7 @@ func (c *ControlPlane) startNode(ctx context.Context, o Options, repoRoot string
 	if err := checkNodeHost(); err != nil {
 		return err
 	}
-	n := &node{dir: filepath.Join(c.Dir, "node"), registry: o.Registries}
+	n := &node{dir: filepath.Join(c.Dir, "node")}
 	n.socket = filepath.Join(n.dir, "containerd.sock")
 	c.node = n
 	f := func(parts ...string) string { return filepath.Join(append([]string{n.dir}, parts...)...) }

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"encoding/json"
+	"maps"
 	"net/http"
 	"slices"
 	"strconv"
@@ -11,8 +12,17 @@ import (
 // OpenAPI returns an OpenAPI 3.1 document of the route table: every route with its summary,
 // path parameters, whether it needs a bearer token, its permission (x-goplt-permission), and
 // the request and response schemas the manifests declare (components.schemas, by name).
-// server is the gateway's base URL as its clients reach it.
+// server is the gateway's base URL as its clients reach it. The document is built once per
+// table (its schemas decoded once); each call only names the server.
 func OpenAPI(t *Table, server string) map[string]any {
+	t.openapiOnce.Do(func() { t.openapi = openAPI(t) })
+	doc := maps.Clone(t.openapi)
+	doc["servers"] = []map[string]string{{"url": server, "description": "this gateway"}}
+	return doc
+}
+
+// openAPI builds the document without its servers.
+func openAPI(t *Table) map[string]any {
 	paths := map[string]map[string]any{}
 	var tags []string
 	errorRef := map[string]any{"application/json": map[string]any{"schema": map[string]string{"$ref": "#/components/schemas/Error"}}}
@@ -90,9 +100,8 @@ func OpenAPI(t *Table, server string) map[string]any {
 			"version":     "1",
 			"description": "Every route the platform's modules expose through the gateway, compiled from their manifests.",
 		},
-		"servers": []map[string]string{{"url": server, "description": "this gateway"}},
-		"tags":    tagList,
-		"paths":   paths,
+		"tags":  tagList,
+		"paths": paths,
 		"components": map[string]any{
 			"securitySchemes": map[string]any{"bearer": map[string]string{"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
 			"schemas":         schemas,

@@ -8,6 +8,7 @@ import (
 	"os"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
 
@@ -27,6 +28,9 @@ type Table struct {
 	// Schemas are the request and response schemas the routes name, as the file holds them
 	// (the API document carries them).
 	Schemas map[string]json.RawMessage
+
+	openapiOnce sync.Once
+	openapi     map[string]any // the API document but its servers (OpenAPI)
 }
 
 // LoadTable reads and checks a route table file.
